@@ -1,0 +1,53 @@
+# kalaha-tuner: `make` (or `make help`) lists the targets.
+# Every target creates .venv first when it is missing or older than pyproject.toml.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# A CPU build that lies on disk here; an unpinned torch pulls a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+STUDY ?= smoke
+ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## Create .venv (pinned CPU torch) and install the project with its dev tools
+	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ]; then \
+		set -e; \
+		[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV); \
+		$(BIN)/python -m pip install -q --upgrade pip; \
+		$(BIN)/python -m pip install -q "$(TORCH_PIN)"; \
+		$(BIN)/python -m pip install -q -e '.[dev]'; \
+		touch $(STAMP); \
+	fi
+
+.PHONY: test
+test: install ## Run the whole test suite (real PostgreSQL included)
+	$(BIN)/python -m pytest $(ARGS)
+
+.PHONY: lint
+lint: install ## Check style with ruff (lint and format)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: install ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: bench
+bench: install ## Benchmark the batched rules engine against a plain Python loop
+	$(BIN)/python -m benchmarks.engine $(ARGS)
+
+.PHONY: clean
+clean: ## Remove caches (keeps .venv and runs/)
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

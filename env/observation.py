@@ -1,0 +1,31 @@
+"""The agent's view of a board: its own seat first, so one policy plays both seats.
+
+Kept apart from the env so that opponents (a trained policy) and the evaluator
+build exactly the observation the policy was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from env.rules import N_PITS
+
+OBS_SIZE = 14
+
+
+def observe(boards: np.ndarray, players: np.ndarray, seeds: int) -> np.ndarray:
+    """``(n, 14)`` float32 observations ``[own pits, own store, opp pits, opp store]``.
+
+    Counts are divided by the seeds per pit, so a starting pit reads 1.0 whatever
+    the variant; SB3's default MLP policy takes this as it is.
+    """
+    boards = np.atleast_2d(boards)
+    players = np.asarray(players).reshape(-1)
+    own = np.where(players[:, None] == 0, boards[:, :7], boards[:, 7:])
+    opp = np.where(players[:, None] == 0, boards[:, 7:], boards[:, :7])
+    return (np.concatenate([own, opp], axis=1) / float(seeds)).astype(np.float32)
+
+
+def obs_high(seeds: int) -> float:
+    """The largest value an observation entry can take (every seed in one hole)."""
+    return float(2 * N_PITS * seeds) / float(seeds)

@@ -1,0 +1,218 @@
+"""Opponents: random, greedy, alpha-beta minimax and a trained policy, one interface.
+
+Every opponent acts for a batch of games at once: ``act(boards, players, rng)``
+takes ``(n, 14)`` boards and the ``(n,)`` players to move and returns ``(n,)``
+pits (0..5, in the mover's own order). Acting in batches is what lets the
+evaluator play hundreds of games with one policy forward pass per ply.
+
+Opponents are named by short specs (``"random"``, ``"greedy"``, ``"minimax:4"``,
+``"policy:path/to/model.zip"``); :func:`make_opponent` is the one parser of those
+names, used by the env, the study files and the command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numba import njit
+
+from env.observation import observe
+from env.rules import N_PITS, _apply_one, legal_masks
+
+_NEG = -1.0e9
+
+
+class Opponent(Protocol):
+    """Anything that picks a legal pit for each game of a batch."""
+
+    name: str
+
+    def act(
+        self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray: ...
+
+
+def _pick_best(scores: np.ndarray, rng: np.random.Generator, tie_break: str) -> np.ndarray:
+    """Argmax per row; ties go to the lowest pit, or to a random one of the best."""
+    if tie_break == "first":
+        return scores.argmax(axis=1)
+    best = scores == scores.max(axis=1, keepdims=True)
+    noise = rng.random(scores.shape) * best
+    return noise.argmax(axis=1)
+
+
+class RandomOpponent:
+    """Uniformly random legal moves."""
+
+    name = "random"
+
+    def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
+        masks = legal_masks(boards, players.astype(np.int64))
+        return (rng.random(masks.shape) * masks).argmax(axis=1)
+
+
+@njit(cache=True)
+def _greedy_scores(boards: np.ndarray, players: np.ndarray, empty_capture: bool) -> np.ndarray:
+    n = boards.shape[0]
+    scores = np.full((n, N_PITS), _NEG)
+    for i in range(n):
+        player = players[i]
+        store = 7 * player + 6
+        for k in range(N_PITS):
+            if boards[i, 7 * player + k] == 0:
+                continue
+            child = boards[i].copy()
+            nxt, _ = _apply_one(child, player, k, empty_capture)
+            extra = 1000.0 if nxt == player else 0.0
+            scores[i, k] = extra + child[store] - boards[i, store]
+    return scores
+
+
+class GreedyOpponent:
+    """Largest immediate store gain; a move that earns an extra turn comes first."""
+
+    def __init__(self, tie_break: str = "first", empty_capture: bool = False) -> None:
+        self.name = "greedy"
+        self.tie_break = tie_break
+        self.empty_capture = empty_capture
+
+    def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
+        scores = _greedy_scores(boards, players.astype(np.int64), self.empty_capture)
+        return _pick_best(scores, rng, self.tie_break)
+
+
+@njit(cache=True)
+def _alphabeta(
+    board: np.ndarray,
+    player: int,
+    root: int,
+    depth: int,
+    alpha: float,
+    beta: float,
+    empty_capture: bool,
+) -> float:
+    """Store difference for ``root`` after a depth-limited alpha-beta search.
+
+    Depth counts changes of turn: an extra turn is part of the same ply, so a
+    chain of extra turns is always searched to its end.
+    """
+    if depth == 0:
+        return float(board[7 * root + 6] - board[7 * (1 - root) + 6])
+    maximizing = player == root
+    best = -1.0e9 if maximizing else 1.0e9
+    for k in range(N_PITS):
+        if board[7 * player + k] == 0:
+            continue
+        child = board.copy()
+        nxt, done = _apply_one(child, player, k, empty_capture)
+        if done:
+            value = float(child[7 * root + 6] - child[7 * (1 - root) + 6])
+        else:
+            # An extra turn continues the same ply: chains are searched to their end.
+            next_depth = depth if nxt == player else depth - 1
+            value = _alphabeta(child, nxt, root, next_depth, alpha, beta, empty_capture)
+        if maximizing:
+            best = max(best, value)
+            alpha = max(alpha, best)
+        else:
+            best = min(best, value)
+            beta = min(beta, best)
+        if alpha >= beta:
+            break
+    return best
+
+
+@njit(cache=True)
+def _minimax_scores(
+    boards: np.ndarray, players: np.ndarray, depth: int, empty_capture: bool
+) -> np.ndarray:
+    n = boards.shape[0]
+    scores = np.full((n, N_PITS), _NEG)
+    for i in range(n):
+        player = players[i]
+        for k in range(N_PITS):
+            if boards[i, 7 * player + k] == 0:
+                continue
+            child = boards[i].copy()
+            nxt, done = _apply_one(child, player, k, empty_capture)
+            if done or (depth <= 1 and nxt != player):
+                scores[i, k] = float(child[7 * player + 6] - child[7 * (1 - player) + 6])
+            else:
+                # Full window per root move: exact values, so ties are real ties.
+                next_depth = depth if nxt == player else depth - 1
+                scores[i, k] = _alphabeta(
+                    child, nxt, player, next_depth, -1.0e9, 1.0e9, empty_capture
+                )
+    return scores
+
+
+class MinimaxOpponent:
+    """Alpha-beta minimax of depth ``k`` on the store difference."""
+
+    def __init__(self, depth: int = 4, tie_break: str = "first", empty_capture: bool = False):
+        if depth < 1:
+            raise ValueError(f"minimax depth must be at least 1, but got {depth}")
+        self.depth = depth
+        self.name = f"minimax:{depth}"
+        self.tie_break = tie_break
+        self.empty_capture = empty_capture
+
+    def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
+        scores = _minimax_scores(boards, players.astype(np.int64), self.depth, self.empty_capture)
+        return _pick_best(scores, rng, self.tie_break)
+
+
+class PolicyOpponent:
+    """A trained (Maskable)PPO policy: from a model object or an SB3 ``.zip`` file.
+
+    It sees the board from its own seat, as it did in training, and acts with
+    action masks so that it never picks an empty pit.
+    """
+
+    def __init__(
+        self, model: Any, seeds: int = 4, deterministic: bool = True, name: str | None = None
+    ) -> None:
+        if isinstance(model, str | Path):
+            path = Path(model)
+            if not path.exists() and not path.with_suffix(".zip").exists():
+                raise ValueError(f"policy file {str(path)!r} does not exist")
+            from sb3_contrib import MaskablePPO
+
+            model = MaskablePPO.load(str(path), device="cpu")
+            name = name or f"policy:{path}"
+        self.model = model
+        self.seeds = seeds
+        self.deterministic = deterministic
+        self.name = name or "policy"
+
+    def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
+        players = players.astype(np.int64)
+        obs = observe(boards, players, self.seeds)
+        masks = legal_masks(boards, players)
+        actions, _ = self.model.predict(
+            obs, action_masks=masks, deterministic=self.deterministic
+        )
+        return np.asarray(actions, dtype=np.int64).reshape(-1)
+
+
+SPEC_HELP = "'random', 'greedy', 'minimax:K' (K >= 1) or 'policy:PATH'"
+
+
+def make_opponent(
+    spec: str, *, seeds: int = 4, empty_capture: bool = False, tie_break: str = "first"
+) -> Opponent:
+    """Build an opponent from its spec string (see the module docstring)."""
+    if not isinstance(spec, str):
+        raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
+    kind, _, arg = spec.partition(":")
+    if kind == "random" and not arg:
+        return RandomOpponent()
+    if kind == "greedy" and not arg:
+        return GreedyOpponent(tie_break=tie_break, empty_capture=empty_capture)
+    if kind == "minimax" and arg.isdigit() and int(arg) >= 1:
+        return MinimaxOpponent(int(arg), tie_break=tie_break, empty_capture=empty_capture)
+    if kind == "policy" and arg:
+        return PolicyOpponent(arg, seeds=seeds)
+    raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")

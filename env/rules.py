@@ -1,0 +1,229 @@
+"""The rules of Kalah(6, n): one batched implementation, and the single-game API on top.
+
+The board is 14 integers, ``[p0 pits 0..5, p0 store, p1 pits 0..5, p1 store]``.
+Absolute pit ``i`` lies opposite pit ``12 - i``. Each player numbers their own
+pits 0..5 in sowing order, so player ``p``'s pit ``k`` is absolute index
+``7 * p + k`` and their store is ``7 * p + 6``.
+
+Why one batched core: training, evaluation and the benchmark all step many games
+at once; the scalar functions below call the same compiled kernel with a batch
+of one, so there is exactly one place where a rule can be wrong.
+
+The rules are those of OpenSpiel's ``mancala``:
+
+1. Sow counter-clockwise from the chosen pit, one seed per hole, skipping the
+   opponent's store (13 or more seeds lap round and drop one in the origin pit).
+2. Last seed in the mover's own store: the mover moves again.
+3. Last seed in an own pit that was empty, opposite pit non-empty: that seed and
+   the opposite seeds go to the mover's store. With ``empty_capture`` the lone
+   seed is captured even when the opposite pit is empty.
+4. As soon as either side's pits are all empty, every seed left goes to the
+   store of the side it lies on, and the game is over.
+5. The larger store wins; equal stores draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+N_PITS = 6
+BOARD_SIZE = 14
+STORE = (6, 13)
+BOARD_DTYPE = np.int32
+
+
+@njit(cache=True)
+def _store_of(player: int) -> int:
+    return 7 * player + 6
+
+
+@njit(cache=True)
+def _side_empty(board: np.ndarray, player: int) -> bool:
+    base = 7 * player
+    for k in range(N_PITS):
+        if board[base + k] != 0:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _sweep(board: np.ndarray) -> None:
+    """Move every seed left in a side's pits into that side's store."""
+    for player in range(2):
+        base = 7 * player
+        total = 0
+        for k in range(N_PITS):
+            total += board[base + k]
+            board[base + k] = 0
+        board[base + 6] += total
+
+
+@njit(cache=True)
+def _apply_one(board: np.ndarray, player: int, pit: int, empty_capture: bool) -> tuple:
+    """Apply one legal move in place; return ``(next_player, game_over)``.
+
+    The caller guarantees that ``pit`` is a non-empty pit of ``player``.
+    """
+    origin = 7 * player + pit
+    own_store = 7 * player + 6
+    opp_store = 7 * (1 - player) + 6
+    seeds = board[origin]
+    board[origin] = 0
+    pos = origin
+    while seeds > 0:
+        pos = (pos + 1) % BOARD_SIZE
+        if pos == opp_store:
+            continue
+        board[pos] += 1
+        seeds -= 1
+
+    next_player = 1 - player
+    if pos == own_store:
+        next_player = player
+    elif pos // 7 == player and board[pos] == 1:
+        opposite = 12 - pos
+        if board[opposite] > 0 or empty_capture:
+            board[own_store] += board[opposite] + 1
+            board[opposite] = 0
+            board[pos] = 0
+
+    if _side_empty(board, 0) or _side_empty(board, 1):
+        _sweep(board)
+        return next_player, True
+    return next_player, False
+
+
+@njit(cache=True)
+def apply_moves(
+    boards: np.ndarray, players: np.ndarray, pits: np.ndarray, empty_capture: bool = False
+) -> tuple:
+    """Apply one move to each game of a batch, in place.
+
+    ``boards`` is ``(n, 14)``, ``players`` and ``pits`` are ``(n,)``; every move must
+    be legal (use :func:`legal_masks`). Returns ``(next_players, game_over)``.
+    """
+    n = boards.shape[0]
+    next_players = np.empty(n, dtype=np.int64)
+    over = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        nxt, done = _apply_one(boards[i], players[i], pits[i], empty_capture)
+        next_players[i] = nxt
+        over[i] = done
+    return next_players, over
+
+
+@njit(cache=True)
+def legal_masks(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
+    """``(n, 6)`` booleans: which of the mover's own pits 0..5 are non-empty."""
+    n = boards.shape[0]
+    masks = np.zeros((n, N_PITS), dtype=np.bool_)
+    for i in range(n):
+        base = 7 * players[i]
+        for k in range(N_PITS):
+            masks[i, k] = boards[i, base + k] > 0
+    return masks
+
+
+@njit(cache=True)
+def random_playouts(boards: np.ndarray, players: np.ndarray, choices: np.ndarray) -> int:
+    """Play every game of a batch to the end, picking pits from ``choices``.
+
+    ``choices`` is a ``(n, max_plies)`` array of uniform floats in [0, 1): ply ``t`` of
+    game ``i`` takes the ``floor(u * n_legal)``-th legal pit. The rules core holds no
+    RNG; the caller draws the numbers. Returns the number of moves played.
+    """
+    n = boards.shape[0]
+    moves = 0
+    for i in range(n):
+        player = players[i]
+        for t in range(choices.shape[1]):
+            base = 7 * player
+            n_legal = 0
+            for k in range(N_PITS):
+                if boards[i, base + k] > 0:
+                    n_legal += 1
+            pick = int(choices[i, t] * n_legal)
+            pit = -1
+            for k in range(N_PITS):
+                if boards[i, base + k] > 0:
+                    if pick == 0:
+                        pit = k
+                        break
+                    pick -= 1
+            player, done = _apply_one(boards[i], player, pit, False)
+            moves += 1
+            if done:
+                break
+    return moves
+
+
+# --- the single-game API: a batch of one ------------------------------------------
+
+
+def initial_board(seeds: int = 4) -> list[int]:
+    """The starting board with ``seeds`` seeds in every pit and empty stores."""
+    if not isinstance(seeds, int | np.integer) or not 1 <= seeds <= 12:
+        raise ValueError(f"seeds must be an integer between 1 and 12, but got {seeds!r}")
+    return [seeds] * N_PITS + [0] + [seeds] * N_PITS + [0]
+
+
+def _as_board(board) -> np.ndarray:
+    arr = np.asarray(board, dtype=BOARD_DTYPE)
+    if arr.shape != (BOARD_SIZE,):
+        raise ValueError(f"a board is {BOARD_SIZE} integers, but got shape {arr.shape}")
+    if (arr < 0).any():
+        raise ValueError(f"a board holds no negative counts, but got {list(arr)}")
+    return arr
+
+
+def _check_player(player: int) -> int:
+    if player not in (0, 1):
+        raise ValueError(f"player must be 0 or 1, but got {player!r}")
+    return int(player)
+
+
+def legal_pits(board, player: int) -> list[int]:
+    """The mover's non-empty pits, numbered 0..5 in their own sowing order."""
+    arr = _as_board(board)[None, :]
+    mask = legal_masks(arr, np.array([_check_player(player)], dtype=np.int64))[0]
+    return [int(k) for k in np.flatnonzero(mask)]
+
+
+def apply_move(
+    board, player: int, pit: int, empty_capture: bool = False
+) -> tuple[list[int], int, bool]:
+    """Play ``pit`` for ``player``; return ``(board_after, next_player, game_over)``.
+
+    The input board is not modified. A finished game's board has every remaining
+    seed in its side's store. An empty or out-of-range pit raises ``ValueError``.
+    """
+    player = _check_player(player)
+    boards = _as_board(board).copy()[None, :]
+    legal = legal_pits(boards[0], player)
+    if not isinstance(pit, int | np.integer) or pit not in legal:
+        raise ValueError(
+            f"pit {pit!r} is not a legal move for player {player}: expected one of "
+            f"the non-empty pits {legal}"
+        )
+    nxt, over = apply_moves(
+        boards,
+        np.array([player], dtype=np.int64),
+        np.array([pit], dtype=np.int64),
+        bool(empty_capture),
+    )
+    return [int(x) for x in boards[0]], int(nxt[0]), bool(over[0])
+
+
+def is_over(board) -> bool:
+    """Whether either side's pits are all empty."""
+    arr = _as_board(board)
+    return bool(_side_empty(arr, 0) or _side_empty(arr, 1))
+
+
+def winner(board) -> int | None:
+    """0 or 1 for the player with the larger store, ``None`` for a draw."""
+    arr = _as_board(board)
+    if arr[6] == arr[13]:
+        return None
+    return 0 if arr[6] > arr[13] else 1
