@@ -10,7 +10,7 @@ actions are masked through ``action_masks()``, the hook sb3-contrib's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +45,7 @@ class KalahaEnv(gym.Env):
     The terminal reward is +1 win, -1 loss, 0 draw; shaping terms add to it.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
@@ -68,7 +68,11 @@ class KalahaEnv(gym.Env):
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', but got {render_mode!r}")
         initial_board(seeds)  # validates seeds
-        specs = [opponent] if isinstance(opponent, str) or not isinstance(opponent, Sequence) else list(opponent)
+        specs = (
+            [opponent]
+            if isinstance(opponent, str) or not isinstance(opponent, Sequence)
+            else list(opponent)
+        )
         if not specs:
             raise ValueError("opponent must name at least one opponent")
         self.opponents = [

@@ -191,9 +191,7 @@ class PolicyOpponent:
         players = players.astype(np.int64)
         obs = observe(boards, players, self.seeds)
         masks = legal_masks(boards, players)
-        actions, _ = self.model.predict(
-            obs, action_masks=masks, deterministic=self.deterministic
-        )
+        actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 
 

@@ -41,7 +41,7 @@ def _store_of(player: int) -> int:
 @njit(cache=True)
 def _side_empty(board: np.ndarray, player: int) -> bool:
     base = 7 * player
-    for k in range(N_PITS):
+    for k in range(N_PITS):  # noqa: SIM110  (numba compiles loops, not all())
         if board[base + k] != 0:
             return False
     return True

@@ -1,0 +1,32 @@
+"""Trial artifacts: find and download a trial's model from the artifact store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import download_artifact
+
+from tuner.errors import UserError
+from tuner.objective import artifact_store
+from tuner.training import runs_dir
+
+
+def download_trial_model(study: optuna.Study, storage, number: int) -> Path:
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise UserError(
+            f"study {study.study_name!r} has no trial {number}; expected 0..{len(trials) - 1}"
+        )
+    artifact_id = trials[number].user_attrs.get("model_artifact_id")
+    if not artifact_id:
+        raise UserError(
+            f"trial {number} of {study.study_name!r} has no model artifact "
+            f"(state {trials[number].state.name}); only completed trials keep their model"
+        )
+    out = runs_dir() / "downloads" / f"{study.study_name}_trial_{number:04d}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.unlink()
+    download_artifact(artifact_store=artifact_store(), file_path=str(out), artifact_id=artifact_id)
+    return out

@@ -1,0 +1,272 @@
+"""The command line, thin: parse, call the module that does the work, print.
+
+A user's mistake (a bad study file, an unreachable database, an unknown study)
+is one line on stderr and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tuner.errors import EXIT_BAD_INPUT, UserError
+
+
+def _threads(n: int) -> None:
+    """One torch thread per worker unless told otherwise: more never helped on small nets."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from tuner.progress import Reporter
+    from tuner.spec import load_spec
+    from tuner.storage import describe, resolve_url
+    from tuner.worker import Worker
+
+    spec = load_spec(args.study)
+    _threads(args.threads)
+    worker = Worker(
+        spec,
+        args.storage,
+        max_trials=args.n_trials,
+        timeout=args.timeout,
+        device=args.device,
+        worker_index=args.worker_index,
+        reporter=Reporter(spec.budget.total_timesteps),
+    )
+    print(
+        f"worker on study {spec.study_name!r} ({describe(resolve_url(args.storage))}), "
+        f"device {worker.device}, budget {spec.n_trials} trials",
+        flush=True,
+    )
+    report = worker.run()
+    counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+    stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
+    print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
+    return 0
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from tuner.spec import load_spec
+    from tuner.storage import make_storage
+    from tuner.study import create_study
+
+    spec = load_spec(args.study)
+    create_study(spec, make_storage(args.storage))
+    print(f"study {spec.study_name!r} is ready ({spec.n_trials} trials)")
+    return 0
+
+
+def _load_existing(study_name_or_file: str, storage_url: str | None):
+    import optuna
+
+    from tuner.spec import resolve_study_path
+    from tuner.storage import describe, make_storage, resolve_url, study_names
+
+    storage = make_storage(storage_url)
+    path = resolve_study_path(study_name_or_file)
+    name = study_name_or_file
+    if path.exists():
+        from tuner.spec import load_spec
+
+        name = load_spec(path).study_name
+    if name not in study_names(storage):
+        raise UserError(
+            f"no study named {name!r} in {describe(resolve_url(storage_url))}; "
+            f"expected one of {study_names(storage)}. Run `tuner tune {name}` first"
+        )
+    return optuna.load_study(study_name=name, storage=storage), storage
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tuner.status import format_status
+
+    study, storage = _load_existing(args.study, args.storage)
+    print(format_status(study, storage))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuner.export import best_path, best_trial, export_document, write_export
+    from tuner.spec import load_spec, parse_spec
+
+    study, _ = _load_existing(args.study, args.storage)
+    trial = best_trial(study)
+    spec_data = study.user_attrs.get("spec")
+    spec = (
+        parse_spec(spec_data, f"study {study.study_name!r}") if spec_data else load_spec(args.study)
+    )
+    path = write_export(export_document(spec, trial), Path(args.out or best_path(spec.study_name)))
+    print(f"trial {trial.number} (value {trial.value:.4f}) exported to {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tuner.export import best_path, load_export, train_from_export
+
+    _threads(args.threads)
+    path = Path(args.file)
+    if not path.exists() and not path.suffix:
+        path = best_path(args.file)
+    doc = load_export(path)
+    run, out = train_from_export(
+        doc,
+        device=args.device,
+        total_timesteps=args.timesteps,
+        out=Path(args.out) if args.out else None,
+    )
+    print(
+        f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
+    )
+    _print_results(run.progress.evaluations[-1].results if run.progress.evaluations else {})
+    return 0
+
+
+def _print_results(results) -> None:
+    for name, r in results.items():
+        print(
+            f"  vs {name:<12s} win rate {r.win_rate:.3f}  [95% CI {r.ci_low:.3f}-{r.ci_high:.3f}]  "
+            f"W/D/L {r.wins}/{r.draws}/{r.losses}  first {r.win_rate_first:.3f} "
+            f"second {r.win_rate_second:.3f}  distinct games {r.distinct_games}"
+        )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from env.opponents import PolicyOpponent
+    from tuner.evaluate import evaluate_policy
+
+    _threads(args.threads)
+    model_path = args.model
+    if model_path is None:
+        from tuner.artifacts import download_trial_model
+
+        if args.study is None or args.trial is None:
+            raise UserError("evaluate: expected a MODEL path, or --study and --trial")
+        study, storage = _load_existing(args.study, args.storage)
+        model_path = str(download_trial_model(study, storage, args.trial))
+    try:
+        policy = PolicyOpponent(model_path, seeds=args.seeds)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
+    try:
+        results = evaluate_policy(
+            policy,
+            opponents,
+            args.games,
+            seeds=args.seeds,
+            opening_plies=args.opening_plies,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        raise UserError(f"--opponents: {err}") from None
+    print(f"{model_path}: {args.games} games per opponent, both seats")
+    _print_results(results)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def storage_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--storage",
+            default=None,
+            help="SQLAlchemy URL (default: $OPTUNA_STORAGE, else the SQLite file runs/optuna.db)",
+        )
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--device",
+            default=os.environ.get("KALAHA_DEVICE", "auto"),
+            help="auto, cpu, cuda or cuda:N",
+        )
+        p.add_argument(
+            "--threads",
+            type=int,
+            default=int(os.environ.get("KALAHA_TORCH_THREADS", "1")),
+            help="torch threads for this process (default 1: one worker per core)",
+        )
+
+    p = sub.add_parser("tune", help="run a worker on a study until its n_trials are done")
+    p.add_argument("study", help="study name (studies/NAME.yaml) or path to a study file")
+    storage_arg(p)
+    run_args(p)
+    p.add_argument(
+        "--n-trials", type=int, default=None, help="at most this many trials from this worker"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="claim no new trial after this many seconds"
+    )
+    p.add_argument(
+        "--worker-index",
+        type=int,
+        default=int(os.environ["WORKER_INDEX"])
+        if os.environ.get("WORKER_INDEX", "").isdigit()
+        else None,
+        help="seeds the sampler and picks the GPU (default: $WORKER_INDEX, else a random seed)",
+    )
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("create", help="create the study if it is missing")
+    p.add_argument("study")
+    storage_arg(p)
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("status", help="trial counts per state, best trial, running trials")
+    p.add_argument("study")
+    storage_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("export", help="write the best trial to studies/best/STUDY.yaml")
+    p.add_argument("study")
+    storage_arg(p)
+    p.add_argument("--out", default=None, help="where to write (default studies/best/STUDY.yaml)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", help="train the configuration of an exported file")
+    p.add_argument("file", help="an export (studies/best/STUDY.yaml) or a study name")
+    run_args(p)
+    p.add_argument("--timesteps", type=int, default=None, help="override the exported budget")
+    p.add_argument("--out", default=None, help="model path (default runs/models/STUDY.zip)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="win rates of a saved model against opponents")
+    p.add_argument("model", nargs="?", default=None, help="an SB3 .zip model file")
+    p.add_argument("--study", default=None, help="load the model artifact of this study ...")
+    p.add_argument("--trial", type=int, default=None, help="... and this trial number")
+    storage_arg(p)
+    run_args(p)
+    p.add_argument("--opponents", default="random,greedy,minimax:2")
+    p.add_argument("--games", type=int, default=200)
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--opening-plies", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

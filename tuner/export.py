@@ -1,0 +1,150 @@
+"""Best trial -> YAML; YAML -> a trained agent.
+
+The export holds the MaskablePPO keyword arguments exactly as the best trial
+built its model (recomputed by the same pure ``to_config`` from the trial's
+params and checked against what the trial recorded), the env options, the
+budget and the evaluation, plus metadata. ``tuner train`` feeds that file back
+to the same ``train`` function the trials used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from tuner.errors import UserError
+from tuner.space import to_config
+from tuner.spec import STUDIES_DIR, BudgetSpec, EvaluationSpec, StudySpec
+from tuner.training import TrainingRun, runs_dir, train
+
+FORMAT = "kalaha-tuner/best-trial/v1"
+PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")
+
+
+def best_path(study_name: str) -> Path:
+    return STUDIES_DIR / "best" / f"{study_name}.yaml"
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        counts = {s.name: 0 for s in TrialState}
+        for t in study.get_trials(deepcopy=False):
+            counts[t.state.name] += 1
+        found = ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "no trials"
+        raise UserError(
+            f"study {study.study_name!r} has no completed trial to export ({found}); "
+            "run `make tune` until one completes"
+        )
+    return study.best_trial
+
+
+def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The export as data: what to train, and where it came from."""
+    config = to_config(spec, dict(trial.params))
+    recorded = trial.user_attrs.get("config")
+    if recorded is not None and recorded != _plain(config.as_dict()):
+        raise UserError(
+            f"trial {trial.number}'s recorded config differs from what the study file gives "
+            "for its params now; the study file changed since the trial ran. Export with the "
+            "study file the trial ran with"
+        )
+    return {
+        "format": FORMAT,
+        "study": spec.study_name,
+        "trial": trial.number,
+        "value": trial.value,
+        "win_rates": trial.user_attrs.get("win_rates", {}),
+        "params": dict(trial.params),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "algorithm": "MaskablePPO",
+        "policy": "MlpPolicy",
+        "ppo_kwargs": config.ppo_kwargs,
+        "env_kwargs": config.env_kwargs,
+        "budget": spec.budget.model_dump(),
+        "evaluation": spec.evaluation.model_dump(),
+        "seed": spec.seed + trial.number,
+    }
+
+
+def _plain(data: Any) -> Any:
+    """Round-trip through YAML so tuples and lists compare equal to JSON user attrs."""
+    return yaml.safe_load(yaml.safe_dump(data))
+
+
+def write_export(doc: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Best trial of study {doc['study']!r} (trial {doc['trial']}, value {doc['value']}).\n"
+        f"# Retrain it with: tuner train {path}\n"
+    )
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(header + yaml.safe_dump(_plain(doc), sort_keys=False))
+    tmp.replace(path)  # never leave a half-written export behind
+    return path
+
+
+def load_export(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"export file {str(path)!r} does not exist; run `tuner export STUDY` first")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UserError(
+            f"{path}: expected an export with format: {FORMAT}, but got "
+            f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}"
+        )
+    for key in ("ppo_kwargs", "env_kwargs", "budget", "evaluation", "seed"):
+        if key not in doc:
+            raise UserError(f"{path}: key {key!r} is required but missing")
+    return doc
+
+
+def train_from_export(
+    doc: dict[str, Any],
+    *,
+    device: str = "auto",
+    total_timesteps: int | None = None,
+    out: Path | None = None,
+) -> tuple[TrainingRun, Path]:
+    """Train the exported configuration with the trials' own ``train``; save the model."""
+    budget = BudgetSpec.model_validate(doc["budget"])
+    evaluation = EvaluationSpec.model_validate(doc["evaluation"])
+    run = train(
+        doc["ppo_kwargs"],
+        doc["env_kwargs"],
+        total_timesteps=total_timesteps or budget.total_timesteps,
+        n_envs=budget.n_envs,
+        n_evaluations=budget.n_evaluations,
+        evaluation=evaluation,
+        seed=int(doc["seed"]),
+        device=device,
+        tensorboard_log=runs_dir() / "tensorboard" / f"{doc['study']}_train",
+        tb_log_name="train",
+    )
+    if run.progress.diverged:
+        raise UserError(f"training diverged: {run.progress.diverged}")
+    out = out or runs_dir() / "models" / f"{doc['study']}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run.model.save(out)
+    return run, out

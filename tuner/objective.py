@@ -1,0 +1,119 @@
+"""One trial: sample, build, learn with evaluations, record what was found.
+
+A trial records as user attrs the real values its model was built with, the
+win rate per opponent (with intervals and distinct-game counts), timesteps,
+env-steps per second, time split between training and evaluation, and the
+device; its final model becomes an Optuna artifact. A trial that diverges or is
+stopped raises :class:`TrialFailed` with the reason, which the worker records.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from tuner.callbacks import Evaluation
+from tuner.space import sample, to_config
+from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
+from tuner.training import runs_dir, tensorboard_dir, train
+
+
+class TrialFailed(Exception):
+    """The trial cannot give a value (diverged, stopped); the message is the reason."""
+
+
+def artifact_store() -> FileSystemArtifactStore:
+    """Trial artifacts live beside the storage, under ``runs/artifacts`` (``$KALAHA_RUNS``)."""
+    path = runs_dir() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))
+
+
+def real_values(spec: StudySpec, config_ppo: dict[str, Any], config_env: dict[str, Any]):
+    """Each searched parameter's value as the model got it (named choices resolved)."""
+    policy = config_ppo.get("policy_kwargs", {})
+    out: dict[str, Any] = {}
+    for name in spec.search_space:
+        source = policy if name in POLICY_KEYS else config_env if name in ENV_KEYS else config_ppo
+        if name in source:
+            out[name] = source[name]
+    return out
+
+
+def objective(
+    trial: optuna.Trial,
+    spec: StudySpec,
+    *,
+    device: str = "auto",
+    should_stop: Callable[[], str | None] | None = None,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> float:
+    values = sample(spec, trial)
+    config = to_config(spec, values)
+    trial.set_user_attr("real_params", real_values(spec, config.ppo_kwargs, config.env_kwargs))
+    trial.set_user_attr("config", config.as_dict())
+    if config.adjustments:
+        trial.set_user_attr("adjustments", config.adjustments)
+
+    run = train(
+        config.ppo_kwargs,
+        config.env_kwargs,
+        total_timesteps=spec.budget.total_timesteps,
+        n_envs=spec.budget.n_envs,
+        n_evaluations=spec.budget.n_evaluations,
+        evaluation=spec.evaluation,
+        seed=spec.seed + trial.number,
+        device=device,
+        tensorboard_log=tensorboard_dir(spec.study_name),
+        tb_log_name=f"trial_{trial.number:04d}",
+        trial=trial,
+        should_stop=should_stop,
+        on_evaluation=on_evaluation,
+        on_step=on_step,
+    )
+    progress = run.progress
+    trial.set_user_attr("timesteps", run.timesteps)
+    trial.set_user_attr("device", run.device)
+    trial.set_user_attr("steps_per_second", round(run.steps_per_second, 1))
+    trial.set_user_attr("train_seconds", round(run.train_seconds, 3))
+    trial.set_user_attr("eval_seconds", round(run.eval_seconds, 3))
+    trial.set_user_attr(
+        "evaluations", [{"timestep": e.timestep, "score": e.score} for e in progress.evaluations]
+    )
+    if progress.evaluations:
+        last = progress.evaluations[-1].results
+        trial.set_user_attr("win_rates", {k: round(r.win_rate, 4) for k, r in last.items()})
+        trial.set_user_attr("eval_results", {k: r.as_dict() for k, r in last.items()})
+
+    if progress.stopped:
+        raise TrialFailed(f"worker stopped: {progress.stopped}")
+    if progress.diverged:
+        raise TrialFailed(progress.diverged)
+    if progress.pruned:
+        last_ev = progress.evaluations[-1]
+        raise optuna.TrialPruned(
+            f"pruned at timestep {last_ev.timestep} with score {last_ev.score:.3f}"
+        )
+    if not progress.evaluations:
+        raise TrialFailed("training ended before any evaluation")
+
+    scores = [e.score for e in progress.evaluations]
+    if spec.evaluation.objective == "best":
+        value = max(scores) if spec.direction == "maximize" else min(scores)
+    else:
+        value = scores[-1]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
+        run.model.save(path)
+        artifact_id = upload_artifact(
+            artifact_store=artifact_store(), file_path=str(path), study_or_trial=trial
+        )
+    trial.set_user_attr("model_artifact_id", artifact_id)
+    return value

@@ -1,0 +1,51 @@
+"""``tuner status``: counts per state, the best trial, running trials and their heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import optuna
+from optuna.trial import TrialState
+
+
+def stale_trial_numbers(study: optuna.Study, storage: optuna.storages.BaseStorage) -> set[int]:
+    """RUNNING trials whose heartbeat is older than the grace period (their worker is gone)."""
+    get_stale = getattr(storage, "_get_stale_trial_ids", None)
+    if get_stale is None or storage.get_heartbeat_interval() is None:
+        return set()
+    ids = set(get_stale(study._study_id))
+    return {t.number for t in study.get_trials(deepcopy=False) if t._trial_id in ids}
+
+
+def format_status(study: optuna.Study, storage: optuna.storages.BaseStorage) -> str:
+    trials = study.get_trials(deepcopy=False)
+    n_budget = study.user_attrs.get("n_trials", "?")
+    lines = [f"study {study.study_name!r}: {len(trials)} trials (budget {n_budget})"]
+    for state in TrialState:
+        n = sum(1 for t in trials if t.state == state)
+        if n:
+            lines.append(f"  {state.name:<9s} {n:5d}")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        lines.append(f"best: trial {best.number}, value {best.value:.4f}")
+        for k, v in best.params.items():
+            lines.append(f"  {k} = {v}")
+        for k, v in best.user_attrs.get("win_rates", {}).items():
+            lines.append(f"  win rate vs {k}: {v:.3f}")
+    else:
+        lines.append("best: none yet (no completed trial)")
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    if running:
+        stale = stale_trial_numbers(study, storage)
+        now = dt.datetime.now()
+        lines.append("running:")
+        for t in running:
+            age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            flag = (
+                "  STALE heartbeat: its worker is gone; it will be failed and retried"
+                if t.number in stale
+                else ""
+            )
+            lines.append(f"  trial {t.number:4d}  running for {age:7.1f}s{flag}")
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""Build the envs and the MaskablePPO model from a config, and train with evaluations.
+
+Shared by the objective (one trial) and ``tuner train`` (an exported file), so a
+retrained agent is built by the very code that built the trial's agent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from env.kalaha_env import KalahaEnv
+from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress
+from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
+from tuner.space import materialize
+from tuner.spec import EvaluationSpec
+
+
+def runs_dir() -> Path:
+    """Where studies keep their files (SQLite, artifacts, TensorBoard): ``$KALAHA_RUNS`` or ``runs``."""
+    return Path(os.environ.get("KALAHA_RUNS", "runs"))
+
+
+def tensorboard_dir(study_name: str) -> Path:
+    return runs_dir() / "tensorboard" / study_name
+
+
+def resolve_device(device: str, worker_index: int | None = None) -> str:
+    """``auto`` -> ``cuda:i`` spread over the visible GPUs by worker index, else ``cpu``.
+
+    Explicit values (``cpu``, ``cuda``, ``cuda:N``) are taken as given.
+    """
+    if device != "auto":
+        return device
+    import torch
+
+    n = torch.cuda.device_count()
+    if n == 0:
+        return "cpu"
+    return f"cuda:{(worker_index or 0) % n}"
+
+
+@dataclass
+class TrainingRun:
+    model: Any
+    progress: TrialProgress
+    timesteps: int
+    train_seconds: float
+    eval_seconds: float
+    device: str
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.timesteps / max(self.train_seconds, 1e-9)
+
+
+def make_evaluator(evaluation: EvaluationSpec, env_kwargs: dict[str, Any], seed: int):
+    """model -> (score, per-opponent results), with the study's evaluation settings."""
+    counter = {"n": 0}
+
+    def evaluate(model: Any) -> tuple[float, dict[str, OpponentResult]]:
+        counter["n"] += 1
+        results = evaluate_policy(
+            model,
+            evaluation.opponents,
+            evaluation.games,
+            seeds=env_kwargs.get("seeds", 4),
+            empty_capture=env_kwargs.get("empty_capture", False),
+            opening_plies=evaluation.opening_plies,
+            seed=seed * 1000 + counter["n"],
+        )
+        return combine_score(results, evaluation.combine, evaluation.weights), results
+
+    return evaluate
+
+
+def train(
+    ppo_kwargs: dict[str, Any],
+    env_kwargs: dict[str, Any],
+    *,
+    total_timesteps: int,
+    n_envs: int,
+    n_evaluations: int,
+    evaluation: EvaluationSpec,
+    seed: int,
+    device: str = "auto",
+    tensorboard_log: Path | None = None,
+    tb_log_name: str = "run",
+    trial: Any = None,
+    should_stop: Any = None,
+    on_evaluation: Any = None,
+    on_step: Any = None,
+) -> TrainingRun:
+    """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
+
+    The envs are closed before this returns, whatever happened; the caller turns a
+    pruned or diverged :class:`TrialProgress` into the trial's state.
+    """
+    vec_env = make_vec_env(
+        KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv
+    )
+    callback = TrialEvalCallback(
+        make_evaluator(evaluation, env_kwargs, seed),
+        eval_every=max(1, total_timesteps // n_evaluations),
+        trial=trial,
+        should_stop=should_stop,
+        on_evaluation=on_evaluation,
+        on_step=on_step,
+    )
+    model = None
+    start = time.perf_counter()
+    try:
+        model = MaskablePPO(
+            "MlpPolicy",
+            vec_env,
+            seed=seed,
+            device=device,
+            tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
+            verbose=0,
+            **materialize(ppo_kwargs),
+        )
+        model.learn(total_timesteps, callback=callback, tb_log_name=tb_log_name)
+        progress = callback.progress
+        done = progress.pruned or progress.diverged or progress.stopped
+        last = progress.evaluations[-1].timestep if progress.evaluations else -1
+        if not done and last < model.num_timesteps:
+            callback.evaluate_now()  # the final evaluation, at the end of the budget
+    except ValueError as err:
+        # torch's distributions reject NaN logits: the update diverged.
+        if model is not None and "nan" not in str(err).lower() and "constraint" not in str(err):
+            raise
+        callback.progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
+    finally:
+        vec_env.close()
+    elapsed = time.perf_counter() - start
+    eval_seconds = callback.progress.eval_seconds
+    return TrainingRun(
+        model=model,
+        progress=callback.progress,
+        timesteps=int(model.num_timesteps) if model is not None else 0,
+        train_seconds=elapsed - eval_seconds,
+        eval_seconds=eval_seconds,
+        device=str(model.device) if model is not None else device,
+    )
+
+
+__all__ = ["Evaluation", "TrainingRun", "make_evaluator", "resolve_device", "train"]
