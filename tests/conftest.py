@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,6 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_BASE = os.environ.get("KALAHA_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 
 
@@ -71,34 +68,3 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KALAHA_RUNS", str(path))
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     return path
-
-
-def cli_env(runs_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("OPTUNA_STORAGE", None)
-    env.update({"KALAHA_RUNS": str(runs_path), "PYTHONUNBUFFERED": "1"}, **extra)
-    return env
-
-
-def run_cli(*args: str, runs_path: Path, timeout: float = 300, **extra: str):
-    """Run ``python -m tuner ARGS`` from the repo root as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
-        cwd=REPO_ROOT,
-        env=cli_env(runs_path, **extra),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def spawn_cli(*args: str, runs_path: Path, **extra: str) -> subprocess.Popen:
-    """Start ``python -m tuner ARGS`` in the background (workers, dashboard)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuner", *args],
-        cwd=REPO_ROOT,
-        env=cli_env(runs_path, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
