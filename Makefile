@@ -43,6 +43,22 @@ format: install ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+.PHONY: tune
+tune: install ## Run one worker on studies/STUDY.yaml (SQLite by default; $OPTUNA_STORAGE overrides)
+	$(BIN)/tuner tune $(STUDY) $(ARGS)
+
+.PHONY: status
+status: install ## Trial counts, best trial and running trials of STUDY
+	$(BIN)/tuner status $(STUDY) $(ARGS)
+
+.PHONY: export
+export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml
+	$(BIN)/tuner export $(STUDY) $(ARGS)
+
+.PHONY: train
+train: install ## Retrain studies/best/STUDY.yaml and evaluate the agent
+	$(BIN)/tuner train studies/best/$(STUDY).yaml $(ARGS)
+
 .PHONY: bench
 bench: install ## Benchmark the batched rules engine against a plain Python loop
 	$(BIN)/python -m benchmarks.engine $(ARGS)
