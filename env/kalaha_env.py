@@ -21,6 +21,7 @@ from env.opponents import Opponent, make_opponent
 from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks
 
 OpponentLike = str | Opponent
+MAX_OPENING_PLIES = 20
 
 
 class KalahaEnv(gym.Env):
@@ -59,6 +60,14 @@ class KalahaEnv(gym.Env):
         illegal_action: str = "raise",
         render_mode: str | None = None,
     ) -> None:
+        if (
+            not isinstance(opening_plies, int | np.integer)
+            or not 0 <= opening_plies <= MAX_OPENING_PLIES
+        ):
+            # Longer openings end most games before the agent moves (random games last 12+ plies).
+            raise ValueError(
+                f"opening_plies must be an integer in 0..{MAX_OPENING_PLIES}, but got {opening_plies!r}"
+            )
         if illegal_action not in ("raise", "lose"):
             raise ValueError(
                 f"illegal_action must be 'raise' or 'lose', but got {illegal_action!r}"
@@ -181,7 +190,8 @@ class KalahaEnv(gym.Env):
         if not 0 <= pit < N_PITS or not mask[pit]:
             if self.illegal_action == "lose":
                 self._done = True
-                return self._obs(), -1.0, True, False, self._info() | {"illegal_action": pit}
+                info = self._info() | {"illegal_action": pit, "winner": "opponent"}
+                return self._obs(), -1.0, True, False, info
             raise ValueError(
                 f"action {action!r} is not legal here: expected one of the non-empty "
                 f"pits {[int(k) for k in np.flatnonzero(mask)]}; use action_masks() to mask actions"
@@ -215,7 +225,7 @@ def render_board(board: Sequence[int] | np.ndarray, agent_seat: int | None = Non
     ::
 
               p1:  [ 4][ 4][ 4][ 4][ 4][ 4]
-            [ 0]                              [ 0]
+            [ 0]                          [ 0]
               p0:  [ 4][ 4][ 4][ 4][ 4][ 4]
     """
     b = [int(x) for x in board]

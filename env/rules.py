@@ -163,7 +163,7 @@ def random_playouts(boards: np.ndarray, players: np.ndarray, choices: np.ndarray
 
 def initial_board(seeds: int = 4) -> list[int]:
     """The starting board with ``seeds`` seeds in every pit and empty stores."""
-    if not isinstance(seeds, int | np.integer) or not 1 <= seeds <= 12:
+    if isinstance(seeds, bool) or not isinstance(seeds, int | np.integer) or not 1 <= seeds <= 12:
         raise ValueError(f"seeds must be an integer between 1 and 12, but got {seeds!r}")
     return [seeds] * N_PITS + [0] + [seeds] * N_PITS + [0]
 

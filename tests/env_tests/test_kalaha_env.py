@@ -160,11 +160,6 @@ def test_masked_action_loses_with_illegal_action_lose(action):
         kalaha.step(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="env bug: with illegal_action='lose' the reward is -1 but info['winner'] is "
-    "computed from the stores ('draw' here), not 'opponent'",
-)
 def test_illegal_action_loss_reports_the_opponent_as_winner():
     """The loss for an illegal action is a loss in info too: winner is "opponent"."""
     kalaha = KalahaEnv(seat=0, illegal_action="lose")
@@ -453,12 +448,6 @@ def test_seeds_option_sets_the_seeds_per_pit(seeds):
     assert info["own_store"] + info["opponent_store"] == 12 * seeds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="env bug: opening_plies is not validated, and reset() redraws the opening "
-    "for as long as it ends the game; with more plies than any game lasts (random "
-    "games last 12..~80 plies) reset() loops forever",
-)
 def test_too_many_opening_plies_is_an_error_not_a_hang(monkeypatch):
     """An opening longer than any game is a ValueError naming opening_plies, not a hang.
 

@@ -105,11 +105,6 @@ def test_initial_board_rejects_bad_seed_counts(seeds):
         initial_board(seeds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="env bug (minor): initial_board(True) passes the isinstance(int) check and "
-    "returns a board of True values instead of raising",
-)
 def test_initial_board_rejects_a_bool_seed_count():
     """True is not a seed count, although bool is a subclass of int."""
     with pytest.raises(ValueError, match="seeds"):
