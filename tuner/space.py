@@ -114,6 +114,13 @@ def materialize(ppo_kwargs: dict[str, Any]) -> dict[str, Any]:
     policy = dict(out.get("policy_kwargs", {}))
     if "activation_fn" in policy:
         policy["activation_fn"] = activations[policy["activation_fn"]]
+    trunk = policy.pop("shared_trunk", None)
+    if trunk:
+        from tuner.policies import SharedTrunk
+
+        policy["features_extractor_class"] = SharedTrunk
+        policy["features_extractor_kwargs"] = {"hidden": list(trunk)}
+        policy["share_features_extractor"] = True
     if policy:
         out["policy_kwargs"] = policy
     return out

@@ -22,7 +22,7 @@ STUDIES_DIR = Path("studies")
 
 # Where a searched or fixed setting goes. Names not listed are MaskablePPO keyword
 # arguments (checked against its signature).
-POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "share_features_extractor"}
+POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "share_features_extractor", "shared_trunk"}
 ENV_KEYS = {"store_diff_coef", "extra_turn_coef", "opening_plies", "seeds", "empty_capture"}
 SCHEDULE_KEYS = {"lr_schedule"}
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
@@ -294,6 +294,8 @@ def _format_error(source: str, err: ValidationError) -> str:
     msg = msg.replace("Input should be", "expected")
     found = first.get("input")
     tail = "" if "but got" in msg or kind == "value_error" else f", but got {found!r}"
+    if not first["loc"]:  # a whole-file check names its key in the message itself
+        return f"{source}: {msg}"
     return f"{source}: key '{loc}': {msg}{tail}"
 
 

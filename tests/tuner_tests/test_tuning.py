@@ -1,0 +1,299 @@
+"""The tuning core end to end: study files, trials, pruning, storage, workers, export.
+
+Every test trains real MaskablePPO models (tiny ones, a few thousand steps) and
+uses real storage: a SQLite file, or a fresh database on the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.env_util import make_vec_env
+from support import REPO_ROOT, run_cli, spawn_cli
+
+from env.kalaha_env import KalahaEnv
+from tuner.export import load_export
+from tuner.space import materialize, sample, to_config
+from tuner.spec import load_spec, parse_spec
+from tuner.storage import StorageSettings
+from tuner.worker import Worker
+
+STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
+RECORDED_ATTRS = {
+    "real_params",
+    "config",
+    "win_rates",
+    "eval_results",
+    "timesteps",
+    "steps_per_second",
+    "train_seconds",
+    "eval_seconds",
+    "device",
+    "evaluations",
+}
+
+
+def tiny_spec(**overrides) -> dict:
+    """A study small enough to run several trials in seconds."""
+    data = yaml.safe_load((REPO_ROOT / "studies" / "smoke.yaml").read_text())
+    data["evaluation"]["games"] = 20
+    for key, value in overrides.items():
+        data[key] = value
+    return data
+
+
+def load_trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
+    assert RECORDED_ATTRS <= set(trial.user_attrs), set(trial.user_attrs)
+    assert 0.0 <= trial.value <= 1.0
+    assert set(trial.user_attrs["win_rates"]) == {"random", "greedy"}
+    for result in trial.user_attrs["eval_results"].values():
+        assert result["ci_low"] <= result["win_rate"] <= result["ci_high"]
+        assert result["distinct_games"] > 1
+    assert trial.user_attrs["timesteps"] >= 3072
+    assert trial.user_attrs["device"] == "cpu"
+    assert trial.user_attrs["model_artifact_id"]
+
+
+# --- study files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: p.stem)
+def test_shipped_study_validates_and_builds_a_model(path: Path):
+    """Every shipped study parses, and a randomly sampled trial builds a MaskablePPO."""
+    spec = load_spec(path)
+    assert spec.study_name == path.stem
+    assert path.read_text().startswith("#"), "each study says in a comment what it tunes"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(3):
+        trial = study.ask()
+        config = to_config(spec, sample(spec, trial))
+        vec = make_vec_env(KalahaEnv, n_envs=spec.budget.n_envs, env_kwargs=config.env_kwargs)
+        model = MaskablePPO("MlpPolicy", vec, device="cpu", **materialize(config.ppo_kwargs))
+        assert model.batch_size <= model.n_steps * spec.budget.n_envs
+        vec.close()
+        study.tell(trial, 0.0)
+
+
+BROKEN = [
+    ("n_trials: many", "n_trials", "expected a valid integer", "'many'"),
+    ("budget: {total_timesteps: 100, n_envs: 0}", "budget.n_envs", "greater than or equal to 1", "0"),
+    ("direction: sideways", "direction", "expected 'maximize' or 'minimize'", "'sideways'"),
+    ("sampler: {type: grid}", "sampler.type", "expected 'tpe', 'random', 'cmaes' or 'qmc'", "'grid'"),
+    ("ppo: {learning_rate: 3e-4}", "ppo.learning_rate", "expected a number", "'3e-4'"),
+    ("ppo: {lerning_rate: 0.001}", "lerning_rate", "unknown setting", "MaskablePPO argument"),
+    ("env: {opponents: [minimax:0]}", "env.opponents", "an opponent is one of", "'minimax:0'"),
+    ("search_space: {gamma: {type: float, low: 0.99, high: 0.9}}", "search_space.gamma", "expected low < high", "low=0.99"),
+    ("search_space: {gamma: {type: gaussian, low: 0.9, high: 0.99}}", "search_space.gamma", "expected", "gaussian"),
+    ("search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}", "learning_rate", "expected low > 0 with log: true", "low=0.0"),
+    ("evaluation: {games: 1}", "evaluation.games", "greater than or equal to 2", "1"),
+    ("ppo: {n_steps: 8, batch_size: 4096}", "ppo.batch_size", "expected at most n_steps * n_envs", "4096"),
+    ("budgett: {total_timesteps: 10}", "budgett", "unknown key", ""),
+]
+
+
+@pytest.mark.parametrize("patch,key,expected,found", BROKEN, ids=[b[1] + ":" + b[0][:12] for b in BROKEN])
+def test_broken_study_file_is_one_clear_error(tmp_path, runs, patch, key, expected, found):
+    """A bad file: exit code 2, one line naming file, key, expectation and finding; nothing written."""
+    data = tiny_spec()
+    for k, v in yaml.safe_load(patch).items():
+        if isinstance(v, dict) and isinstance(data.get(k), dict) and k not in ("search_space", "ppo"):
+            data[k] = {**data[k], **v}
+        else:
+            data[k] = v
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(data).replace("'3e-4'", "3e-4"))
+    db = tmp_path / "nothing.db"
+    result = run_cli("tune", str(path), "--storage", f"sqlite:///{db}", runs_path=runs)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert str(path) in message and key in message and expected in message and found in message
+    assert not db.exists(), "a bad study file must not touch storage"
+
+
+def test_conversion_is_pure_and_resolves_named_choices():
+    spec = parse_spec(
+        tiny_spec(
+            ppo={"n_steps": 16, "policy_kwargs": {"activation_fn": "relu"}},
+            search_space={
+                "net_arch": {"type": "categorical", "choices": {"split": {"pi": [8], "vf": [32]}}},
+                "batch_size": {"type": "categorical", "choices": [32, 512]},
+                "store_diff_coef": {"type": "float", "low": 0.0, "high": 1.0},
+                "target_kl": {
+                    "type": "float",
+                    "low": 0.01,
+                    "high": 0.1,
+                    "condition": {"batch_size": 512},
+                },
+            },
+        )
+    )
+    values = {"net_arch": "split", "batch_size": 512, "store_diff_coef": 0.5, "target_kl": 0.02}
+    first = to_config(spec, values)
+    assert first == to_config(spec, dict(values)), "same input, same output"
+    assert values["net_arch"] == "split", "the input is not modified"
+    assert first.ppo_kwargs["policy_kwargs"] == {"activation_fn": "relu", "net_arch": {"pi": [8], "vf": [32]}}
+    assert first.env_kwargs["store_diff_coef"] == 0.5
+    assert first.ppo_kwargs["batch_size"] == 64, "cut to n_steps * n_envs = 16 * 4"
+    assert "batch_size" in first.adjustments
+    assert "target_kl" in first.ppo_kwargs
+    # the condition: target_kl is only sampled when batch_size is 512
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        sampled = sample(spec, trial)
+        seen.add(("target_kl" in sampled) == (sampled["batch_size"] == 512))
+        study.tell(trial, 0.0)
+    assert seen == {True}
+
+
+# --- trials on real storage --------------------------------------------------------
+
+
+def test_smoke_study_on_sqlite_via_the_cli(runs):
+    """`tuner tune smoke` on the embedded default fills the study with recorded trials."""
+    result = run_cli("tune", "smoke", "--worker-index", "0", runs_path=runs)
+    assert result.returncode == 0, result.stderr
+    assert "worker done: 6 trials" in result.stdout
+    trials = load_trials("smoke", f"sqlite:///{runs / 'optuna.db'}")
+    assert len(trials) == 6
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    for trial in complete:
+        assert_recorded(trial)
+        run_dirs = list((runs / "tensorboard" / "smoke").glob(f"trial_{trial.number:04d}*"))
+        assert run_dirs and any(p.name.startswith("events.") for p in run_dirs[0].iterdir())
+    assert any((runs / "artifacts").iterdir())
+
+
+def test_smoke_study_on_postgres(runs, pg_url):
+    spec = parse_spec(tiny_spec(n_trials=3))
+    report = Worker(spec, pg_url, worker_index=0, device="cpu").run()
+    assert len(report.finished) == 3
+    trials = load_trials("smoke", pg_url)
+    assert [t.number for t in trials] == [0, 1, 2]
+    for trial in trials:
+        assert trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        if trial.state == TrialState.COMPLETE:
+            assert_recorded(trial)
+        else:
+            assert trial.user_attrs["prune_reason"].startswith("pruned at timestep")
+
+
+def test_pruning_prunes_hopeless_trials(runs):
+    """Trials that cannot learn (learning rate 1e-9) are pruned at their first evaluation."""
+    spec = parse_spec(
+        tiny_spec(
+            n_trials=5,
+            pruner={"type": "percentile", "options": {"percentile": 50.0, "n_startup_trials": 2}},
+        )
+    )
+    url = f"sqlite:///{runs / 'prune.db'}"
+    worker = Worker(spec, url, worker_index=0, device="cpu")
+    good = {"learning_rate": 3.0e-3, "gamma": 0.99, "net_arch": "small"}
+    bad = {"learning_rate": 1.0e-4, "gamma": 0.9, "net_arch": "tiny"}
+    for params in (good, good, bad, bad, bad):
+        worker.study.enqueue_trial(params)
+    worker.run()
+    trials = load_trials("smoke", url)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert len(trials) == 5 and pruned, [(t.state, t.intermediate_values) for t in trials]
+    for t in pruned:
+        assert len(t.intermediate_values) < spec.budget.n_evaluations
+        assert t.user_attrs["timesteps"] < spec.budget.total_timesteps
+
+
+def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
+    spec = parse_spec(
+        tiny_spec(
+            n_trials=2,
+            search_space={"learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e30, "log": True}},
+        )
+    )
+    url = f"sqlite:///{runs / 'diverge.db'}"
+    worker = Worker(spec, url, worker_index=0, device="cpu")
+    worker.study.enqueue_trial({"learning_rate": 1.0e30})
+    worker.study.enqueue_trial({"learning_rate": 1.0e-3})
+    report = worker.run()
+    assert [s for _, s, _ in report.finished] == ["FAIL", "COMPLETE"]
+    failed, complete = load_trials("smoke", url)
+    assert failed.state == TrialState.FAIL and "diverged" in failed.user_attrs["fail_reason"]
+    assert complete.state == TrialState.COMPLETE and not math.isnan(complete.value)
+
+
+def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
+    """Two worker processes: n_trials in total, each trial run once, different proposals."""
+    procs = [
+        spawn_cli("tune", "smoke", "--storage", pg_url, "--worker-index", str(i), runs_path=runs)
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+    trials = load_trials("smoke", pg_url)
+    assert len(trials) == 6
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    seeds = {t.user_attrs["worker_seed"] for t in trials}
+    assert len(seeds) == 2, "each worker seeds its sampler differently"
+    ran = [int(line.split()[1]) for out, _ in outputs for line in out.splitlines() if line.startswith("trial ")]
+    assert sorted(ran) == list(range(6)), "every trial ran exactly once, in one of the workers"
+
+
+# --- export and retraining -----------------------------------------------------------
+
+
+def test_export_then_train_round_trip(runs, tmp_path):
+    spec = parse_spec(tiny_spec(n_trials=2, pruner={"type": "none"}))
+    url = f"sqlite:///{runs / 'optuna.db'}"
+    Worker(spec, url, worker_index=0, device="cpu").run()
+    study = optuna.load_study(study_name="smoke", storage=url)
+    best = study.best_trial
+
+    out = tmp_path / "best.yaml"
+    result = run_cli("export", "smoke", "--out", str(out), runs_path=runs)
+    assert result.returncode == 0, result.stderr
+    doc = load_export(out)
+    assert doc["trial"] == best.number and doc["value"] == pytest.approx(best.value)
+    assert {"ppo_kwargs": doc["ppo_kwargs"], "env_kwargs": doc["env_kwargs"]} == best.user_attrs["config"]
+    assert doc["params"] == best.params
+    assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
+    assert doc["win_rates"] == best.user_attrs["win_rates"]
+
+    model = tmp_path / "agent.zip"
+    result = run_cli("train", str(out), "--out", str(model), "--device", "cpu", runs_path=runs)
+    assert result.returncode == 0, result.stderr
+    assert model.exists()
+    # Same config, same seed, same evaluation seeds: the retrained agent is the trial's agent.
+    for name, rate in best.user_attrs["win_rates"].items():
+        assert f"vs {name:<12s} win rate {rate:.3f}" in result.stdout, result.stdout
+    assert MaskablePPO.load(model).n_steps == doc["ppo_kwargs"]["n_steps"]
+
+
+def test_export_without_a_completed_trial_or_study_is_a_clear_error(runs, tmp_path):
+    result = run_cli("export", "smoke", runs_path=runs)
+    assert result.returncode == 2 and "no study named 'smoke'" in result.stderr
+    url = f"sqlite:///{runs / 'optuna.db'}"
+    optuna.create_study(study_name="smoke", storage=url, direction="maximize")
+    result = run_cli("export", "smoke", runs_path=runs)
+    assert result.returncode == 2 and "no completed trial" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli("train", str(tmp_path / "missing.yaml"), runs_path=runs)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_storage_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KALAHA_GRACE_PERIOD", "7")
+    assert StorageSettings().grace_period == 7
