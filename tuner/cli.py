@@ -171,6 +171,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.report import write_report
+
+    study, _ = _load_existing(args.study, args.storage)
+    report = write_report(study, Path(args.out) if args.out else None, top_k=args.top)
+    drawn = [f.key for f in report.figures if f.png is not None]
+    print(f"report written to {report.html} ({len(drawn)} figures: {', '.join(drawn) or 'none'})")
+    for f in report.figures:
+        if f.missing:
+            print(f"  {f.title}: not drawn, {f.missing}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from tuner.dashboard import serve
+
+    try:
+        serve(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir)
+    except KeyboardInterrupt:
+        print("dashboard stopped", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna."
@@ -252,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opening-plies", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="HTML report (and PNGs) of a study's results")
+    p.add_argument("study")
+    storage_arg(p)
+    p.add_argument("--out", default=None, help="folder to write to (default runs/reports/STUDY)")
+    p.add_argument("--top", type=int, default=10, help="rows in the table of top trials")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard over the storage, with artifacts")
+    storage_arg(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--artifact-dir", default=None, help="artifact store folder (default runs/artifacts)"
+    )
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 
