@@ -1,0 +1,521 @@
+"""``tuner report STUDY``: one self-contained HTML file and PNGs of the main figures.
+
+Every figure comes from Optuna's own visualization module: the interactive ones
+in the HTML from :mod:`optuna.visualization` (plotly, with plotly.js inlined so
+the file opens anywhere, offline), the PNGs from
+:mod:`optuna.visualization.matplotlib`. What the report adds is only what Optuna
+does not draw: pruned trials marked in the intermediate-values plot, the table of
+the top trials with their win rates per opponent, and the share of compute that
+pruning saved (timesteps the pruned trials ran vs what finishing them would have
+cost).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.training import runs_dir
+
+TOP_PARAMS = 3  # slice plots for this many of the most important parameters
+PRUNED_COLOR = "#d62728"
+
+
+def default_report_dir(study_name: str) -> Path:
+    return runs_dir() / "reports" / study_name
+
+
+# --- numbers -------------------------------------------------------------------------
+
+
+def trial_budget(study: optuna.Study) -> int | None:
+    """Timesteps one trial gets when it is not pruned (from the study's recorded spec)."""
+    spec = study.user_attrs.get("spec") or {}
+    total = (spec.get("budget") or {}).get("total_timesteps")
+    if isinstance(total, int) and total > 0:
+        return total
+    done = [
+        int(t.user_attrs["timesteps"])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "timesteps" in t.user_attrs
+    ]
+    return max(done) if done else None
+
+
+def trial_timesteps(trial: FrozenTrial) -> int:
+    """Timesteps a trial trained: its user attr, else its last reported step."""
+    if "timesteps" in trial.user_attrs:
+        return int(trial.user_attrs["timesteps"])
+    return max(trial.intermediate_values, default=0)
+
+
+@dataclass
+class PruningSavings:
+    """Compute spent by pruned trials against what finishing them would have cost."""
+
+    budget: int  # timesteps of one full trial
+    n_complete: int
+    n_pruned: int
+    pruned_timesteps: int  # what the pruned trials ran
+    complete_timesteps: int
+
+    @property
+    def pruned_full_cost(self) -> int:
+        return self.n_pruned * self.budget
+
+    @property
+    def saved(self) -> int:
+        return max(0, self.pruned_full_cost - self.pruned_timesteps)
+
+    @property
+    def share_of_pruned(self) -> float:
+        """Share of the pruned trials' full budget that was not spent."""
+        return self.saved / self.pruned_full_cost if self.pruned_full_cost else 0.0
+
+    @property
+    def share_of_study(self) -> float:
+        """Share of the study's compute without pruning (every trial to the end) saved."""
+        full = self.complete_timesteps + self.pruned_full_cost
+        return self.saved / full if full else 0.0
+
+
+def pruning_savings(study: optuna.Study, budget: int | None = None) -> PruningSavings | None:
+    budget = budget or trial_budget(study)
+    if not budget:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    return PruningSavings(
+        budget=budget,
+        n_complete=len(complete),
+        n_pruned=len(pruned),
+        pruned_timesteps=sum(trial_timesteps(t) for t in pruned),
+        complete_timesteps=sum(trial_timesteps(t) or budget for t in complete),
+    )
+
+
+def top_trials(study: optuna.Study, k: int = 10) -> list[FrozenTrial]:
+    """The ``k`` best completed trials, best first."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)[:k]
+
+
+def _importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
+    return optuna.importance.FanovaImportanceEvaluator(seed=0)
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """fANOVA importances (seeded, so the report is reproducible); empty if not computable."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(study, evaluator=_importance_evaluator())
+    except (ValueError, RuntimeError):
+        return {}
+
+
+def top_params(study: optuna.Study, importances: dict[str, float], k: int = TOP_PARAMS):
+    """The ``k`` most important parameters; in search order when importances are unknown."""
+    if importances:
+        return list(importances)[:k]
+    names: list[str] = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        names.extend(n for n in t.params if n not in names)
+    return names[:k]
+
+
+# --- figures -------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One figure of the report: the plotly figure for the HTML, a PNG beside it."""
+
+    key: str
+    title: str
+    caption: str
+    plotly: Any = None
+    png: Path | None = None
+    missing: str | None = None  # why the figure could not be drawn
+
+
+@dataclass
+class Report:
+    html: Path
+    figures: list[Figure] = field(default_factory=list)
+
+    @property
+    def pngs(self) -> list[Path]:
+        return [f.png for f in self.figures if f.png is not None]
+
+
+def _mark_pruned_plotly(fig: Any, pruned: set[int]) -> None:
+    """Pruned trials dashed red with an X where they stopped; completed ones solid."""
+    for trace in fig.data:
+        name = str(trace.name or "")
+        number = int(name[5:]) if name.startswith("Trial") and name[5:].isdigit() else None
+        if number is None:
+            continue
+        if number in pruned:
+            n = len(trace.x or ())
+            trace.update(
+                name=f"trial {number} (pruned)",
+                line={"dash": "dash", "color": PRUNED_COLOR},
+                marker={
+                    "symbol": ["circle"] * (n - 1) + ["x"],
+                    "size": [6] * (n - 1) + [12],
+                    "color": PRUNED_COLOR,
+                    "maxdisplayed": 0,
+                },
+            )
+        else:
+            trace.update(name=f"trial {number}", line={"dash": "solid"})
+    fig.update_layout(
+        showlegend=True,
+        title="Intermediate values (pruned trials dashed red, X where pruned)",
+    )
+
+
+def _mark_pruned_matplotlib(ax: Any, pruned: set[int]) -> None:
+    for line in ax.get_lines():
+        label = str(line.get_label())
+        if not (label.startswith("Trial") and label[5:].isdigit()):
+            continue
+        number = int(label[5:])
+        if number in pruned:
+            line.set_linestyle("--")
+            line.set_color(PRUNED_COLOR)
+            line.set_label(f"trial {number} (pruned)")
+            xs, ys = line.get_xdata(), line.get_ydata()
+            if len(xs):
+                ax.plot([xs[-1]], [ys[-1]], marker="x", markersize=10, color=PRUNED_COLOR)
+        else:
+            line.set_label(f"trial {number}")
+    ax.set_title("Intermediate values (pruned trials dashed red, X where pruned)")
+    ax.legend(loc="best", fontsize="small")
+
+
+def _save_png(axes: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    flat = np.atleast_1d(axes).flat
+    fig = flat[0].figure
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(max(width, 8.0, 4.0 * len(flat)), max(height, 5.0))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, float]):
+    """Each figure with its plotly version and PNG; a reason instead when it cannot be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
+    with_steps = [t for t in trials if t.intermediate_values]
+    params = top_params(study, importances)
+    evaluator = _importance_evaluator
+
+    specs: list[tuple[str, str, str, str | None, Callable[[], Any], Callable[[], Any]]] = [
+        (
+            "optimization_history",
+            "Optimization history",
+            "Objective value of each completed trial and the best value so far.",
+            None if complete else "no completed trial yet",
+            lambda: vis.plot_optimization_history(study),
+            lambda: vis_mpl.plot_optimization_history(study),
+        ),
+        (
+            "intermediate_values",
+            "Intermediate values",
+            "The strength score each trial reported at each evaluation (step = timesteps). "
+            f"Pruned trials ({len(pruned)}) are dashed red and end with an X where the pruner "
+            "stopped them.",
+            None if with_steps else "no trial has reported an intermediate value yet",
+            lambda: vis.plot_intermediate_values(study),
+            lambda: vis_mpl.plot_intermediate_values(study),
+        ),
+        (
+            "param_importances",
+            "Parameter importances",
+            "fANOVA importance of each parameter for the objective (seeded).",
+            None if importances else "needs at least 2 completed trials with varying parameters",
+            lambda: vis.plot_param_importances(study, evaluator=evaluator()),
+            lambda: vis_mpl.plot_param_importances(study, evaluator=evaluator()),
+        ),
+        (
+            "parallel_coordinate",
+            "Parallel coordinates",
+            "Each completed trial as a line through its parameter values to its objective value.",
+            None if complete else "no completed trial yet",
+            lambda: vis.plot_parallel_coordinate(study),
+            lambda: vis_mpl.plot_parallel_coordinate(study),
+        ),
+        (
+            "slice",
+            "Slice plots of the top parameters",
+            f"Objective value against each of the top parameters ({', '.join(params) or '-'}), "
+            "coloured by trial number.",
+            None if complete and params else "no completed trial with parameters yet",
+            lambda: vis.plot_slice(study, params=params),
+            lambda: vis_mpl.plot_slice(study, params=params),
+        ),
+    ]
+
+    figures = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        for key, title, caption, missing, plotly_fn, mpl_fn in specs:
+            fig = Figure(key, title, caption, missing=missing)
+            figures.append(fig)
+            if missing:
+                continue
+            fig.plotly = plotly_fn()
+            axes = mpl_fn()
+            if key == "intermediate_values":
+                _mark_pruned_plotly(fig.plotly, pruned)
+                _mark_pruned_matplotlib(axes, pruned)
+            fig.plotly.update_layout(height=520 if key != "slice" else 460)
+            fig.png = _save_png(axes, out_dir / f"{key}.png")
+    return figures
+
+
+# --- HTML ----------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _duration(trial: FrozenTrial) -> str:
+    if trial.datetime_start and trial.datetime_complete:
+        return f"{(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}s"
+    return "-"
+
+
+def _param_cell(trial: FrozenTrial, name: str) -> str:
+    if name not in trial.params:
+        return "-"
+    shown = _fmt(trial.params[name])
+    real = trial.user_attrs.get("real_params", {}).get(name)
+    if real is not None and _fmt(real) != shown:
+        shown += f" ({_fmt(real)})"
+    return shown
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 0) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if i >= numeric_from else ""}">{e(c)}</td>' for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def top_trials_table(study: optuna.Study, k: int) -> str:
+    trials = top_trials(study, k)
+    if not trials:
+        return '<p class="missing">No completed trial yet.</p>'
+    opponents: list[str] = []
+    params: list[str] = []
+    for t in trials:
+        opponents.extend(o for o in t.user_attrs.get("win_rates", {}) if o not in opponents)
+        params.extend(p for p in t.params if p not in params)
+    headers = [
+        "rank",
+        "trial",
+        "value",
+        *[f"win rate vs {o}" for o in opponents],
+        *params,
+        "timesteps",
+        "steps/s",
+        "duration",
+    ]
+    rows = []
+    for rank, t in enumerate(trials, 1):
+        rates = t.user_attrs.get("win_rates", {})
+        rows.append(
+            [
+                str(rank),
+                str(t.number),
+                f"{t.value:.4f}",
+                *[f"{rates[o]:.3f}" if o in rates else "-" for o in opponents],
+                *[_param_cell(t, p) for p in params],
+                str(t.user_attrs.get("timesteps", "-")),
+                _fmt(t.user_attrs.get("steps_per_second", "-")),
+                _duration(t),
+            ]
+        )
+    return _table(headers, rows)
+
+
+def savings_html(savings: PruningSavings | None) -> str:
+    if savings is None:
+        return (
+            '<p class="missing">Unknown trial budget: no recorded spec and no finished trial.</p>'
+        )
+    if savings.n_pruned == 0:
+        return (
+            f"<p>No trial was pruned yet, so pruning saved nothing: {savings.n_complete} "
+            f"completed trials ran {savings.complete_timesteps:,} timesteps.</p>"
+        )
+    return (
+        f'<p class="headline">Pruning saved <b>{savings.share_of_study:.1%}</b> of the compute '
+        "this study would have used with every trial run to the end.</p>"
+        + _table(
+            ["", "value"],
+            [
+                ["budget per trial (timesteps)", f"{savings.budget:,}"],
+                ["completed trials", str(savings.n_complete)],
+                ["timesteps of completed trials", f"{savings.complete_timesteps:,}"],
+                ["pruned trials", str(savings.n_pruned)],
+                ["timesteps the pruned trials ran", f"{savings.pruned_timesteps:,}"],
+                ["timesteps to finish them (pruned x budget)", f"{savings.pruned_full_cost:,}"],
+                ["timesteps saved", f"{savings.saved:,}"],
+                ["saved, share of the pruned trials' budget", f"{savings.share_of_pruned:.1%}"],
+                [
+                    "saved, share of the whole study without pruning",
+                    f"{savings.share_of_study:.1%}",
+                ],
+            ],
+            numeric_from=1,
+        )
+    )
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em;
+     margin-top: 1.6em; }
+.meta { color: #555; } .missing { color: #a00; font-style: italic; }
+.headline { font-size: 1.15em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 0.5em 0 1.5em 0; } figcaption { color: #555; font-size: 0.9em; }
+nav a { margin-right: 1em; }
+"""
+
+
+def render_html(
+    study: optuna.Study,
+    figures: list[Figure],
+    *,
+    top_k: int,
+    importances: dict[str, float],
+    savings: PruningSavings | None,
+) -> str:
+    from plotly.offline import get_plotlyjs
+
+    e = html.escape
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name: sum(1 for t in trials if t.state == s) for s in TrialState}
+    counts_text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n) or "no trials"
+    best_text = "no completed trial yet"
+    best = top_trials(study, 1)
+    if best:
+        b = best[0]
+        shown = ", ".join(f"{k} = {_param_cell(b, k)}" for k in b.params)
+        best_text = f"trial {b.number}, value {b.value:.4f} ({shown})"
+    spec = study.user_attrs.get("spec") or {}
+    generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Study {e(study.study_name)}: tuning report</title>",
+        f"<style>{CSS}</style>",
+        f'<script type="text/javascript">{get_plotlyjs()}</script>',
+        "</head><body>",
+        f"<h1>Study {e(study.study_name)}</h1>",
+        f'<p class="meta">{e(spec.get("description", ""))}</p>',
+        f'<p class="meta">Direction: {e(study.direction.name.lower())}. '
+        f"Trials: {len(trials)} ({e(counts_text)}). Generated {e(generated)}.</p>",
+        f"<p><b>Best:</b> {e(best_text)}</p>",
+        "<nav>"
+        + "".join(f'<a href="#{f.key}">{e(f.title)}</a>' for f in figures)
+        + '<a href="#top-trials">Top trials</a><a href="#pruning">Pruning</a></nav>',
+    ]
+    for f in figures:
+        parts.append(f'<h2 id="{f.key}">{e(f.title)}</h2>')
+        if f.missing or f.plotly is None:
+            parts.append(f'<p class="missing">Not drawn: {e(f.missing or "unavailable")}.</p>')
+            continue
+        div = f.plotly.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"fig-{f.key}", default_width="100%"
+        )
+        link = f' <a href="{e(f.png.name)}">PNG</a>' if f.png else ""
+        parts.append(f"<figure>{div}<figcaption>{e(f.caption)}{link}</figcaption></figure>")
+        if f.key == "param_importances" and importances:
+            parts.append(
+                _table(
+                    ["parameter", "importance"],
+                    [[k, f"{v:.3f}"] for k, v in importances.items()],
+                    numeric_from=1,
+                )
+            )
+    parts += [
+        f'<h2 id="top-trials">Top {top_k} trials</h2>',
+        "<p>Completed trials by objective value, with the win rate per opponent at their "
+        "final evaluation; a parameter's real value is in brackets where it differs from the "
+        "sampled choice.</p>",
+        top_trials_table(study, top_k),
+        '<h2 id="pruning">Compute saved by pruning</h2>',
+        savings_html(savings),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(study: optuna.Study, out_dir: Path | str | None = None, *, top_k: int = 10):
+    """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
+    out = Path(out_dir) if out_dir is not None else default_report_dir(study.study_name)
+    out.mkdir(parents=True, exist_ok=True)
+    importances = param_importances(study)
+    figures = build_figures(study, out, importances)
+    text = render_html(
+        study,
+        figures,
+        top_k=top_k,
+        importances=importances,
+        savings=pruning_savings(study),
+    )
+    path = out / "report.html"
+    path.write_text(text, encoding="utf-8")
+    return Report(path, figures)
