@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 STUDY ?= smoke
 ARGS ?=
+DASHBOARD_PORT ?= 8080
+TENSORBOARD_PORT ?= 6006
 
 .DEFAULT_GOAL := help
 
@@ -50,6 +52,23 @@ tune: install ## Run one worker on studies/STUDY.yaml (SQLite by default; $OPTUN
 .PHONY: status
 status: install ## Trial counts, best trial and running trials of STUDY
 	$(BIN)/tuner status $(STUDY) $(ARGS)
+
+.PHONY: dashboard
+dashboard: install ## optuna-dashboard on 127.0.0.1:DASHBOARD_PORT over the storage of `make tune`, with trial artifacts
+	$(BIN)/tuner dashboard --port $(DASHBOARD_PORT) $(ARGS)
+
+.PHONY: tensorboard
+tensorboard: install ## TensorBoard on 127.0.0.1:TENSORBOARD_PORT for the trials of STUDY
+	@logdir="$${KALAHA_RUNS:-runs}/tensorboard/$(STUDY)"; \
+	if [ ! -d "$$logdir" ]; then \
+		echo "no TensorBoard logs in $$logdir: run \`make tune STUDY=$(STUDY)\` first" >&2; exit 2; \
+	fi; \
+	echo "TensorBoard for study $(STUDY) ($$logdir): open http://127.0.0.1:$(TENSORBOARD_PORT)/"; \
+	exec $(BIN)/tensorboard --logdir "$$logdir" --host 127.0.0.1 --port $(TENSORBOARD_PORT) $(ARGS)
+
+.PHONY: report
+report: install ## HTML report and PNGs of STUDY in runs/reports/STUDY/
+	$(BIN)/tuner report $(STUDY) $(ARGS)
 
 .PHONY: export
 export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml
