@@ -57,6 +57,8 @@ class TrialEvalCallback(BaseCallback):
     Args:
         evaluate: model -> (score, per-opponent results).
         eval_every: timesteps between evaluations.
+        max_inline: at most this many evaluations during ``learn()`` (the caller
+            evaluates once more at the end); ``None`` for no limit.
         trial: the Optuna trial to report to (``None`` outside a study, e.g. ``tuner train``).
         should_stop: polled each step; a non-empty string stops training with that reason
             (a worker asked to shut down).
@@ -68,6 +70,7 @@ class TrialEvalCallback(BaseCallback):
         self,
         evaluate: EvaluateFn,
         eval_every: int,
+        max_inline: int | None = None,
         trial: optuna.Trial | None = None,
         should_stop: Callable[[], str | None] | None = None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
@@ -77,6 +80,7 @@ class TrialEvalCallback(BaseCallback):
         super().__init__(verbose)
         self.evaluate = evaluate
         self.eval_every = max(1, int(eval_every))
+        self.max_inline = max_inline
         self.trial = trial
         self.should_stop = should_stop
         self.on_evaluation = on_evaluation
@@ -92,11 +96,15 @@ class TrialEvalCallback(BaseCallback):
             if reason:
                 self.progress.stopped = reason
                 return False
-        if self.num_timesteps < self._next_eval:
+        if self.num_timesteps < self._next_eval or self.inline_done():
             return True
         while self._next_eval <= self.num_timesteps:
             self._next_eval += self.eval_every
         return self.evaluate_now()
+
+    def inline_done(self) -> bool:
+        """The last evaluation is left for the end of training, where the budget is spent."""
+        return self.max_inline is not None and len(self.progress.evaluations) >= self.max_inline
 
     def _on_rollout_end(self) -> None:
         # Catch divergence at the update that caused it, not at the next evaluation.

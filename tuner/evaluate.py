@@ -69,7 +69,10 @@ def evaluate_policy(
     rng = np.random.default_rng(seed)
     results: dict[str, OpponentResult] = {}
     for name in opponents:
-        opponent = make_opponent(name, seeds=seeds, empty_capture=empty_capture)
+        # Random tie-breaks: as strong as the deterministic opponent, but more varied games.
+        opponent = make_opponent(
+            name, seeds=seeds, empty_capture=empty_capture, tie_break="random"
+        )
         m = play_match(
             agent,
             opponent,

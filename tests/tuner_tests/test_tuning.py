@@ -62,6 +62,10 @@ def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
     assert trial.user_attrs["timesteps"] >= 3072
     assert trial.user_attrs["device"] == "cpu"
     assert trial.user_attrs["model_artifact_id"]
+    # n_evaluations reports, the last one once the whole budget is trained
+    steps = sorted(trial.intermediate_values)
+    assert len(steps) == 3 and steps[-1] == trial.user_attrs["timesteps"]
+    assert trial.value == trial.intermediate_values[steps[-1]]
 
 
 # --- study files -------------------------------------------------------------------
@@ -297,3 +301,11 @@ def test_export_without_a_completed_trial_or_study_is_a_clear_error(runs, tmp_pa
 def test_storage_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("KALAHA_GRACE_PERIOD", "7")
     assert StorageSettings().grace_period == 7
+
+
+def test_the_readme_study_example_is_a_valid_study():
+    """The study file shown in README.md validates as it stands."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = parse_spec(yaml.safe_load(block), "README.md")
+    assert spec.search_space["target_kl"].condition == {"lr_schedule": ["linear"]}
