@@ -312,9 +312,18 @@ def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a mapping of keys at the top level, but got {data!r}")
     try:
-        return StudySpec.model_validate(data)
+        spec = StudySpec.model_validate(data)
     except ValidationError as err:
         raise UserError(_format_error(source, err)) from None
+    # Build the sampler and pruner once now: bad options fail here, before storage.
+    from tuner.study import build_pruner, build_sampler
+
+    try:
+        build_sampler(spec, seed=0)
+        build_pruner(spec)
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+    return spec
 
 
 def load_spec(name_or_path: str | Path) -> StudySpec:

@@ -39,7 +39,7 @@ def build_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
             return classes[kind](seed=seed, **options)
     except TypeError as err:
         raise UserError(
-            f"sampler.options: {err}; see optuna.samplers.{classes[kind].__name__}"
+            f"key 'sampler.options': {err}; see optuna.samplers.{classes[kind].__name__}"
         ) from None
 
 
@@ -64,7 +64,7 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         options.setdefault("max_resource", spec.budget.total_timesteps)
         return p.HyperbandPruner(**options)
     except TypeError as err:
-        raise UserError(f"pruner.options: {err}; see optuna.pruners") from None
+        raise UserError(f"key 'pruner.options': {err}; see optuna.pruners") from None
 
 
 def create_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:

@@ -18,6 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from support import REPO_ROOT, run_cli, spawn_cli
 
 from env.kalaha_env import KalahaEnv
+from tuner.cli import main
 from tuner.export import load_export
 from tuner.space import materialize, sample, to_config
 from tuner.spec import load_spec, parse_spec
@@ -102,11 +103,13 @@ BROKEN = [
     ("evaluation: {games: 1}", "evaluation.games", "greater than or equal to 2", "1"),
     ("ppo: {n_steps: 8, batch_size: 4096}", "ppo.batch_size", "expected at most n_steps * n_envs", "4096"),
     ("budgett: {total_timesteps: 10}", "budgett", "unknown key", ""),
+    ("sampler: {type: tpe, options: {n_startup: 3}}", "sampler.options", "unexpected keyword", "n_startup"),
+    ("pruner: {type: median, options: {warmup: 3}}", "pruner.options", "unexpected keyword", "warmup"),
 ]
 
 
 @pytest.mark.parametrize("patch,key,expected,found", BROKEN, ids=[b[1] + ":" + b[0][:12] for b in BROKEN])
-def test_broken_study_file_is_one_clear_error(tmp_path, runs, patch, key, expected, found):
+def test_broken_study_file_is_one_clear_error(tmp_path, runs, capsys, patch, key, expected, found):
     """A bad file: exit code 2, one line naming file, key, expectation and finding; nothing written."""
     data = tiny_spec()
     for k, v in yaml.safe_load(patch).items():
@@ -117,10 +120,9 @@ def test_broken_study_file_is_one_clear_error(tmp_path, runs, patch, key, expect
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(data).replace("'3e-4'", "3e-4"))
     db = tmp_path / "nothing.db"
-    result = run_cli("tune", str(path), "--storage", f"sqlite:///{db}", runs_path=runs)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    message = result.stderr.strip()
+    code = main(["tune", str(path), "--storage", f"sqlite:///{db}"])
+    message = capsys.readouterr().err.strip()
+    assert code == 2, message
     assert len(message.splitlines()) == 1, message
     assert str(path) in message and key in message and expected in message and found in message
     assert not db.exists(), "a bad study file must not touch storage"
@@ -309,3 +311,33 @@ def test_the_readme_study_example_is_a_valid_study():
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     spec = parse_spec(yaml.safe_load(block), "README.md")
     assert spec.search_space["target_kl"].condition == {"lr_schedule": ["linear"]}
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
+@pytest.mark.parametrize("pruner", ["median", "percentile", "successive_halving", "hyperband", "none"])
+def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner):
+    from tuner.study import build_pruner, build_sampler
+
+    spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
+    assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])
+    built = build_pruner(spec)
+    assert type(built).__name__ == {
+        "median": "MedianPruner",
+        "percentile": "PercentilePruner",
+        "successive_halving": "SuccessiveHalvingPruner",
+        "hyperband": "HyperbandPruner",
+        "none": "NopPruner",
+    }[pruner]
+
+
+def test_a_bad_study_file_exits_2_without_a_traceback_as_a_process(tmp_path, runs):
+    """The same check through a real process: exit status 2, one line on stderr."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec(n_trials="many")))
+    result = run_cli("tune", str(path), runs_path=runs)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: key 'n_trials': expected a valid integer, unable to parse string "
+        "as an integer, but got 'many'"
+    ]
+    assert not (runs / "optuna.db").exists()
