@@ -54,7 +54,7 @@ def load_trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
-    assert RECORDED_ATTRS <= set(trial.user_attrs), set(trial.user_attrs)
+    assert set(trial.user_attrs) >= RECORDED_ATTRS, set(trial.user_attrs)
     assert 0.0 <= trial.value <= 1.0
     assert set(trial.user_attrs["win_rates"]) == {"random", "greedy"}
     for result in trial.user_attrs["eval_results"].values():
@@ -246,7 +246,7 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
     trials = load_trials("smoke", pg_url)
     assert len(trials) == 6
