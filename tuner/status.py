@@ -1,4 +1,10 @@
-"""``tuner status``: counts per state, the best trial, running trials and their heartbeats."""
+"""``tuner status``: counts per state, the best trial, running trials and their heartbeats.
+
+A RUNNING trial whose heartbeat is older than the grace period lost its worker
+(killed, preempted, cut off from the database); it is flagged STALE here and
+the next worker that claims a trial fails it and queues a retry. Waiting
+retries are listed with the trial they retry.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,17 @@ def stale_trial_numbers(study: optuna.Study, storage: optuna.storages.BaseStorag
         return set()
     ids = set(get_stale(study._study_id))
     return {t.number for t in study.get_trials(deepcopy=False) if t._trial_id in ids}
+
+
+def heartbeat_ages(study: optuna.Study, storage: optuna.storages.BaseStorage) -> dict[int, float]:
+    """Trial number -> seconds since its last heartbeat, for RUNNING trials that sent one."""
+    ages_by_id = getattr(storage, "heartbeat_ages", None)
+    if ages_by_id is None:
+        return {}
+    ages = ages_by_id(study._study_id)
+    return {
+        t.number: ages[t._trial_id] for t in study.get_trials(deepcopy=False) if t._trial_id in ages
+    }
 
 
 def format_status(study: optuna.Study, storage: optuna.storages.BaseStorage) -> str:
@@ -38,14 +55,30 @@ def format_status(study: optuna.Study, storage: optuna.storages.BaseStorage) -> 
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
         stale = stale_trial_numbers(study, storage)
+        ages = heartbeat_ages(study, storage)
         now = dt.datetime.now()
         lines.append("running:")
         for t in running:
             age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
-            flag = (
-                "  STALE heartbeat: its worker is gone; it will be failed and retried"
-                if t.number in stale
-                else ""
+            where = t.user_attrs.get("worker")
+            beat = ages.get(t.number)
+            line = f"  trial {t.number:4d}  running for {age:7.1f}s"
+            if where:
+                line += f"  on {where}"
+            line += (
+                f"  last heartbeat {beat:.0f}s ago" if beat is not None else "  no heartbeat yet"
             )
-            lines.append(f"  trial {t.number:4d}  running for {age:7.1f}s{flag}")
+            if t.number in stale:
+                line += "  STALE heartbeat: its worker is gone; it will be failed and retried"
+            lines.append(line)
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    if waiting:
+        lines.append("waiting:")
+        for t in waiting:
+            retry_of = t.user_attrs.get("retry_of")
+            why = t.user_attrs.get("retry_reason")
+            text = f"  trial {t.number:4d}"
+            if retry_of is not None:
+                text += f"  retry of trial {retry_of}" + (f" ({why})" if why else "")
+            lines.append(text)
     return "\n".join(lines)

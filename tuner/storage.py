@@ -5,28 +5,46 @@ tunes with nothing else running. Any SQLAlchemy URL (``--storage`` or
 ``$OPTUNA_STORAGE``) overrides it; PostgreSQL is the one meant for many workers.
 
 On an RDB every running trial sends a heartbeat; a trial whose worker died (no
-heartbeat for ``grace_period`` seconds) is failed by the next worker that looks
-and re-queued once by Optuna's ``RetryHeartbeatStaleTrialCallback``, which
-records which trial the retry stands for.
+heartbeat for ``grace_period`` seconds) is failed by the next worker that looks,
+with the reason, and re-queued (up to ``max_retry`` times) as a WAITING trial
+with the same parameters that records which trial it retries.
+
+Connections drop (a PostgreSQL restart, a network blip). Every storage call of
+:class:`ResilientRDBStorage` is retried with backoff for ``retry_seconds`` while
+the error is a lost or refused connection; ``pool_pre_ping`` replaces the dead
+pooled connections. Errors that are not about the connection (a finished trial,
+bad data) pass through at once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import logging
 import os
+import random
+import socket
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tuner.errors import UserError
 from tuner.training import runs_dir
 
 ENV_STORAGE = "OPTUNA_STORAGE"
+log = logging.getLogger("tuner.storage")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,8 @@ class StorageSettings:
     max_retry: int = field(default_factory=lambda: _env_int("KALAHA_MAX_RETRY", 2))
     pool_size: int = field(default_factory=lambda: _env_int("KALAHA_POOL_SIZE", 2))
     connect_attempts: int = field(default_factory=lambda: _env_int("KALAHA_CONNECT_ATTEMPTS", 5))
+    # How long a storage call keeps retrying while the database is unreachable.
+    retry_seconds: int = field(default_factory=lambda: _env_int("KALAHA_RETRY_SECONDS", 120))
     connect_timeout: int = 5
 
 
@@ -82,8 +102,78 @@ def engine_kwargs(url: str, settings: StorageSettings) -> dict[str, Any]:
         "pool_recycle": 600,
     }
     if backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": settings.connect_timeout}
+        kwargs["connect_args"] = {
+            "connect_timeout": settings.connect_timeout,
+            # `SELECT application_name, count(*) FROM pg_stat_activity GROUP BY 1`
+            # shows the connections of each worker.
+            "application_name": application_name(),
+            # A peer that vanished without closing the socket is noticed in about a minute.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
     return kwargs
+
+
+def application_name() -> str:
+    """``kalaha-tuner HOST:PID`` (PostgreSQL keeps 63 bytes of it)."""
+    return f"kalaha-tuner {socket.gethostname()}:{os.getpid()}"[:63]
+
+
+# --- transient errors and retries ---------------------------------------------------
+
+_TRANSIENT = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+def is_transient(err: BaseException) -> bool:
+    """A lost or refused database connection: worth retrying once the server is back.
+
+    Optuna wraps SQLAlchemy errors in ``StorageInternalError``; the cause tells. Bad
+    data, integrity errors and ``UpdateFinishedTrialError`` are not transient.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, _TRANSIENT):
+            return True
+        if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
+            return True
+        e = e.__cause__
+    return False
+
+
+def retry_transient(
+    fn: Callable[[], T],
+    *,
+    seconds: float = 120.0,
+    what: str = "storage call",
+    logger: logging.Logger | None = None,
+) -> T:
+    """Run ``fn``; while it fails with a transient error, retry with backoff for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    delay = 0.25
+    while True:
+        try:
+            return fn()
+        except Exception as err:
+            if not is_transient(err) or time.monotonic() + delay > deadline:
+                raise
+            (logger or log).warning(
+                "%s: database connection lost (%s); retrying in %.1fs",
+                what,
+                first_line(err),
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def first_line(err: BaseException) -> str:
+    cause = getattr(err, "orig", None) or err.__cause__ or err
+    text = str(getattr(cause, "orig", None) or cause).strip()
+    return f"{type(cause).__name__}: {text.splitlines()[0] if text else ''}"[:200]
 
 
 def check_reachable(url: str, settings: StorageSettings) -> None:
@@ -110,7 +200,8 @@ def check_reachable(url: str, settings: StorageSettings) -> None:
                 return
             except sqlalchemy.exc.OperationalError as err:
                 last = err
-                time.sleep(min(0.5 * 2**attempt, 4.0))
+                if attempt < settings.connect_attempts - 1:
+                    time.sleep(min(0.5 * 2**attempt, 4.0))
     finally:
         engine.dispose()
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
@@ -122,25 +213,218 @@ def check_reachable(url: str, settings: StorageSettings) -> None:
     )
 
 
-def make_storage(url: str | None = None, settings: StorageSettings | None = None) -> RDBStorage:
-    """An ``RDBStorage`` with heartbeats and the retry callback for stale trials."""
+# --- re-queueing failed trials ------------------------------------------------------
+
+
+def requeue_trial(
+    study: optuna.Study, failed: optuna.trial.FrozenTrial, max_retry: int | None, reason: str = ""
+) -> bool:
+    """Add a WAITING copy of ``failed`` (same parameters) unless it was retried ``max_retry`` times.
+
+    The system attrs are those of Optuna's ``RetryHeartbeatStaleTrialCallback``
+    (``failed_trial``: the first trial of the chain; ``retry_history``: every
+    trial of it), so Optuna's tools read them. The retry's user attrs record
+    which trial it retries (``retry_of``) and why (``retry_reason``); the failed
+    trial's own user attrs (its fail reason, its partial results) are not copied.
+    """
+    history = [*failed.system_attrs.get("retry_history", []), failed.number]
+    if max_retry is not None and len(history) > max_retry:
+        log.warning("trial %d is not retried: it was retried %d times", failed.number, max_retry)
+        return False
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=failed.params,
+            distributions=failed.distributions,
+            user_attrs={"retry_of": failed.number, "retry_reason": reason},
+            system_attrs={
+                **failed.system_attrs,
+                "failed_trial": failed.system_attrs.get("failed_trial", failed.number),
+                "retry_history": history,
+            },
+        )
+    )
+    return True
+
+
+class RequeueStaleTrial:
+    """The storage's ``heartbeat_stale_trial_callback``: re-queue a stale trial.
+
+    Used by Optuna's own ``fail_stale_trials`` (``study.optimize`` on the same
+    study); the tuner's worker fails stale trials itself, with a reason.
+    """
+
+    def __init__(self, max_retry: int | None) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        requeue_trial(study, trial, self.max_retry, "heartbeat stale")
+
+
+# --- the storage -----------------------------------------------------------------------
+
+_RETRIED_METHODS = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "create_new_trial",
+    "set_trial_param",
+    "get_trial_param",
+    "set_trial_state_values",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "_get_stale_trial_ids",
+)
+_local = threading.local()
+
+
+def _retrying(name: str) -> Callable[..., Any]:
+    base = getattr(RDBStorage, name)
+
+    @functools.wraps(base)
+    def method(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_local, "active", False):  # a nested call: the outer one retries
+            return base(self, *args, **kwargs)
+        _local.active = True
+        try:
+            return retry_transient(
+                lambda: base(self, *args, **kwargs), seconds=self.retry_seconds, what=name
+            )
+        finally:
+            _local.active = False
+
+    return method
+
+
+class ResilientRDBStorage(RDBStorage):
+    """``RDBStorage`` whose calls survive a dropped connection or a database restart.
+
+    Each call is retried for ``retry_seconds`` on a lost or refused connection.
+    ``record_heartbeat`` is not: the worker's heartbeat thread tries again at its
+    next beat. A create whose answer was lost may leave a RUNNING trial without a
+    heartbeat; the worker fails such orphans under its claim lock.
+    """
+
+    def __init__(self, url: str, *, retry_seconds: float = 120.0, **kwargs: Any) -> None:
+        self.retry_seconds = retry_seconds
+        super().__init__(url, **kwargs)
+
+    def fail_running_trial(self, trial_id: int, reason: str) -> bool:
+        """RUNNING -> FAIL with a ``fail_reason`` user attr, in one transaction.
+
+        False when the trial was no longer RUNNING (its worker finished it, or
+        another worker failed it first).
+        """
+
+        def fail() -> bool:
+            with _create_scoped_session(self.scoped_session) as session:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                if trial.state != TrialState.RUNNING:
+                    return False
+                self._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial_id, "fail_reason", reason
+                )
+                trial.state = TrialState.FAIL
+                trial.datetime_complete = dt.datetime.now()
+            return True
+
+        return retry_transient(fail, seconds=self.retry_seconds, what="failing a stale trial")
+
+    def orphan_trial_ids(self, study_id: int) -> list[int]:
+        """RUNNING trials that never sent a heartbeat.
+
+        A tuner worker records a trial's first heartbeat under the claim lock, in
+        the same claim as its ``ask``; seen under that lock, a RUNNING trial
+        without a heartbeat lost its worker between the two.
+        """
+
+        def query() -> list[int]:
+            with _create_scoped_session(self.scoped_session) as session:
+                rows = (
+                    session.query(models.TrialModel.trial_id)
+                    .outerjoin(
+                        models.TrialHeartbeatModel,
+                        models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id,
+                    )
+                    .filter(models.TrialModel.study_id == study_id)
+                    .filter(models.TrialModel.state == TrialState.RUNNING)
+                    .filter(models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                    .all()
+                )
+            return [r[0] for r in rows]
+
+        return retry_transient(query, seconds=self.retry_seconds, what="looking for orphans")
+
+    def heartbeat_ages(self, study_id: int) -> dict[int, float]:
+        """Seconds since the last heartbeat of each RUNNING trial that sent one (server clock)."""
+
+        def query() -> dict[int, float]:
+            with _create_scoped_session(self.scoped_session) as session:
+                now = session.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+                assert now is not None
+                now = now.replace(tzinfo=None)
+                rows = (
+                    session.query(
+                        models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat
+                    )
+                    .join(models.TrialModel)
+                    .filter(models.TrialModel.study_id == study_id)
+                    .filter(models.TrialModel.state == TrialState.RUNNING)
+                    .all()
+                )
+            return {tid: max(0.0, (now - beat).total_seconds()) for tid, beat in rows}
+
+        return retry_transient(query, seconds=self.retry_seconds, what="reading heartbeats")
+
+
+for _name in _RETRIED_METHODS:
+    setattr(ResilientRDBStorage, _name, _retrying(_name))
+
+
+def make_storage(
+    url: str | None = None, settings: StorageSettings | None = None
+) -> ResilientRDBStorage:
+    """An RDB storage with heartbeats, retries on lost connections and stale-trial re-queueing."""
     settings = settings or StorageSettings()
     url = resolve_url(url)
     check_reachable(url, settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _rdb_storage(url, settings)
+        # Workers started together on an empty database race to create Optuna's
+        # tables; the loser hits a unique violation and finds the tables on a retry.
+        for attempt in range(5):
+            try:
+                return _rdb_storage(url, settings)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1) + random.random() / 2)
+    raise AssertionError("unreachable")
 
 
-def _rdb_storage(url: str, settings: StorageSettings) -> RDBStorage:
-    return RDBStorage(
+def _rdb_storage(url: str, settings: StorageSettings) -> ResilientRDBStorage:
+    return ResilientRDBStorage(
         url,
+        retry_seconds=settings.retry_seconds,
         engine_kwargs=engine_kwargs(url, settings),
         heartbeat_interval=settings.heartbeat_interval,
         grace_period=settings.grace_period,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-            max_retry=settings.max_retry
-        ),
+        heartbeat_stale_trial_callback=RequeueStaleTrial(settings.max_retry),
     )
 
 

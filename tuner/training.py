@@ -7,7 +7,9 @@ retrained agent is built by the very code that built the trial's agent.
 from __future__ import annotations
 
 import os
+import socket
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from env.kalaha_env import KalahaEnv
 from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress
+from tuner.errors import UserError
 from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
 from tuner.space import materialize
 from tuner.spec import EvaluationSpec
@@ -33,18 +36,42 @@ def tensorboard_dir(study_name: str) -> Path:
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
-    """``auto`` -> ``cuda:i`` spread over the visible GPUs by worker index, else ``cpu``.
+    """``auto|cpu|cuda|cuda:N`` -> the torch device this worker trains on.
 
-    Explicit values (``cpu``, ``cuda``, ``cuda:N``) are taken as given.
+    ``auto`` is a GPU where torch sees one, else ``cpu``; ``cuda`` insists on a
+    GPU. Either picks among the visible GPUs (``CUDA_VISIBLE_DEVICES`` narrows
+    them) so that the workers of one node spread over its GPUs: by worker index
+    (``--worker-index`` / ``$WORKER_INDEX``: worker i gets GPU i mod n), else by
+    a hash of the host name and process id (replicas of ``--scale`` have no
+    index). ``cuda:N`` is taken as given once N is known to exist.
     """
-    if device != "auto":
-        return device
+    text = device.strip().lower()
+    if text == "cpu":
+        return "cpu"
+    if text not in ("auto", "cuda") and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise UserError(f"--device: expected auto, cpu, cuda or cuda:N, but got {device!r}")
     import torch
 
     n = torch.cuda.device_count()
     if n == 0:
-        return "cpu"
-    return f"cuda:{(worker_index or 0) % n}"
+        if text == "auto":
+            return "cpu"
+        raise UserError(
+            f"--device {device}: torch sees no CUDA GPU (torch {torch.__version__}, "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "use --device cpu or auto, or run with a GPU (docker: the worker's GPU reservation)"
+        )
+    if text.startswith("cuda:"):
+        index = int(text[5:])
+        if index >= n:
+            raise UserError(
+                f"--device {device}: only {n} GPU(s) visible (cuda:0..cuda:{n - 1}); "
+                "pick one of those or use --device auto"
+            )
+        return f"cuda:{index}"
+    if worker_index is None:
+        worker_index = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+    return f"cuda:{worker_index % n}"
 
 
 @dataclass
@@ -109,6 +136,7 @@ def train(
     callback = TrialEvalCallback(
         make_evaluator(evaluation, env_kwargs, seed),
         eval_every=max(1, total_timesteps // n_evaluations),
+        max_inline=n_evaluations - 1,
         trial=trial,
         should_stop=should_stop,
         on_evaluation=on_evaluation,
@@ -128,10 +156,8 @@ def train(
         )
         model.learn(total_timesteps, callback=callback, tb_log_name=tb_log_name)
         progress = callback.progress
-        done = progress.pruned or progress.diverged or progress.stopped
-        last = progress.evaluations[-1].timestep if progress.evaluations else -1
-        if not done and last < model.num_timesteps:
-            callback.evaluate_now()  # the final evaluation, at the end of the budget
+        if not (progress.pruned or progress.diverged or progress.stopped):
+            callback.evaluate_now()  # the final evaluation, once the budget is spent
     except ValueError as err:
         # torch's distributions reject NaN logits: the update diverged.
         if model is not None and "nan" not in str(err).lower() and "constraint" not in str(err):

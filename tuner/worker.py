@@ -7,11 +7,24 @@ SQLite file) after counting the study's trials, so several workers stop
 together at exactly ``n_trials``. A trial re-queued after its worker died takes
 the dead trial's place in the count rather than adding one.
 
-The worker keeps Optuna's own semantics around each trial: a heartbeat thread
-while it runs, stale trials failed (and re-queued) before each claim, and
-``tell`` with COMPLETE, PRUNED or FAIL. SIGTERM or SIGINT stops the running
-trial at its next step: it is recorded as FAIL with the reason, re-queued for
-another worker, and the process exits cleanly.
+Faults, and what a worker does about them:
+
+- A worker is killed (SIGKILL, OOM, preemption): its trial's heartbeat stops.
+  Every claim first fails the RUNNING trials whose heartbeat is older than the
+  grace period, with the reason, and re-queues each as a WAITING trial with the
+  same parameters and a ``retry_of`` attr (up to ``max_retry`` times).
+- A worker dies between ``ask`` and the trial's first heartbeat: the claim
+  records that first heartbeat under the claim lock, so a RUNNING trial without
+  one, seen under the lock, is an orphan; it is failed and re-queued the same way.
+- SIGTERM or SIGINT: the running trial stops at its next step, is recorded as
+  FAIL with the reason and re-queued, and the process exits cleanly; a second
+  signal interrupts the trial at once (it is still recorded, never left RUNNING).
+- The connection drops or PostgreSQL restarts: every storage call is retried
+  while the connection is down (:class:`tuner.storage.ResilientRDBStorage`), the
+  heartbeat thread keeps trying, and the claim is retried as a whole.
+- A trial that finishes after another worker failed it as stale (its heartbeat
+  lapsed while the database was away) adopts its own WAITING retry, so the
+  result is kept rather than run again.
 """
 
 from __future__ import annotations
@@ -19,7 +32,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import signal
+import socket
+import threading
 import time
 import warnings
 import zlib
@@ -30,14 +46,22 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tuner.objective import TrialFailed, objective
 from tuner.spec import StudySpec
-from tuner.storage import StorageSettings, make_storage
+from tuner.storage import (
+    ResilientRDBStorage,
+    StorageSettings,
+    first_line,
+    is_transient,
+    make_storage,
+    requeue_trial,
+    retry_transient,
+)
 from tuner.study import load_study, worker_seed
 from tuner.training import resolve_device
 
@@ -45,29 +69,23 @@ log = logging.getLogger("tuner.worker")
 # We run the heartbeat around ask/tell ourselves, as Study.optimize does.
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
+# Kept for callers that catch these; `is_transient` is what the worker uses.
 RETRYABLE = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     optuna.exceptions.StorageInternalError,
 )
 
+ObjectiveFn = Callable[..., float]
+
 
 def retry_storage(fn: Callable[[], Any], attempts: int = 8, what: str = "storage call") -> Any:
     """Run ``fn``, retrying with backoff while the database connection is down.
 
-    This is what keeps a finished trial when PostgreSQL restarts under a worker:
-    ``pool_pre_ping`` replaces dead connections, and the write is tried again.
+    ``attempts`` bounds the time to about 30 s (0.25 s doubling to 5 s).
     """
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except RETRYABLE as err:
-            if attempt == attempts - 1:
-                raise
-            delay = min(0.5 * 2**attempt, 8.0)
-            log.warning("%s failed (%s); retrying in %.1fs", what, type(err).__name__, delay)
-            time.sleep(delay)
-    return None
+    seconds = sum(min(0.25 * 2**i, 5.0) for i in range(attempts - 1))
+    return retry_transient(fn, seconds=seconds + 0.1, what=what, logger=log)
 
 
 def budget_used(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -78,29 +96,89 @@ def budget_used(trials: list[optuna.trial.FrozenTrial]) -> int:
     return sum(1 for t in trials if t.number not in retried)
 
 
+def worker_name() -> str:
+    """``HOST:PID``: recorded on each trial, shown by ``tuner status``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @contextlib.contextmanager
-def claim_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
-    """Serialize claims across workers: advisory lock on PostgreSQL, flock on SQLite."""
+def claim_lock(storage: RDBStorage, study_name: str) -> Iterator[bool]:
+    """Serialize claims across workers: advisory lock on PostgreSQL, flock on SQLite.
+
+    Yields whether a lock is held (no lock for an in-memory SQLite database).
+    """
     url = make_url(storage.url)
     backend = url.get_backend_name()
     if backend == "postgresql":
         key = zlib.crc32(f"kalaha-tuner:{study_name}".encode())
         with storage.engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
             try:
-                yield
+                yield True
             finally:
                 with contextlib.suppress(Exception):
                     conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
     elif backend == "sqlite" and url.database and url.database != ":memory:":
         with open(Path(url.database).with_suffix(".lock"), "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
     else:
-        yield
+        yield False
+
+
+class Heartbeat:
+    """Optuna's heartbeat for one trial, in a thread that outlives a lost connection.
+
+    Optuna's own thread dies at the first failed write, and its trial is then
+    failed as stale while it still runs; this one logs and tries again at the
+    next beat.
+    """
+
+    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+        self.storage = storage
+        self.trial_id = trial_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self.failures = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+                if self.failures:
+                    log.warning("heartbeat of trial id %d is back", self.trial_id)
+                self.failures = 0
+            except Exception as err:
+                if self.failures == 0:
+                    log.warning("heartbeat failed (%s); trying again", first_line(err))
+                self.failures += 1
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class WorkerInterrupted(BaseException):
+    """A second SIGTERM/SIGINT during a trial: stop it now.
+
+    Not a ``KeyboardInterrupt``: CPython remembers one raised inside code run by
+    an extension (torch) and kills the process with SIGINT at exit even when it
+    was handled. A ``BaseException``, so that no ``except Exception`` swallows it.
+    """
+
+
+def _already_stopping(signum: int, _frame: Any) -> None:
+    log.warning("%s received: the worker is already stopping", signal.Signals(signum).name)
 
 
 @dataclass
@@ -112,6 +190,16 @@ class WorkerReport:
 
     def count(self, state: str) -> int:
         return sum(1 for _, s, _ in self.finished if s == state)
+
+
+@dataclass
+class Outcome:
+    """How a trial ended, before it is recorded."""
+
+    state: TrialState
+    value: float | None = None
+    reason: str | None = None
+    requeue: bool = False
 
 
 class Worker:
@@ -128,94 +216,247 @@ class Worker:
         worker_index: int | None = None,
         settings: StorageSettings | None = None,
         reporter: Any = None,
+        objective_fn: ObjectiveFn | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings or StorageSettings()
         self.storage = make_storage(storage_url, self.settings)
         self.seed = worker_seed(spec, worker_index)
-        self.study = retry_storage(lambda: load_study(spec, self.storage, self.seed))
+        self.study = self._retry(
+            lambda: load_study(spec, self.storage, self.seed), "loading the study"
+        )
         self.max_trials = max_trials
         self.timeout = timeout
         self.device = resolve_device(device, worker_index)
         self.reporter = reporter
+        self.objective = objective_fn or objective
         self.report = WorkerReport()
+        self.name = worker_name()
         self._signal: str | None = None
+        self._signals = 0
+        self._interruptible = False
+
+    def _retry(self, fn: Callable[[], Any], what: str) -> Any:
+        return retry_transient(fn, seconds=self.settings.retry_seconds, what=what, logger=log)
 
     # --- signals ------------------------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if self._signal is not None:
-            raise KeyboardInterrupt(name)  # a second signal: stop now
-        self._signal = name
-        log.warning("%s received: stopping after the current step", name)
+        self._signals += 1
+        if self._signal is None:
+            self._signal = name
+            log.warning("%s received: stopping after the current step", name)
+            return
+        if self._interruptible:
+            # A second signal: stop the trial now; it is still recorded and re-queued.
+            self._interruptible = False
+            raise WorkerInterrupted(name)
+        log.warning("%s received again: already stopping", name)
 
     def _should_stop(self) -> str | None:
         return f"{self._signal} received" if self._signal else None
 
-    # --- trials -------------------------------------------------------------------
+    # --- stale trials -------------------------------------------------------------
 
-    def _fail_stale(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            optuna.storages.fail_stale_trials(self.study)
+    def _fail_stale(self, with_orphans: bool) -> list[int]:
+        """Fail trials whose worker is gone, with the reason; re-queue them. Returns their numbers."""
+        storage = self.storage
+        study_id = self.study._study_id
+        grace = self.settings.grace_period
+        reasons: dict[int, str] = {}
+        if storage.get_heartbeat_interval() is not None:
+            for tid in storage._get_stale_trial_ids(study_id):
+                reasons[tid] = (
+                    f"heartbeat stale: no heartbeat for more than {grace}s "
+                    "(its worker was killed or lost the database)"
+                )
+        if with_orphans and isinstance(storage, ResilientRDBStorage):
+            for tid in storage.orphan_trial_ids(study_id):
+                reasons.setdefault(
+                    tid, "orphaned: RUNNING without a heartbeat (its worker died while claiming it)"
+                )
+        failed = []
+        for tid, reason in reasons.items():
+            if isinstance(storage, ResilientRDBStorage):
+                won = storage.fail_running_trial(tid, reason)
+            else:
+                try:
+                    won = storage.set_trial_state_values(tid, state=TrialState.FAIL)
+                except UpdateFinishedTrialError:
+                    won = False
+            if not won:
+                continue  # finished meanwhile, or another worker failed it first
+            frozen = storage.get_trial(tid)
+            log.warning("trial %d failed: %s", frozen.number, reason)
+            requeue_trial(self.study, frozen, self.settings.max_retry, reason.split(":")[0])
+            failed.append(frozen.number)
+        return failed
 
-    def _claim(self) -> optuna.Trial | str | None:
-        """A trial to run, ``None`` when the budget is spent, ``"wait"`` to linger."""
-        retry_storage(self._fail_stale, what="failing stale trials")
-        with claim_lock(self.storage, self.spec.study_name):
+    # --- claiming -----------------------------------------------------------------
+
+    def _claim_once(self) -> optuna.Trial | str | None:
+        with claim_lock(self.storage, self.spec.study_name) as locked:
+            self._fail_stale(with_orphans=locked)
             trials = self.study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
             if waiting or budget_used(trials) < self.spec.n_trials:
-                return self.study.ask()
+                trial = self.study.ask()
+                # The first heartbeat, under the lock: see `orphan_trial_ids`.
+                if self.storage.get_heartbeat_interval() is not None:
+                    self.storage.record_heartbeat(trial._trial_id)
+                return trial
             if any(t.state == TrialState.RUNNING for t in trials):
                 return "wait"  # a running trial may still die and come back as WAITING
         return None
 
-    def _requeue(self, trial: optuna.Trial) -> None:
-        frozen = self.storage.get_trial(trial._trial_id)
-        RetryHeartbeatStaleTrialCallback(max_retry=self.settings.max_retry)(self.study, frozen)
+    def _claim(self) -> optuna.Trial | str | None:
+        """A trial to run, ``None`` when the budget is spent, ``"wait"`` to linger."""
+        return self._retry(self._claim_once, "claiming a trial")
+
+    # --- running ------------------------------------------------------------------
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        reporter = self.reporter
+        return self.objective(
+            trial,
+            self.spec,
+            device=self.device,
+            should_stop=self._should_stop,
+            on_evaluation=reporter.on_evaluation if reporter else None,
+            on_step=reporter.on_step if reporter else None,
+        )
+
+    def _execute(self, trial: optuna.Trial) -> Outcome:
+        """Run the objective; every way it can end becomes an :class:`Outcome`."""
+        try:
+            trial.set_user_attr("worker", self.name)
+            trial.set_user_attr("worker_seed", self.seed)
+            system_attrs = self.storage.get_trial_system_attrs(trial._trial_id)
+            history = system_attrs.get("retry_history")
+            if history and "retry_of" not in trial.user_attrs:
+                trial.set_user_attr("retry_of", history[-1])
+            self._interruptible = True
+            try:
+                value = self._objective(trial)
+            finally:
+                self._interruptible = False
+            return Outcome(TrialState.COMPLETE, value)
+        except optuna.TrialPruned as err:
+            return Outcome(TrialState.PRUNED, reason=str(err))
+        except TrialFailed as err:
+            return Outcome(TrialState.FAIL, reason=str(err), requeue=self._signal is not None)
+        except WorkerInterrupted:
+            name = self._signal or "SIGINT"
+            return Outcome(
+                TrialState.FAIL, reason=f"worker stopped: {name} received twice", requeue=True
+            )
+        except UpdateFinishedTrialError:
+            # Another worker failed this trial as stale (and re-queued it) while it ran.
+            return Outcome(TrialState.FAIL, reason="failed by another worker while running")
+        except Exception as err:  # a bad combination must not stop the worker
+            if is_transient(err):
+                log.warning("trial %d lost the database: %s", trial.number, first_line(err))
+                reason = f"storage connection lost: {first_line(err)}"
+                return Outcome(TrialState.FAIL, reason=reason, requeue=True)
+            log.exception("trial %d failed", trial.number)
+            return Outcome(TrialState.FAIL, reason=f"{type(err).__name__}: {err}")
+
+    def _record(self, trial: optuna.Trial, outcome: Outcome) -> TrialState:
+        """Tell the outcome; returns the state the trial ended in (its own or another's)."""
+        storage = self.storage
+        state = outcome.state
+
+        def record() -> tuple[TrialState, bool]:
+            """(final state, whether this worker set it)."""
+            current = storage.get_trial(trial._trial_id)
+            if current.state.is_finished():  # failed as stale, or an earlier attempt committed
+                return current.state, self._is_ours(current, outcome)
+            try:
+                if outcome.reason is not None and state in (TrialState.FAIL, TrialState.PRUNED):
+                    key = "fail_reason" if state == TrialState.FAIL else "prune_reason"
+                    trial.set_user_attr(key, outcome.reason)
+                if state == TrialState.COMPLETE:
+                    frozen = self.study.tell(trial, outcome.value)
+                else:
+                    frozen = self.study.tell(trial, state=state)
+            except (UpdateFinishedTrialError, ValueError):
+                current = storage.get_trial(trial._trial_id)
+                if not current.state.is_finished():
+                    raise
+                return current.state, False  # another worker failed it in between
+            return frozen.state, True
+
+        final, ours = self._retry(record, f"recording trial {trial.number}")
+        if ours:
+            if outcome.requeue and final == TrialState.FAIL:
+                frozen = storage.get_trial(trial._trial_id)
+                self._retry(
+                    lambda: requeue_trial(
+                        self.study, frozen, self.settings.max_retry, outcome.reason or ""
+                    ),
+                    "re-queueing the trial",
+                )
+            return final
+        if state != TrialState.FAIL:
+            # Finished here after another worker had failed it as stale: keep the result.
+            adopted = self._retry(lambda: self._adopt_retry(trial, outcome), "keeping the result")
+            if adopted is not None:
+                return state
+            log.warning(
+                "trial %d finished %s, but another worker had failed it as stale and its retry "
+                "is already running; this result is dropped",
+                trial.number,
+                state.name,
+            )
+        return final
+
+    @staticmethod
+    def _is_ours(current: optuna.trial.FrozenTrial, outcome: Outcome) -> bool:
+        """Whether a finished trial was finished by our tell (whose answer was lost)."""
+        if current.state != outcome.state:
+            return False
+        if outcome.state == TrialState.FAIL:
+            return current.user_attrs.get("fail_reason") == outcome.reason
+        return True
+
+    def _adopt_retry(self, trial: optuna.Trial, outcome: Outcome) -> int | None:
+        """Record ``outcome`` on the WAITING retry of ``trial`` (same parameters); its number."""
+        storage = self.storage
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if t.system_attrs.get("retry_history", [None])[-1] != trial.number:
+                continue
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                return None  # another worker popped it first
+            old = storage.get_trial(trial._trial_id)
+            for key, value in old.user_attrs.items():
+                if key not in ("fail_reason", "retry_of", "retry_reason"):
+                    storage.set_trial_user_attr(t._trial_id, key, value)
+            storage.set_trial_user_attr(t._trial_id, "adopted_result_of", trial.number)
+            for step, value in old.intermediate_values.items():
+                storage.set_trial_intermediate_value(t._trial_id, step, value)
+            if outcome.state == TrialState.PRUNED:
+                storage.set_trial_user_attr(t._trial_id, "prune_reason", outcome.reason or "")
+                storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
+            else:
+                storage.set_trial_state_values(
+                    t._trial_id, state=TrialState.COMPLETE, values=[float(outcome.value or 0.0)]
+                )
+            log.warning(
+                "trial %d had been failed as stale; its result is kept as trial %d",
+                trial.number,
+                t.number,
+            )
+            return t.number
+        return None
 
     def _run_one(self, trial: optuna.Trial) -> tuple[str, float | None]:
-        trial.set_user_attr("worker_seed", self.seed)
-        failed_trial = self.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
-        if failed_trial is not None:
-            trial.set_user_attr("retry_of", failed_trial)
-        reporter = self.reporter
-        with get_heartbeat_thread(trial._trial_id, self.storage):
-            state, value, reason = TrialState.COMPLETE, None, None
-            try:
-                value = objective(
-                    trial,
-                    self.spec,
-                    device=self.device,
-                    should_stop=self._should_stop,
-                    on_evaluation=reporter.on_evaluation if reporter else None,
-                    on_step=reporter.on_step if reporter else None,
-                )
-            except optuna.TrialPruned as err:
-                state, reason = TrialState.PRUNED, str(err)
-            except TrialFailed as err:
-                state, reason = TrialState.FAIL, str(err)
-            except Exception as err:  # a bad combination must not stop the worker
-                log.exception("trial %d failed", trial.number)
-                state, reason = TrialState.FAIL, f"{type(err).__name__}: {err}"
-
-        def record() -> None:
-            if reason is not None:
-                trial.set_user_attr(
-                    "fail_reason" if state == TrialState.FAIL else "prune_reason", reason
-                )
-            if state == TrialState.COMPLETE:
-                self.study.tell(trial, value)
-            else:
-                self.study.tell(trial, state=state)
-
-        retry_storage(record, what=f"recording trial {trial.number}")
-        if state == TrialState.FAIL and self._signal:
-            retry_storage(lambda: self._requeue(trial), what="re-queueing the stopped trial")
-        return state.name, value
+        interval = self.settings.heartbeat_interval
+        with Heartbeat(self.storage, trial._trial_id, interval):
+            outcome = self._execute(trial)
+        final = self._record(trial, outcome)
+        value = outcome.value if final == TrialState.COMPLETE else None
+        return final.name, value
 
     def run(self) -> WorkerReport:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -237,11 +478,18 @@ class Worker:
                 state, value = self._run_one(trial)
                 self.report.finished.append((trial.number, state, value))
                 if self.reporter:
-                    self.reporter.on_trial_end(
-                        self.study, trial.number, state, value, time.monotonic() - t0
-                    )
+                    try:
+                        self.reporter.on_trial_end(
+                            self.study, trial.number, state, value, time.monotonic() - t0
+                        )
+                    except Exception as err:
+                        if not is_transient(err):
+                            raise
+                        log.warning("progress line skipped: %s", first_line(err))
         finally:
             for s, h in handlers.items():
-                signal.signal(s, h)
+                # Stopped by a signal: the process is on its way out, and a repeated
+                # Ctrl-C or SIGTERM must not turn a clean exit into a traceback.
+                signal.signal(s, _already_stopping if self._signal else h)
         self.report.stopped_by = self._signal
         return self.report
