@@ -25,6 +25,8 @@ import pytest
 from browser_support import chromium, require_browser, screenshot, wait_for
 from support import run_cli, spawn_cli
 
+from tuner.cli import main
+
 START_TIMEOUT = 60.0
 
 
@@ -163,32 +165,22 @@ def test_dashboard_shows_the_study_and_its_artifacts(runs: Path, request) -> Non
     assert downloaded[:2] == b"PK"  # an SB3 zip
 
 
-def test_dashboard_port_in_use_is_a_clear_error(runs: Path) -> None:
+def test_dashboard_port_in_use_is_a_clear_error(runs: Path, capsys) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         port = sock.getsockname()[1]
-        result = run_cli("dashboard", "--port", str(port), runs_path=runs, timeout=60)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
-    assert "--port" in result.stderr
-    assert "Traceback" not in result.stderr
+        assert main(["dashboard", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "--port" in err
 
 
-def test_dashboard_unreachable_storage_is_a_clear_error(runs: Path) -> None:
+def test_dashboard_unreachable_storage_is_a_clear_error(runs: Path, monkeypatch, capsys) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = run_cli(
-        "dashboard",
-        "--port",
-        "0",
-        "--storage",
-        f"postgresql+psycopg2://nobody@127.0.0.1:{port}/none",
-        runs_path=runs,
-        timeout=120,
-        KALAHA_CONNECT_ATTEMPTS="1",
-    )
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "cannot reach the postgresql storage" in result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.setenv("KALAHA_CONNECT_ATTEMPTS", "1")
+    url = f"postgresql+psycopg2://nobody@127.0.0.1:{port}/none"
+    assert main(["dashboard", "--port", "0", "--storage", url]) == 2
+    assert "cannot reach the postgresql storage" in capsys.readouterr().err
