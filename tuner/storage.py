@@ -40,7 +40,6 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tuner.errors import UserError
-from tuner.training import runs_dir
 
 ENV_STORAGE = "OPTUNA_STORAGE"
 log = logging.getLogger("tuner.storage")
@@ -74,6 +73,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 def default_url() -> str:
+    from tuner.training import runs_dir  # here: importing training loads torch
+
     return f"sqlite:///{runs_dir() / 'optuna.db'}"
 
 
