@@ -1,0 +1,292 @@
+"""Storage and worker internals, in process, against the real PostgreSQL.
+
+The multi-process faults are in test_faults.py; here are the pieces they rest
+on: which errors are retried, a pool that survives its connections being
+killed, orphaned and stale trials, a result that arrives after its trial was
+failed, GPU placement and threads.
+"""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import psycopg2
+import pytest
+import sqlalchemy
+from fault_support import by_state
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+from support import run_cli
+
+from tuner import training
+from tuner.errors import UserError
+from tuner.spec import parse_spec
+from tuner.storage import (
+    ResilientRDBStorage,
+    StorageSettings,
+    application_name,
+    engine_kwargs,
+    is_transient,
+    make_storage,
+    requeue_trial,
+    retry_transient,
+)
+from tuner.training import resolve_device
+from tuner.worker import Worker, budget_used
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def tiny_spec(**overrides) -> object:
+    data = {
+        "study_name": "store",
+        "n_trials": 3,
+        "sampler": {"type": "random"},
+        "pruner": {"type": "none"},
+        "budget": {"total_timesteps": 8, "n_evaluations": 1},
+        "search_space": {"gamma": {"type": "float", "low": 0.9, "high": 0.999}},
+    }
+    data.update(overrides)
+    return parse_spec(data, "test")
+
+
+def trivial(trial, _spec, **_):
+    """An objective without training: the worker's bookkeeping is what is tested."""
+    x = trial.suggest_float("gamma", 0.9, 0.999)
+    trial.report(x, step=1)
+    return x
+
+
+def admin(url: str):
+    u = make_url(url)
+    conn = psycopg2.connect(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname="postgres"
+    )
+    conn.autocommit = True
+    return conn
+
+
+# --- transient errors ----------------------------------------------------------------
+
+
+def test_only_connection_errors_are_transient():
+    lost = sqlalchemy.exc.OperationalError(
+        "SELECT 1", {}, Exception("server closed the connection")
+    )
+    assert is_transient(lost)
+    wrapped = optuna.exceptions.StorageInternalError("commit failed")
+    wrapped.__cause__ = lost
+    assert is_transient(wrapped), "Optuna wraps it; the cause decides"
+    bad_data = optuna.exceptions.StorageInternalError("too long")
+    bad_data.__cause__ = sqlalchemy.exc.DataError("INSERT", {}, Exception("value too long"))
+    assert not is_transient(bad_data)
+    assert not is_transient(optuna.exceptions.UpdateFinishedTrialError("finished"))
+    assert not is_transient(ValueError("nan"))
+
+
+def test_retry_transient_retries_then_gives_up():
+    calls = []
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("refused"))
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise lost
+        return "ok"
+
+    assert retry_transient(flaky, seconds=10) == "ok" and len(calls) == 3
+
+    def down():
+        raise lost
+
+    start = time.monotonic()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        retry_transient(down, seconds=0.5)
+    assert time.monotonic() - start < 5, "bounded"
+    with pytest.raises(ValueError):
+        retry_transient(lambda: (_ for _ in ()).throw(ValueError("bad")), seconds=10)
+
+
+def test_engine_settings_per_backend(monkeypatch):
+    monkeypatch.setenv("KALAHA_POOL_SIZE", "3")
+    settings = StorageSettings()
+    pg = engine_kwargs("postgresql+psycopg2://u@h/db", settings)
+    assert pg["pool_pre_ping"] is True and pg["pool_size"] == 3 and pg["max_overflow"] == 3
+    assert pg["connect_args"]["application_name"] == application_name()
+    assert application_name().startswith("kalaha-tuner ") and len(application_name()) <= 63
+    assert engine_kwargs("sqlite:///x.db", settings) == {"connect_args": {"timeout": 60}}
+
+
+# --- a real server ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_storage_survives_its_connections_being_killed(pg_url):
+    storage = make_storage(pg_url)
+    assert isinstance(storage, ResilientRDBStorage)
+    study = optuna.create_study(study_name="killed", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    dbname = make_url(pg_url).database
+    conn = admin(pg_url)
+    try:
+        with conn.cursor() as cur:  # what a server restart or a network cut does to a pool
+            cur.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND application_name = %s",
+                (dbname, application_name()),
+            )
+            (killed,) = cur.fetchone()
+    finally:
+        conn.close()
+    assert killed >= 1
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(storage.get_all_trials(study._study_id)) == 4
+
+
+@pytest.mark.postgres
+def test_orphaned_trial_is_failed_and_retried(runs, pg_url):
+    """A worker killed between ask and its first heartbeat leaves a RUNNING trial without one."""
+    spec = tiny_spec()
+    worker = Worker(spec, pg_url, worker_index=0, device="cpu", objective_fn=trivial)
+    orphan = worker.study.ask()  # a claim whose worker died before its first heartbeat
+    orphan.suggest_float("gamma", 0.9, 0.999)
+    assert worker.storage.orphan_trial_ids(worker.study._study_id) == [orphan._trial_id]
+    report = worker.run()
+    trials = worker.study.get_trials()
+    failed = trials[orphan.number]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["fail_reason"].startswith("orphaned")
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == failed.params
+    assert budget_used(trials) == spec.n_trials == len(report.finished)
+    assert len(by_state(trials, TrialState.COMPLETE)) == spec.n_trials
+
+
+@pytest.mark.postgres
+def test_stale_trial_reason_and_retry_limit(runs, pg_url, monkeypatch):
+    monkeypatch.setenv("KALAHA_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("KALAHA_GRACE_PERIOD", "1")
+    monkeypatch.setenv("KALAHA_MAX_RETRY", "1")
+    spec = tiny_spec(n_trials=1)
+    worker = Worker(spec, pg_url, worker_index=0, device="cpu", objective_fn=trivial)
+    storage, study = worker.storage, worker.study
+    dead = study.ask()
+    dead.suggest_float("gamma", 0.9, 0.999)
+    storage.record_heartbeat(dead._trial_id)  # then its worker dies
+    time.sleep(2.5)
+    assert worker._fail_stale(with_orphans=False) == [dead.number]
+    again = study.ask()  # the retry, claimed by a worker that dies too
+    assert again.user_attrs["retry_of"] == dead.number
+    storage.record_heartbeat(again._trial_id)
+    time.sleep(2.5)
+    assert worker._fail_stale(with_orphans=False) == [again.number]
+    trials = study.get_trials()
+    assert all(t.state == TrialState.FAIL for t in trials), "max_retry=1: no second retry"
+    assert trials[1].system_attrs["retry_history"] == [dead.number]
+    assert all(t.user_attrs["fail_reason"].startswith("heartbeat stale") for t in trials)
+    assert budget_used(trials) == 1
+    assert worker.run().finished == [], "the budget is spent: one trial, retried once, failed"
+
+
+@pytest.mark.postgres
+def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
+    """The database was away longer than the grace period; another worker failed the trial."""
+    spec = tiny_spec(n_trials=1)
+
+    def late(trial, _spec, **_):
+        x = trial.suggest_float("gamma", 0.9, 0.999)
+        trial.set_user_attr("win_rates", {"random": 0.75})
+        # Meanwhile, another worker saw no heartbeat: it fails the trial and queues a retry.
+        storage = trial.storage
+        backend = getattr(storage, "_backend", storage)
+        assert backend.fail_running_trial(trial._trial_id, "heartbeat stale: test")
+        requeue_trial(trial.study, backend.get_trial(trial._trial_id), 2, "heartbeat stale")
+        return x
+
+    worker = Worker(spec, pg_url, worker_index=0, device="cpu", objective_fn=late)
+    report = worker.run()
+    trials = worker.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    first, kept = trials
+    assert kept.value == pytest.approx(first.params["gamma"])
+    assert kept.params == first.params
+    assert kept.user_attrs["adopted_result_of"] == first.number
+    assert kept.user_attrs["retry_of"] == first.number
+    assert kept.user_attrs["win_rates"] == {"random": 0.75}
+    assert report.finished[0][1] == "COMPLETE"
+    assert budget_used(trials) == 1
+
+
+def test_unreachable_storage_names_host_and_port(monkeypatch):
+    monkeypatch.setenv("KALAHA_CONNECT_ATTEMPTS", "2")
+    with pytest.raises(UserError, match=r"127\.0\.0\.1:1 .*after 2 attempts"):
+        make_storage("postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
+    with pytest.raises(UserError, match="not a valid SQLAlchemy URL"):
+        make_storage("no url at all")
+
+
+# --- devices and threads -----------------------------------------------------------------
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    import torch
+
+    def set_count(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+    return set_count
+
+
+def test_resolve_device_spreads_workers_over_gpus(gpus, monkeypatch):
+    gpus(4)
+    assert [resolve_device("auto", i) for i in range(6)] == [
+        "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1",
+    ]  # fmt: skip
+    assert resolve_device("cuda", 6) == "cuda:2"
+    assert resolve_device("cuda:3") == "cuda:3" and resolve_device("CPU") == "cpu"
+    with pytest.raises(UserError, match=r"only 4 GPU\(s\) visible"):
+        resolve_device("cuda:4")
+    # Replicas without an index (docker compose --scale) spread by host and process.
+    picked = set()
+    for host in ("a1", "b2", "c3", "d4", "e5", "f6", "g7", "h8"):
+        monkeypatch.setattr(training.socket, "gethostname", lambda h=host: h)
+        device = resolve_device("auto")
+        assert device == resolve_device("auto"), "stable for one process"
+        picked.add(device)
+    assert len(picked) > 1 and picked <= {f"cuda:{i}" for i in range(4)}
+
+
+def test_resolve_device_without_gpus(gpus):
+    gpus(0)
+    assert resolve_device("auto", 3) == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(UserError, match="sees no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(UserError, match="expected auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu0")
+
+
+def test_cuda_on_a_cpu_host_is_a_clear_error(runs):
+    result = run_cli("tune", "smoke", "--device", "cuda", runs_path=runs, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "sees no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_torch_thread_per_worker_by_default(monkeypatch):
+    import torch
+
+    from tuner.cli import _threads, build_parser
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("KALAHA_TORCH_THREADS", raising=False)
+        args = build_parser().parse_args(["tune", "smoke"])
+        _threads(args.threads)
+        assert args.threads == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("KALAHA_TORCH_THREADS", "2")
+        args = build_parser().parse_args(["tune", "smoke"])
+        _threads(args.threads)
+        assert args.threads == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
