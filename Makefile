@@ -82,6 +82,32 @@ train: install ## Retrain studies/best/STUDY.yaml and evaluate the agent
 bench: install ## Benchmark the batched rules engine against a plain Python loop
 	$(BIN)/python -m benchmarks.engine $(ARGS)
 
+.PHONY: bench-storage
+bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes
+	$(BIN)/python -m benchmarks.storage $(ARGS)
+
+# --- docker compose: Postgres + create-study + WORKERS workers + dashboard ---------------
+# Settings come from .env (cp .env.example .env); STUDY=... on the command line overrides it.
+COMPOSE ?= docker compose
+WORKERS ?= 2
+
+.PHONY: up
+up: ## docker compose: Postgres, the study, WORKERS workers (default 2) and the dashboard
+	@test -f .env || { echo "error: no .env; run 'cp .env.example .env' and set POSTGRES_PASSWORD" >&2; exit 2; }
+	$(COMPOSE) up -d --build --scale worker=$(WORKERS)
+
+.PHONY: scale
+scale: ## docker compose: run WORKERS workers (make scale WORKERS=8); extra ones stop cleanly
+	$(COMPOSE) up -d --no-recreate --scale worker=$(WORKERS) worker
+
+.PHONY: down
+down: ## docker compose: stop and remove the containers (the database volume is kept)
+	$(COMPOSE) down
+
+.PHONY: logs
+logs: ## docker compose: follow the logs of every service
+	$(COMPOSE) logs -f --tail=100
+
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and runs/)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
