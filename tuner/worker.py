@@ -220,6 +220,7 @@ class Worker:
     ) -> None:
         self.spec = spec
         self.settings = settings or StorageSettings()
+        self.device = resolve_device(device, worker_index)  # a bad --device: nothing written yet
         self.storage = make_storage(storage_url, self.settings)
         self.seed = worker_seed(spec, worker_index)
         self.study = self._retry(
@@ -227,7 +228,6 @@ class Worker:
         )
         self.max_trials = max_trials
         self.timeout = timeout
-        self.device = resolve_device(device, worker_index)
         self.reporter = reporter
         self.objective = objective_fn or objective
         self.report = WorkerReport()
@@ -421,7 +421,15 @@ class Worker:
         return True
 
     def _adopt_retry(self, trial: optuna.Trial, outcome: Outcome) -> int | None:
-        """Record ``outcome`` on the WAITING retry of ``trial`` (same parameters); its number."""
+        """Record ``outcome`` on the WAITING retry of ``trial`` (same parameters); its number.
+
+        Under the claim lock: for a moment the retry is RUNNING without a heartbeat,
+        which a claim would otherwise take for an orphan.
+        """
+        with claim_lock(self.storage, self.spec.study_name):
+            return self._adopt_retry_locked(trial, outcome)
+
+    def _adopt_retry_locked(self, trial: optuna.Trial, outcome: Outcome) -> int | None:
         storage = self.storage
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             if t.system_attrs.get("retry_history", [None])[-1] != trial.number:

@@ -97,7 +97,7 @@ def test_sigkill_one_of_three_workers_mid_trial(runs, pg_url):
     assert_study_done(trials)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_the_worker_cleanly_and_its_trial_is_retried(runs, pg_url, sig):
     """SIGTERM/SIGINT: the running trial is FAIL with the reason, re-queued; a clean exit."""
     with reaping([spawn_worker(pg_url, runs, 0)]) as procs:
