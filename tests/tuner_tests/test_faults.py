@@ -238,9 +238,8 @@ def test_postgres_restart_mid_study(runs, private_pg):
     now = {t.number: t for t in trials}
     for t in by_state(before, TrialState.COMPLETE):
         assert now[t.number].state == TrialState.COMPLETE and now[t.number].value == t.value
-    # At most the trials in flight were failed, and each was retried.
-    in_flight_then = {t.number for t in by_state(before, TrialState.RUNNING)}
-    for failed in by_state(trials, TrialState.FAIL):
-        assert failed.number in in_flight_then or failed.number > max(now), failed.number
-        retry_of(trials, failed)
-    assert len(by_state(trials, TrialState.FAIL)) <= 2
+    # At most the trials in flight (one per worker) were failed, and each was retried.
+    failed = by_state(trials, TrialState.FAIL)
+    assert len(failed) <= len(procs), [(t.number, t.user_attrs.get("fail_reason")) for t in failed]
+    for t in failed:
+        assert retry_of(trials, t).state == TrialState.COMPLETE
