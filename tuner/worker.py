@@ -69,23 +69,7 @@ log = logging.getLogger("tuner.worker")
 # We run the heartbeat around ask/tell ourselves, as Study.optimize does.
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
-# Kept for callers that catch these; `is_transient` is what the worker uses.
-RETRYABLE = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    optuna.exceptions.StorageInternalError,
-)
-
 ObjectiveFn = Callable[..., float]
-
-
-def retry_storage(fn: Callable[[], Any], attempts: int = 8, what: str = "storage call") -> Any:
-    """Run ``fn``, retrying with backoff while the database connection is down.
-
-    ``attempts`` bounds the time to about 30 s (0.25 s doubling to 5 s).
-    """
-    seconds = sum(min(0.25 * 2**i, 5.0) for i in range(attempts - 1))
-    return retry_transient(fn, seconds=seconds + 0.1, what=what, logger=log)
 
 
 def budget_used(trials: list[optuna.trial.FrozenTrial]) -> int:
