@@ -131,7 +131,10 @@ def is_transient(err: BaseException) -> bool:
     """A lost or refused database connection: worth retrying once the server is back.
 
     Optuna wraps SQLAlchemy errors in ``StorageInternalError``; the cause tells. Bad
-    data, integrity errors and ``UpdateFinishedTrialError`` are not transient.
+    data, integrity errors and ``UpdateFinishedTrialError`` are not transient. A
+    ``PendingRollbackError`` is when it follows a lost connection: Optuna's trial
+    query catches the ``OperationalError`` (it takes it for too many variables)
+    and queries again on the dead transaction.
     """
     seen: set[int] = set()
     e: BaseException | None = err
@@ -141,6 +144,10 @@ def is_transient(err: BaseException) -> bool:
             return True
         if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
             return True
+        if isinstance(e, sqlalchemy.exc.PendingRollbackError):
+            context = e.__context__
+            if "reconnect" in str(e) or (context is not None and is_transient(context)):
+                return True
         e = e.__cause__
     return False
 
@@ -287,6 +294,7 @@ _RETRIED_METHODS = (
     "get_trial_id_from_study_id_trial_number",
     "get_trial",
     "get_all_trials",
+    "_get_trials",  # Optuna's cached storage reads new trials through it
     "get_n_trials",
     "get_best_trial",
     "_get_stale_trial_ids",
@@ -404,18 +412,23 @@ def make_storage(
     settings = settings or StorageSettings()
     url = resolve_url(url)
     check_reachable(url, settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # Workers started together on an empty database race to create Optuna's
-        # tables; the loser hits a unique violation and finds the tables on a retry.
-        for attempt in range(5):
-            try:
-                return _rdb_storage(url, settings)
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1) + random.random() / 2)
-    raise AssertionError("unreachable")
+
+    def build() -> ResilientRDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # Workers started together on an empty database race to create Optuna's
+            # tables; the loser hits a unique violation and finds the tables on a retry.
+            for attempt in range(5):
+                try:
+                    return _rdb_storage(url, settings)
+                except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.2 * (attempt + 1) + random.random() / 2)
+        raise AssertionError("unreachable")
+
+    # The server answered check_reachable but may go away before the tables are read.
+    return retry_transient(build, seconds=settings.retry_seconds, what="opening the storage")
 
 
 def _rdb_storage(url: str, settings: StorageSettings) -> ResilientRDBStorage:

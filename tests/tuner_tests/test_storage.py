@@ -82,6 +82,23 @@ def test_only_connection_errors_are_transient():
     bad_data.__cause__ = sqlalchemy.exc.DataError("INSERT", {}, Exception("value too long"))
     assert not is_transient(bad_data)
     assert not is_transient(optuna.exceptions.UpdateFinishedTrialError("finished"))
+    # Optuna's trial query catches the OperationalError of a dropped connection and
+    # queries again on the dead transaction: a PendingRollbackError, then wrapped.
+    try:
+        try:
+            raise lost
+        except sqlalchemy.exc.OperationalError:
+            raise sqlalchemy.exc.PendingRollbackError(
+                "Can't reconnect until invalid transaction is rolled back"
+            ) from None
+    except sqlalchemy.exc.PendingRollbackError as pending:
+        after_drop = optuna.exceptions.StorageInternalError("commit failed")
+        after_drop.__cause__ = pending
+    assert is_transient(after_drop)
+    flush = sqlalchemy.exc.PendingRollbackError(
+        "rolled back due to a previous exception during flush"
+    )
+    assert not is_transient(flush)
     assert not is_transient(ValueError("nan"))
 
 
