@@ -302,6 +302,8 @@ class Worker:
 
     def _objective(self, trial: optuna.Trial) -> float:
         reporter = self.reporter
+        if reporter is not None:
+            reporter.on_trial_start(trial.number)
         return self.objective(
             trial,
             self.spec,
