@@ -70,9 +70,7 @@ def evaluate_policy(
     results: dict[str, OpponentResult] = {}
     for name in opponents:
         # Random tie-breaks: as strong as the deterministic opponent, but more varied games.
-        opponent = make_opponent(
-            name, seeds=seeds, empty_capture=empty_capture, tie_break="random"
-        )
+        opponent = make_opponent(name, seeds=seeds, empty_capture=empty_capture, tie_break="random")
         m = play_match(
             agent,
             opponent,

@@ -22,7 +22,13 @@ STUDIES_DIR = Path("studies")
 
 # Where a searched or fixed setting goes. Names not listed are MaskablePPO keyword
 # arguments (checked against its signature).
-POLICY_KEYS = {"net_arch", "activation_fn", "ortho_init", "share_features_extractor", "shared_trunk"}
+POLICY_KEYS = {
+    "net_arch",
+    "activation_fn",
+    "ortho_init",
+    "share_features_extractor",
+    "shared_trunk",
+}
 ENV_KEYS = {"store_diff_coef", "extra_turn_coef", "opening_plies", "seeds", "empty_capture"}
 SCHEDULE_KEYS = {"lr_schedule"}
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")

@@ -91,29 +91,75 @@ def test_shipped_study_validates_and_builds_a_model(path: Path):
 
 BROKEN = [
     ("n_trials: many", "n_trials", "expected a valid integer", "'many'"),
-    ("budget: {total_timesteps: 100, n_envs: 0}", "budget.n_envs", "greater than or equal to 1", "0"),
+    (
+        "budget: {total_timesteps: 100, n_envs: 0}",
+        "budget.n_envs",
+        "greater than or equal to 1",
+        "0",
+    ),
     ("direction: sideways", "direction", "expected 'maximize' or 'minimize'", "'sideways'"),
-    ("sampler: {type: grid}", "sampler.type", "expected 'tpe', 'random', 'cmaes' or 'qmc'", "'grid'"),
+    (
+        "sampler: {type: grid}",
+        "sampler.type",
+        "expected 'tpe', 'random', 'cmaes' or 'qmc'",
+        "'grid'",
+    ),
     ("ppo: {learning_rate: 3e-4}", "ppo.learning_rate", "expected a number", "'3e-4'"),
     ("ppo: {lerning_rate: 0.001}", "lerning_rate", "unknown setting", "MaskablePPO argument"),
     ("env: {opponents: [minimax:0]}", "env.opponents", "an opponent is one of", "'minimax:0'"),
-    ("search_space: {gamma: {type: float, low: 0.99, high: 0.9}}", "search_space.gamma", "expected low < high", "low=0.99"),
-    ("search_space: {gamma: {type: gaussian, low: 0.9, high: 0.99}}", "search_space.gamma", "expected", "gaussian"),
-    ("search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}", "learning_rate", "expected low > 0 with log: true", "low=0.0"),
+    (
+        "search_space: {gamma: {type: float, low: 0.99, high: 0.9}}",
+        "search_space.gamma",
+        "expected low < high",
+        "low=0.99",
+    ),
+    (
+        "search_space: {gamma: {type: gaussian, low: 0.9, high: 0.99}}",
+        "search_space.gamma",
+        "expected",
+        "gaussian",
+    ),
+    (
+        "search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}",
+        "learning_rate",
+        "expected low > 0 with log: true",
+        "low=0.0",
+    ),
     ("evaluation: {games: 1}", "evaluation.games", "greater than or equal to 2", "1"),
-    ("ppo: {n_steps: 8, batch_size: 4096}", "ppo.batch_size", "expected at most n_steps * n_envs", "4096"),
+    (
+        "ppo: {n_steps: 8, batch_size: 4096}",
+        "ppo.batch_size",
+        "expected at most n_steps * n_envs",
+        "4096",
+    ),
     ("budgett: {total_timesteps: 10}", "budgett", "unknown key", ""),
-    ("sampler: {type: tpe, options: {n_startup: 3}}", "sampler.options", "unexpected keyword", "n_startup"),
-    ("pruner: {type: median, options: {warmup: 3}}", "pruner.options", "unexpected keyword", "warmup"),
+    (
+        "sampler: {type: tpe, options: {n_startup: 3}}",
+        "sampler.options",
+        "unexpected keyword",
+        "n_startup",
+    ),
+    (
+        "pruner: {type: median, options: {warmup: 3}}",
+        "pruner.options",
+        "unexpected keyword",
+        "warmup",
+    ),
 ]
 
 
-@pytest.mark.parametrize("patch,key,expected,found", BROKEN, ids=[b[1] + ":" + b[0][:12] for b in BROKEN])
+@pytest.mark.parametrize(
+    "patch,key,expected,found", BROKEN, ids=[b[1] + ":" + b[0][:12] for b in BROKEN]
+)
 def test_broken_study_file_is_one_clear_error(tmp_path, runs, capsys, patch, key, expected, found):
     """A bad file: exit code 2, one line naming file, key, expectation and finding; nothing written."""
     data = tiny_spec()
     for k, v in yaml.safe_load(patch).items():
-        if isinstance(v, dict) and isinstance(data.get(k), dict) and k not in ("search_space", "ppo"):
+        if (
+            isinstance(v, dict)
+            and isinstance(data.get(k), dict)
+            and k not in ("search_space", "ppo")
+        ):
             data[k] = {**data[k], **v}
         else:
             data[k] = v
@@ -149,7 +195,10 @@ def test_conversion_is_pure_and_resolves_named_choices():
     first = to_config(spec, values)
     assert first == to_config(spec, dict(values)), "same input, same output"
     assert values["net_arch"] == "split", "the input is not modified"
-    assert first.ppo_kwargs["policy_kwargs"] == {"activation_fn": "relu", "net_arch": {"pi": [8], "vf": [32]}}
+    assert first.ppo_kwargs["policy_kwargs"] == {
+        "activation_fn": "relu",
+        "net_arch": {"pi": [8], "vf": [32]},
+    }
     assert first.env_kwargs["store_diff_coef"] == 0.5
     assert first.ppo_kwargs["batch_size"] == 64, "cut to n_steps * n_envs = 16 * 4"
     assert "batch_size" in first.adjustments
@@ -225,7 +274,9 @@ def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
     spec = parse_spec(
         tiny_spec(
             n_trials=2,
-            search_space={"learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e30, "log": True}},
+            search_space={
+                "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e30, "log": True}
+            },
         )
     )
     url = f"sqlite:///{runs / 'diverge.db'}"
@@ -254,7 +305,12 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     seeds = {t.user_attrs["worker_seed"] for t in trials}
     assert len(seeds) == 2, "each worker seeds its sampler differently"
-    ran = [int(line.split()[1]) for out, _ in outputs for line in out.splitlines() if line.startswith("trial ")]
+    ran = [
+        int(line.split()[1])
+        for out, _ in outputs
+        for line in out.splitlines()
+        if line.startswith("trial ")
+    ]
     assert sorted(ran) == list(range(6)), "every trial ran exactly once, in one of the workers"
 
 
@@ -273,7 +329,9 @@ def test_export_then_train_round_trip(runs, tmp_path):
     assert result.returncode == 0, result.stderr
     doc = load_export(out)
     assert doc["trial"] == best.number and doc["value"] == pytest.approx(best.value)
-    assert {"ppo_kwargs": doc["ppo_kwargs"], "env_kwargs": doc["env_kwargs"]} == best.user_attrs["config"]
+    assert {"ppo_kwargs": doc["ppo_kwargs"], "env_kwargs": doc["env_kwargs"]} == best.user_attrs[
+        "config"
+    ]
     assert doc["params"] == best.params
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
     assert doc["win_rates"] == best.user_attrs["win_rates"]
@@ -314,20 +372,25 @@ def test_the_readme_study_example_is_a_valid_study():
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
-@pytest.mark.parametrize("pruner", ["median", "percentile", "successive_halving", "hyperband", "none"])
+@pytest.mark.parametrize(
+    "pruner", ["median", "percentile", "successive_halving", "hyperband", "none"]
+)
 def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner):
     from tuner.study import build_pruner, build_sampler
 
     spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
     assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])
     built = build_pruner(spec)
-    assert type(built).__name__ == {
-        "median": "MedianPruner",
-        "percentile": "PercentilePruner",
-        "successive_halving": "SuccessiveHalvingPruner",
-        "hyperband": "HyperbandPruner",
-        "none": "NopPruner",
-    }[pruner]
+    assert (
+        type(built).__name__
+        == {
+            "median": "MedianPruner",
+            "percentile": "PercentilePruner",
+            "successive_halving": "SuccessiveHalvingPruner",
+            "hyperband": "HyperbandPruner",
+            "none": "NopPruner",
+        }[pruner]
+    )
 
 
 def test_a_bad_study_file_exits_2_without_a_traceback_as_a_process(tmp_path, runs):
