@@ -111,8 +111,13 @@ class TrialEvalCallback(BaseCallback):
         if self.progress.diverged is None and not params_finite(self.model):
             self.progress.diverged = f"non-finite policy weights after {self.num_timesteps} steps"
 
-    def evaluate_now(self) -> bool:
-        """Evaluate, log and report at the current timestep; False means stop training."""
+    def evaluate_now(self, final: bool = False) -> bool:
+        """Evaluate, log and report at the current timestep; False means stop training.
+
+        ``final`` marks the evaluation after the whole budget is spent: it is reported
+        but the pruner is not asked, since pruning a finished trial saves no compute
+        and would throw away a complete result the sampler can learn from.
+        """
         if self.progress.diverged or not params_finite(self.model):
             self.progress.diverged = self.progress.diverged or (
                 f"non-finite policy weights after {self.num_timesteps} steps"
@@ -133,7 +138,7 @@ class TrialEvalCallback(BaseCallback):
             return False
         if self.trial is not None:
             self.trial.report(score, step=self.num_timesteps)
-            if self.trial.should_prune():
+            if not final and self.trial.should_prune():
                 self.progress.pruned = True
                 return False
         return True

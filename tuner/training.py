@@ -157,7 +157,7 @@ def train(
         model.learn(total_timesteps, callback=callback, tb_log_name=tb_log_name)
         progress = callback.progress
         if not (progress.pruned or progress.diverged or progress.stopped):
-            callback.evaluate_now()  # the final evaluation, once the budget is spent
+            callback.evaluate_now(final=True)  # once the budget is spent: never pruned
     except ValueError as err:
         # torch's distributions reject NaN logits: the update diverged.
         if model is not None and "nan" not in str(err).lower() and "constraint" not in str(err):

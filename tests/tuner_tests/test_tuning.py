@@ -270,6 +270,33 @@ def test_pruning_prunes_hopeless_trials(runs):
         assert t.user_attrs["timesteps"] < spec.budget.total_timesteps
 
 
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_the_final_evaluation_is_never_pruned(runs):
+    """A pruner that always says prune stops a trial at its first in-budget evaluation,
+    but the evaluation after the whole budget is reported without asking it: pruning a
+    finished trial saves nothing and loses a complete result."""
+    url = f"sqlite:///{runs / 'final.db'}"
+    one_eval = tiny_spec(n_trials=1)
+    one_eval["budget"] = {**one_eval["budget"], "n_evaluations": 1}
+    worker = Worker(parse_spec(one_eval), url, worker_index=0, device="cpu")
+    worker.study.pruner = AlwaysPrune()
+    worker.run()
+    (finished,) = load_trials("smoke", url)
+    assert finished.state == TrialState.COMPLETE
+    assert list(finished.intermediate_values) == [finished.user_attrs["timesteps"]]
+
+    url = f"sqlite:///{runs / 'inline.db'}"
+    worker = Worker(parse_spec(tiny_spec(n_trials=1)), url, worker_index=0, device="cpu")
+    worker.study.pruner = AlwaysPrune()
+    worker.run()
+    (pruned,) = load_trials("smoke", url)
+    assert pruned.state == TrialState.PRUNED and len(pruned.intermediate_values) == 1
+
+
 def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
     spec = parse_spec(
         tiny_spec(
