@@ -110,6 +110,7 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     A trial's time runs from the end of the worker's previous trial to the end of
     this one: claim (lock, stale check, budget count, ask), heartbeat, objective, tell.
     """
+    from tuner.progress import TrialHooks
     from tuner.spec import parse_spec
     from tuner.worker import Worker
 
@@ -129,14 +130,8 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     def objective(trial: Any, _spec: Any, **_: Any) -> float:
         return _suggest_report(trial)
 
-    class Clock:  # the worker's reporter
-        def on_evaluation(self, *_: Any) -> None:
-            pass
-
-        def on_step(self, *_: Any) -> None:
-            pass
-
-        def on_trial_end(self, *_: Any) -> None:
+    class Clock(TrialHooks):  # the worker's reporter: times each trial, shows nothing
+        def on_trial_end(self, *_args: Any) -> None:
             now = time.perf_counter()
             times.append(now - last[0])
             last[0], last[1] = now, time.time()
@@ -146,7 +141,10 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     )
     _ready_then_wait()
     last[0] = time.perf_counter()
-    worker.run()
+    report = worker.run()
+    failed = [(n, state) for n, state, _ in report.finished if state != "COMPLETE"]
+    if failed:  # timing failures would measure the wrong thing
+        raise RuntimeError(f"trials did not complete in the worker loop: {failed[:5]}")
     return times, last[1]
 
 
@@ -238,21 +236,6 @@ class PgAdmin:
         finally:
             conn.close()
 
-    def connections(self, dbname: str) -> dict[int, int]:
-        """Worker pid -> open connections, from the application_name the tuner sets."""
-        conn = self._connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT application_name, count(*) FROM pg_stat_activity "
-                    "WHERE datname = %s AND application_name LIKE 'kalaha-tuner %%' GROUP BY 1",
-                    (dbname,),
-                )
-                rows = cur.fetchall()
-        finally:
-            conn.close()
-        return {int(app.rsplit(":", 1)[1]): n for app, n in rows}
-
 
 def _create_study(backend: str, url: str) -> None:
     import optuna
@@ -267,9 +250,9 @@ def run_once(
     workers: int,
     trials: int,
     sampler: str,
-    pg: PgAdmin | None = None,
-    dbname: str | None = None,
 ) -> Result:
+    from tuner.storage import worker_connections
+
     if mode == "bare":
         _create_study(backend, url)
         shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
@@ -306,8 +289,10 @@ def run_once(
 
         def watch() -> None:
             while not stop.is_set():
-                if pg is not None and dbname is not None:
-                    for pid, n in pg.connections(dbname).items():
+                # application_name "kalaha-tuner HOST:PID" tells whose connections they are
+                if backend == "postgresql":
+                    for app, n in worker_connections(url).items():
+                        pid = int(app.rsplit(":", 1)[1])
                         peak[pid] = max(peak.get(pid, 0), n)
                 stop.wait(0.1)
 
@@ -395,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
             for n in counts:
                 url, dbname = fresh_store(backend, Path(tmp), pg)
                 try:
-                    r = run_once("bare", backend, url, n, args.trials, args.sampler, pg, dbname)
+                    r = run_once("bare", backend, url, n, args.trials, args.sampler)
                 finally:
                     if dbname and pg:
                         pg.drop(dbname)
@@ -422,9 +407,7 @@ def main(argv: list[str] | None = None) -> None:
             for n in counts:
                 url, dbname = fresh_store("postgresql", Path(tmp), pg)
                 try:
-                    r = run_once(
-                        "worker", "postgresql", url, n, args.trials, args.sampler, pg, dbname
-                    )
+                    r = run_once("worker", "postgresql", url, n, args.trials, args.sampler)
                 finally:
                     if dbname:
                         pg.drop(dbname)

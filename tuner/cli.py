@@ -86,9 +86,10 @@ def _load_existing(study_name_or_file: str, storage_url: str | None):
 
 def cmd_status(args: argparse.Namespace) -> int:
     from tuner.status import format_status
+    from tuner.storage import resolve_url, worker_connections
 
     study, storage = _load_existing(args.study, args.storage)
-    print(format_status(study, storage))
+    print(format_status(study, storage, worker_connections(resolve_url(args.storage))))
     return 0
 
 

@@ -7,9 +7,9 @@ summary line per finished trial (number, state, value, timesteps, duration,
 steps per second, best so far) goes to stdout always, since it is exactly what
 such a log should hold.
 
-The worker calls ``on_step`` with the timestep count after each env step,
-``on_evaluation`` after each evaluation and ``on_trial_end`` when a trial is
-told; ``on_trial_start`` (optional) names the trial in the bar.
+The worker calls the :class:`TrialHooks` of its reporter: ``on_trial_start``
+when it claims a trial, ``on_step`` with the timestep count after each env step,
+``on_evaluation`` after each evaluation and ``on_trial_end`` when a trial is told.
 """
 
 from __future__ import annotations
@@ -44,7 +44,29 @@ def _columns(stream: TextIO) -> int | None:
         return None
 
 
-class Reporter:
+class TrialHooks:
+    """What a worker tells its reporter; each hook does nothing unless overridden.
+
+    A reporter (the progress display, a benchmark's clock) overrides the hooks it
+    needs and inherits the rest, so a new hook never breaks an existing reporter.
+    """
+
+    def on_trial_start(self, number: int) -> None:
+        """The worker claimed trial ``number`` and is about to train it."""
+
+    def on_step(self, timesteps: int) -> None:
+        """``timesteps`` trained so far in the current trial."""
+
+    def on_evaluation(self, ev: Evaluation) -> None:
+        """An evaluation of the current trial finished."""
+
+    def on_trial_end(
+        self, study: optuna.Study, number: int, state: str, value: float | None, seconds: float
+    ) -> None:
+        """Trial ``number`` was told with ``state`` (and ``value`` when COMPLETE)."""
+
+
+class Reporter(TrialHooks):
     """Progress of one worker.
 
     Args:

@@ -34,7 +34,12 @@ def heartbeat_ages(study: optuna.Study, storage: optuna.storages.BaseStorage) ->
     }
 
 
-def format_status(study: optuna.Study, storage: optuna.storages.BaseStorage) -> str:
+def format_status(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    connections: dict[str, int] | None = None,
+) -> str:
+    """The status table; ``connections`` (process -> open connections) sizes ``max_connections``."""
     trials = study.get_trials(deepcopy=False)
     n_budget = study.user_attrs.get("n_trials", "?")
     lines = [f"study {study.study_name!r}: {len(trials)} trials (budget {n_budget})"]
@@ -81,4 +86,10 @@ def format_status(study: optuna.Study, storage: optuna.storages.BaseStorage) -> 
             if retry_of is not None:
                 text += f"  retry of trial {retry_of}" + (f" ({why})" if why else "")
             lines.append(text)
+    if connections:
+        lines.append(
+            f"connections: {sum(connections.values())} from {len(connections)} tuner processes"
+        )
+        for app, n in sorted(connections.items()):
+            lines.append(f"  {app}  {n}")
     return "\n".join(lines)

@@ -122,6 +122,33 @@ def application_name() -> str:
     return f"kalaha-tuner {socket.gethostname()}:{os.getpid()}"[:63]
 
 
+def worker_connections(url: str) -> dict[str, int]:
+    """``kalaha-tuner HOST:PID`` -> open connections to the URL's PostgreSQL database.
+
+    What sizing ``max_connections`` needs (workers x connections each), read off the
+    server's ``pg_stat_activity``; this process's own connections are left out, and
+    other backends have no such view, so they give ``{}``.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        return {}
+    engine = sqlalchemy.create_engine(
+        url, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 5}
+    )
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sqlalchemy.text(
+                    "SELECT application_name, count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name LIKE :prefix "
+                    "AND application_name <> :me GROUP BY 1"
+                ),
+                {"prefix": "kalaha-tuner %", "me": application_name()},
+            ).all()
+    finally:
+        engine.dispose()
+    return {app: int(n) for app, n in rows}
+
+
 # --- transient errors and retries ---------------------------------------------------
 
 _TRANSIENT = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)

@@ -52,6 +52,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tuner.objective import TrialFailed, objective
+from tuner.progress import TrialHooks
 from tuner.spec import StudySpec
 from tuner.storage import (
     ResilientRDBStorage,
@@ -199,7 +200,7 @@ class Worker:
         device: str = "auto",
         worker_index: int | None = None,
         settings: StorageSettings | None = None,
-        reporter: Any = None,
+        reporter: TrialHooks | None = None,
         objective_fn: ObjectiveFn | None = None,
     ) -> None:
         self.spec = spec

@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg2
 import pytest
 from compose_support import (
     COMPOSE_FILE,
@@ -39,6 +38,7 @@ from support import REPO_ROOT
 
 from tuner.cli import build_parser
 from tuner.spec import load_spec
+from tuner.storage import worker_connections
 from tuner.worker import budget_used
 
 TUNER_SERVICES = ("create-study", "worker", "dashboard")
@@ -223,25 +223,6 @@ def service_run(compose_doc: dict, name: str, runs: Path) -> tuple[list[str], di
     return [sys.executable, "-m", "tuner", *service["command"]], env
 
 
-def connections_by_worker(dbname: str, url: str) -> dict[str, int]:
-    u = make_url(url)
-    conn = psycopg2.connect(
-        host=u.host, port=u.port or 5432, user=u.username, password=u.password,
-        dbname="postgres", connect_timeout=5,
-    )  # fmt: skip
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT application_name, count(*) FROM pg_stat_activity "
-                "WHERE datname = %s AND application_name LIKE 'kalaha-tuner %%' GROUP BY 1",
-                (dbname,),
-            )
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
-
-
-@pytest.mark.postgres
 def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     """create-study once, then two workers (``--scale worker=2``), then the dashboard."""
     u = make_url(pg_url)
@@ -274,7 +255,7 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     try:
         deadline = time.monotonic() + 300
         while any(p.poll() is None for p in workers) and time.monotonic() < deadline:
-            for app, n in connections_by_worker(u.database, pg_url).items():
+            for app, n in worker_connections(pg_url).items():
                 peak[app] = max(peak.get(app, 0), n)
             time.sleep(0.3)
         outputs = [p.communicate(timeout=60) for p in workers]

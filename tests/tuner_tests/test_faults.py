@@ -137,16 +137,24 @@ def test_signal_stops_the_worker_cleanly_and_its_trial_is_retried(runs, pg_url, 
 
 
 def test_status_flags_a_stale_running_trial_then_a_worker_retries_it(runs, pg_url):
-    with reaping([spawn_worker(pg_url, runs, 0)]) as procs:
-        worker = procs[0]
-        lost = wait_for(lambda: running_trial_of(pg_url, worker.pid), 120, "a running trial")
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-
     def status() -> str:
         result = run_cli("status", FAULTS, "--storage", pg_url, runs_path=runs, **FAST_HEARTBEAT)
         assert result.returncode == 0, result.stderr
         return result.stdout
+
+    with reaping([spawn_worker(pg_url, runs, 0)]) as procs:
+        worker = procs[0]
+
+        def lists_worker() -> str | None:
+            text = status()
+            return text if f":{worker.pid}  " in text else None
+
+        # status lists the worker's pooled connections (leaving out its own)
+        alive = wait_for(lists_worker, 120, "tuner status to list the worker's connections")
+        assert "connections: " in alive and "tuner processes" in alive, alive
+        lost = wait_for(lambda: running_trial_of(pg_url, worker.pid), 120, "a running trial")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
 
     line = f"trial {lost.number:4d}  running for"
 
