@@ -67,8 +67,9 @@ def _load_existing(study_name_or_file: str, storage_url: str | None):
     import optuna
 
     from tuner.spec import resolve_study_path
-    from tuner.storage import describe, make_storage, resolve_url, study_names
+    from tuner.storage import describe, make_storage, require_existing, resolve_url, study_names
 
+    require_existing(resolve_url(storage_url))
     storage = make_storage(storage_url)
     path = resolve_study_path(study_name_or_file)
     name = study_name_or_file

@@ -26,9 +26,11 @@ import random
 import socket
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
@@ -89,6 +91,23 @@ def describe(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url
+
+
+def require_existing(url: str) -> None:
+    """Reading commands (status, export, report, evaluate) must not create a SQLite file.
+
+    SQLAlchemy creates a missing SQLite file on connect, and Optuna then writes its
+    tables into it: a mistyped path would leave an empty database behind and report
+    "no study" as if the study had vanished. Server URLs are left to the connect check.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if not os.path.exists(parsed.database):
+        raise UserError(
+            f"storage {url}: expected an existing SQLite file, but {parsed.database!r} does "
+            "not exist. Run `tuner tune STUDY` first, or pass the --storage that it used"
+        )
 
 
 def engine_kwargs(url: str, settings: StorageSettings) -> dict[str, Any]:
@@ -209,6 +228,21 @@ def first_line(err: BaseException) -> str:
     cause = getattr(err, "orig", None) or err.__cause__ or err
     text = str(getattr(cause, "orig", None) or cause).strip()
     return f"{type(cause).__name__}: {text.splitlines()[0] if text else ''}"[:200]
+
+
+def raised_at(err: BaseException) -> str:
+    """``module:function`` of the last Optuna or tuner frame that ``err`` passed through.
+
+    A worker log names the storage call that gave up, without printing a traceback
+    (a worker that carries on after a lost connection is not a crash).
+    """
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if "/optuna/" in f.filename or "/tuner/" in f.filename]
+    frame = (ours or frames or [None])[-1]
+    if frame is None:
+        return "?"
+    module = Path(frame.filename).stem
+    return f"{module}.{frame.name}:{frame.lineno}"
 
 
 def check_reachable(url: str, settings: StorageSettings) -> None:

@@ -60,6 +60,7 @@ from tuner.storage import (
     first_line,
     is_transient,
     make_storage,
+    raised_at,
     requeue_trial,
     retry_transient,
 )
@@ -343,7 +344,12 @@ class Worker:
             return Outcome(TrialState.FAIL, reason="failed by another worker while running")
         except Exception as err:  # a bad combination must not stop the worker
             if is_transient(err):
-                log.warning("trial %d lost the database: %s", trial.number, first_line(err))
+                log.warning(
+                    "trial %d lost the database in %s: %s",
+                    trial.number,
+                    raised_at(err),
+                    first_line(err),
+                )
                 reason = f"storage connection lost: {first_line(err)}"
                 return Outcome(TrialState.FAIL, reason=reason, requeue=True)
             log.exception("trial %d failed", trial.number)

@@ -56,12 +56,17 @@ def assert_study_done(trials: list[FrozenTrial]) -> None:
 
 
 def retry_of(trials: list[FrozenTrial], failed: FrozenTrial) -> FrozenTrial:
-    """The trial that retried ``failed``: same parameters, and it says so."""
+    """The trial that retried ``failed``: same parameters, and it says so.
+
+    A trial that lost the database before its first parameter was stored has none to
+    repeat: its retry samples afresh.
+    """
     retries = [t for t in trials if t.user_attrs.get("retry_of") == failed.number]
     assert len(retries) == 1, [(t.number, t.user_attrs.get("retry_of")) for t in trials]
     retry = retries[0]
     assert retry.system_attrs["retry_history"][-1] == failed.number
-    assert retry.params == failed.params
+    if failed.params:
+        assert retry.params == failed.params
     return retry
 
 

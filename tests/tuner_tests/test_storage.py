@@ -29,6 +29,7 @@ from tuner.storage import (
     engine_kwargs,
     is_transient,
     make_storage,
+    raised_at,
     requeue_trial,
     retry_transient,
 )
@@ -307,3 +308,16 @@ def test_one_torch_thread_per_worker_by_default(monkeypatch):
         assert args.threads == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_raised_at_names_the_last_optuna_or_tuner_frame():
+    """The worker's "lost the database" line says where, without a traceback."""
+
+    def set_param() -> None:
+        raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed"))
+
+    try:
+        set_param()
+    except sqlalchemy.exc.OperationalError as err:
+        where = raised_at(err)
+    assert where.startswith("test_storage.set_param:"), where

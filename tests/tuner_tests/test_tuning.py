@@ -374,9 +374,16 @@ def test_export_then_train_round_trip(runs, tmp_path):
 
 
 def test_export_without_a_completed_trial_or_study_is_a_clear_error(runs, tmp_path):
+    db = runs / "optuna.db"
+    for command in ("export", "status", "report"):
+        result = run_cli(command, "smoke", runs_path=runs)
+        assert result.returncode == 2 and "expected an existing SQLite file" in result.stderr
+        assert not db.exists(), f"`tuner {command}` created the storage it was to read"
+    runs.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{db}"
+    optuna.create_study(study_name="other", storage=url, direction="maximize")
     result = run_cli("export", "smoke", runs_path=runs)
     assert result.returncode == 2 and "no study named 'smoke'" in result.stderr
-    url = f"sqlite:///{runs / 'optuna.db'}"
     optuna.create_study(study_name="smoke", storage=url, direction="maximize")
     result = run_cli("export", "smoke", runs_path=runs)
     assert result.returncode == 2 and "no completed trial" in result.stderr
