@@ -355,11 +355,18 @@ _RETRIED_METHODS = (
     "get_trial_id_from_study_id_trial_number",
     "get_trial",
     "get_all_trials",
-    "_get_trials",  # Optuna's cached storage reads new trials through it
     "get_n_trials",
     "get_best_trial",
     "_get_stale_trial_ids",
+    # Optuna's _CachedStorage, which wraps every RDBStorage a Study uses, calls these
+    # private methods of its backend instead of the public ones above.
+    "_get_trials",
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_best_trial_id",
 )
+# Backend methods that touch no database, or whose caller retries on its own.
+NOT_RETRIED = ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback", "record_heartbeat")
 _local = threading.local()
 
 

@@ -163,6 +163,30 @@ def test_storage_survives_its_connections_being_killed(pg_url):
 
 
 @pytest.mark.postgres
+def test_a_suggest_that_loses_its_connection_is_retried(pg_url):
+    """The first parameter of a trial is written through Optuna's cached storage; a
+    connection lost at that moment is retried, not turned into a failed trial."""
+    storage = make_storage(pg_url)
+    study = optuna.create_study(study_name="suggest", storage=storage)
+    trial = study.ask()
+    dropped: list[str] = []
+
+    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
+    def drop_once(conn, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO trial_params" in statement and not dropped:
+            dropped.append(statement)
+            raise sqlalchemy.exc.OperationalError(
+                statement, parameters, Exception("server closed the connection unexpectedly")
+            )
+
+    x = trial.suggest_float("x", 0.0, 1.0)
+    assert dropped, "the fault was never injected"
+    study.tell(trial, x)
+    (done,) = storage.get_all_trials(study._study_id)
+    assert done.params == {"x": x} and done.state == TrialState.COMPLETE
+
+
+@pytest.mark.postgres
 def test_orphaned_trial_is_failed_and_retried(runs, pg_url):
     """A worker killed between ask and its first heartbeat leaves a RUNNING trial without one."""
     spec = tiny_spec()
@@ -321,3 +345,21 @@ def test_raised_at_names_the_last_optuna_or_tuner_frame():
     except sqlalchemy.exc.OperationalError as err:
         where = raised_at(err)
     assert where.startswith("test_storage.set_param:"), where
+
+
+def test_every_backend_call_of_optunas_cached_storage_is_retried():
+    """A Study wraps our storage in Optuna's _CachedStorage, which calls some private
+    backend methods (``_set_trial_param`` for each suggest): a lost connection there
+    must be retried like any public call, or a trial fails before its first parameter."""
+    import inspect
+    import re
+
+    from optuna.storages import _cached_storage
+
+    from tuner.storage import _RETRIED_METHODS, NOT_RETRIED
+
+    source = inspect.getsource(_cached_storage)
+    called = set(re.findall(r"self\._backend\.(\w+)\(", source))
+    assert "_set_trial_param" in called  # the check reads the right source
+    missing = called - set(_RETRIED_METHODS) - set(NOT_RETRIED)
+    assert not missing, f"backend calls without retry: {sorted(missing)}"
