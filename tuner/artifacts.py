@@ -8,8 +8,7 @@ import optuna
 from optuna.artifacts import download_artifact
 
 from tuner.errors import UserError
-from tuner.objective import artifact_store
-from tuner.training import runs_dir
+from tuner.runs import artifact_store, runs_dir
 
 
 def download_trial_model(study: optuna.Study, storage, number: int) -> Path:

@@ -22,18 +22,12 @@ from typing import TextIO
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 
 from tuner.errors import UserError
-from tuner.training import runs_dir
+from tuner.runs import artifact_store, artifacts_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-
-
-def default_artifact_dir() -> Path:
-    """Where trials upload their models: ``$KALAHA_RUNS/artifacts`` (``runs/artifacts``)."""
-    return runs_dir() / "artifacts"
 
 
 class _ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
@@ -101,9 +95,8 @@ def create_dashboard(
 
     url = resolve_url(storage_url)
     storage = make_storage(url)  # a UserError if the database does not answer
-    directory = Path(artifact_dir) if artifact_dir is not None else default_artifact_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(str(directory))
+    directory = Path(artifact_dir) if artifact_dir is not None else artifacts_dir()
+    store = artifact_store(directory)
     studies = [(s._study_id, s.study_name) for s in storage.get_all_studies()]
     app = optuna_dashboard.wsgi(storage, artifact_store=store)
     try:

@@ -19,9 +19,10 @@ import yaml
 from optuna.trial import TrialState
 
 from tuner.errors import UserError
+from tuner.runs import runs_dir, tensorboard_dir
 from tuner.space import to_config
 from tuner.spec import STUDIES_DIR, BudgetSpec, EvaluationSpec, StudySpec
-from tuner.training import TrainingRun, runs_dir, train
+from tuner.training import TrainingRun, train
 
 FORMAT = "kalaha-tuner/best-trial/v1"
 PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")
@@ -139,7 +140,7 @@ def train_from_export(
         evaluation=evaluation,
         seed=int(doc["seed"]),
         device=device,
-        tensorboard_log=runs_dir() / "tensorboard" / f"{doc['study']}_train",
+        tensorboard_log=tensorboard_dir(f"{doc['study']}_train"),
         tb_log_name="train",
     )
     if run.progress.diverged:

@@ -15,23 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import upload_artifact
 
 from tuner.callbacks import Evaluation
+from tuner.runs import artifact_store, tensorboard_dir
 from tuner.space import sample, to_config
 from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
-from tuner.training import runs_dir, tensorboard_dir, train
+from tuner.training import train
 
 
 class TrialFailed(Exception):
     """The trial cannot give a value (diverged, stopped); the message is the reason."""
-
-
-def artifact_store() -> FileSystemArtifactStore:
-    """Trial artifacts live beside the storage, under ``runs/artifacts`` (``$KALAHA_RUNS``)."""
-    path = runs_dir() / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(path))
 
 
 def real_values(spec: StudySpec, config_ppo: dict[str, Any], config_env: dict[str, Any]):

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.training import runs_dir
+from tuner.runs import runs_dir
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"

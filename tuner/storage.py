@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tuner.errors import UserError
+from tuner.runs import runs_dir
 
 ENV_STORAGE = "OPTUNA_STORAGE"
 log = logging.getLogger("tuner.storage")
@@ -75,8 +76,6 @@ def _env_int(name: str, default: int) -> int:
 
 
 def default_url() -> str:
-    from tuner.training import runs_dir  # here: importing training loads torch
-
     return f"sqlite:///{runs_dir() / 'optuna.db'}"
 
 

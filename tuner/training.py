@@ -26,15 +26,6 @@ from tuner.space import materialize
 from tuner.spec import EvaluationSpec
 
 
-def runs_dir() -> Path:
-    """Where studies keep their files (SQLite, artifacts, TensorBoard): ``$KALAHA_RUNS`` or ``runs``."""
-    return Path(os.environ.get("KALAHA_RUNS", "runs"))
-
-
-def tensorboard_dir(study_name: str) -> Path:
-    return runs_dir() / "tensorboard" / study_name
-
-
 def resolve_device(device: str, worker_index: int | None = None) -> str:
     """``auto|cpu|cuda|cuda:N`` -> the torch device this worker trains on.
 
