@@ -135,9 +135,14 @@ def engine_kwargs(url: str, settings: StorageSettings) -> dict[str, Any]:
     return kwargs
 
 
+def worker_name() -> str:
+    """``HOST:PID``: names this process on its trials, its connections and its GPU pick."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def application_name() -> str:
     """``kalaha-tuner HOST:PID`` (PostgreSQL keeps 63 bytes of it)."""
-    return f"kalaha-tuner {socket.gethostname()}:{os.getpid()}"[:63]
+    return f"kalaha-tuner {worker_name()}"[:63]
 
 
 def worker_connections(url: str) -> dict[str, int]:

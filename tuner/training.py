@@ -7,7 +7,6 @@ retrained agent is built by the very code that built the trial's agent.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import zlib
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from tuner.errors import UserError
 from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
 from tuner.space import materialize
 from tuner.spec import EvaluationSpec
+from tuner.storage import worker_name
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
@@ -61,7 +61,7 @@ def resolve_device(device: str, worker_index: int | None = None) -> str:
             )
         return f"cuda:{index}"
     if worker_index is None:
-        worker_index = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+        worker_index = zlib.crc32(worker_name().encode())
     return f"cuda:{worker_index % n}"
 
 

@@ -32,9 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 import warnings
@@ -63,6 +61,7 @@ from tuner.storage import (
     raised_at,
     requeue_trial,
     retry_transient,
+    worker_name,
 )
 from tuner.study import load_study, worker_seed
 from tuner.training import resolve_device
@@ -80,11 +79,6 @@ def budget_used(trials: list[optuna.trial.FrozenTrial]) -> int:
     for t in trials:
         retried.update(t.system_attrs.get("retry_history", []))
     return sum(1 for t in trials if t.number not in retried)
-
-
-def worker_name() -> str:
-    """``HOST:PID``: recorded on each trial, shown by ``tuner status``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @contextlib.contextmanager

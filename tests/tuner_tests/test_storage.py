@@ -8,6 +8,7 @@ failed, GPU placement and threads.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import optuna
@@ -19,7 +20,6 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from support import run_cli
 
-from tuner import training
 from tuner.errors import UserError
 from tuner.spec import parse_spec
 from tuner.storage import (
@@ -293,7 +293,7 @@ def test_resolve_device_spreads_workers_over_gpus(gpus, monkeypatch):
     # Replicas without an index (docker compose --scale) spread by host and process.
     picked = set()
     for host in ("a1", "b2", "c3", "d4", "e5", "f6", "g7", "h8"):
-        monkeypatch.setattr(training.socket, "gethostname", lambda h=host: h)
+        monkeypatch.setattr(socket, "gethostname", lambda h=host: h)
         device = resolve_device("auto")
         assert device == resolve_device("auto"), "stable for one process"
         picked.add(device)
