@@ -11,7 +11,7 @@ from tuner.errors import UserError
 from tuner.runs import artifact_store, runs_dir
 
 
-def download_trial_model(study: optuna.Study, storage, number: int) -> Path:
+def download_trial_model(study: optuna.Study, number: int) -> Path:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise UserError(

@@ -69,8 +69,9 @@ def _load_existing(study_name_or_file: str, storage_url: str | None):
     from tuner.spec import resolve_study_path
     from tuner.storage import describe, make_storage, require_existing, resolve_url, study_names
 
-    require_existing(resolve_url(storage_url))
-    storage = make_storage(storage_url)
+    url = resolve_url(storage_url)
+    require_existing(url)
+    storage = make_storage(url)
     path = resolve_study_path(study_name_or_file)
     name = study_name_or_file
     if path.exists():
@@ -79,7 +80,7 @@ def _load_existing(study_name_or_file: str, storage_url: str | None):
         name = load_spec(path).study_name
     if name not in study_names(storage):
         raise UserError(
-            f"no study named {name!r} in {describe(resolve_url(storage_url))}; "
+            f"no study named {name!r} in {describe(url)}; "
             f"expected one of {study_names(storage)}. Run `tuner tune {name}` first"
         )
     return optuna.load_study(study_name=name, storage=storage), storage
@@ -87,10 +88,10 @@ def _load_existing(study_name_or_file: str, storage_url: str | None):
 
 def cmd_status(args: argparse.Namespace) -> int:
     from tuner.status import format_status
-    from tuner.storage import resolve_url, worker_connections
+    from tuner.storage import worker_connections
 
     study, storage = _load_existing(args.study, args.storage)
-    print(format_status(study, storage, worker_connections(resolve_url(args.storage))))
+    print(format_status(study, storage, worker_connections(storage.url)))
     return 0
 
 
@@ -150,8 +151,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         if args.study is None or args.trial is None:
             raise UserError("evaluate: expected a MODEL path, or --study and --trial")
-        study, storage = _load_existing(args.study, args.storage)
-        model_path = str(download_trial_model(study, storage, args.trial))
+        study, _ = _load_existing(args.study, args.storage)
+        model_path = str(download_trial_model(study, args.trial))
     try:
         policy = PolicyOpponent(model_path, seeds=args.seeds)
     except ValueError as err:

@@ -13,30 +13,12 @@ import datetime as dt
 import optuna
 from optuna.trial import TrialState
 
-
-def stale_trial_numbers(study: optuna.Study, storage: optuna.storages.BaseStorage) -> set[int]:
-    """RUNNING trials whose heartbeat is older than the grace period (their worker is gone)."""
-    get_stale = getattr(storage, "_get_stale_trial_ids", None)
-    if get_stale is None or storage.get_heartbeat_interval() is None:
-        return set()
-    ids = set(get_stale(study._study_id))
-    return {t.number for t in study.get_trials(deepcopy=False) if t._trial_id in ids}
-
-
-def heartbeat_ages(study: optuna.Study, storage: optuna.storages.BaseStorage) -> dict[int, float]:
-    """Trial number -> seconds since its last heartbeat, for RUNNING trials that sent one."""
-    ages_by_id = getattr(storage, "heartbeat_ages", None)
-    if ages_by_id is None:
-        return {}
-    ages = ages_by_id(study._study_id)
-    return {
-        t.number: ages[t._trial_id] for t in study.get_trials(deepcopy=False) if t._trial_id in ages
-    }
+from tuner.storage import ResilientRDBStorage
 
 
 def format_status(
     study: optuna.Study,
-    storage: optuna.storages.BaseStorage,
+    storage: ResilientRDBStorage,
     connections: dict[str, int] | None = None,
 ) -> str:
     """The status table; ``connections`` (process -> open connections) sizes ``max_connections``."""
@@ -59,21 +41,22 @@ def format_status(
         lines.append("best: none yet (no completed trial)")
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
-        stale = stale_trial_numbers(study, storage)
-        ages = heartbeat_ages(study, storage)
+        # RUNNING trials whose heartbeat is older than the grace period: their worker is gone.
+        stale = set(storage._get_stale_trial_ids(study._study_id))
+        ages = storage.heartbeat_ages(study._study_id)
         now = dt.datetime.now()
         lines.append("running:")
         for t in running:
             age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
             where = t.user_attrs.get("worker")
-            beat = ages.get(t.number)
+            beat = ages.get(t._trial_id)
             line = f"  trial {t.number:4d}  running for {age:7.1f}s"
             if where:
                 line += f"  on {where}"
             line += (
                 f"  last heartbeat {beat:.0f}s ago" if beat is not None else "  no heartbeat yet"
             )
-            if t.number in stale:
+            if t._trial_id in stale:
                 line += "  STALE heartbeat: its worker is gone; it will be failed and retried"
             lines.append(line)
     waiting = [t for t in trials if t.state == TrialState.WAITING]

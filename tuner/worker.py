@@ -53,7 +53,6 @@ from tuner.objective import TrialFailed, objective
 from tuner.progress import TrialHooks
 from tuner.spec import StudySpec
 from tuner.storage import (
-    ResilientRDBStorage,
     StorageSettings,
     first_line,
     is_transient,
@@ -251,21 +250,14 @@ class Worker:
                     f"heartbeat stale: no heartbeat for more than {grace}s "
                     "(its worker was killed or lost the database)"
                 )
-        if with_orphans and isinstance(storage, ResilientRDBStorage):
+        if with_orphans:
             for tid in storage.orphan_trial_ids(study_id):
                 reasons.setdefault(
                     tid, "orphaned: RUNNING without a heartbeat (its worker died while claiming it)"
                 )
         failed = []
         for tid, reason in reasons.items():
-            if isinstance(storage, ResilientRDBStorage):
-                won = storage.fail_running_trial(tid, reason)
-            else:
-                try:
-                    won = storage.set_trial_state_values(tid, state=TrialState.FAIL)
-                except UpdateFinishedTrialError:
-                    won = False
-            if not won:
+            if not storage.fail_running_trial(tid, reason):
                 continue  # finished meanwhile, or another worker failed it first
             frozen = storage.get_trial(tid)
             log.warning("trial %d failed: %s", frozen.number, reason)

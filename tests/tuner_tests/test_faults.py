@@ -9,6 +9,7 @@ with exactly ``n_trials`` trials counted.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -170,6 +171,7 @@ def test_status_flags_a_stale_running_trial_then_a_worker_retries_it(runs, pg_ur
     stale = wait_for(stale_status, 60, "tuner status to say STALE", every=1.0)
     flagged = [s for s in stale.splitlines() if s.startswith(f"  {line}")]
     assert flagged and "STALE heartbeat" in flagged[0], stale
+    assert re.search(r"last heartbeat \d+s ago", flagged[0]), flagged[0]
     assert f"on {lost.user_attrs['worker']}" in flagged[0]
 
     result = run_cli(
