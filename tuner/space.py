@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 
 from tuner.spec import (
+    ACTIVATIONS,
     ENV_KEYS,
     POLICY_KEYS,
     CategoricalParam,
@@ -99,21 +100,13 @@ def materialize(ppo_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Plain kwargs -> what ``MaskablePPO(...)`` takes: activation classes, LR schedules."""
     import torch.nn as nn
 
-    activations = {
-        "tanh": nn.Tanh,
-        "relu": nn.ReLU,
-        "elu": nn.ELU,
-        "leaky_relu": nn.LeakyReLU,
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-    }
     out = dict(ppo_kwargs)
     schedule = out.pop("lr_schedule", "constant")
     if schedule == "linear":
         out["learning_rate"] = _linear_schedule(float(out.get("learning_rate", 3.0e-4)))
     policy = dict(out.get("policy_kwargs", {}))
     if "activation_fn" in policy:
-        policy["activation_fn"] = activations[policy["activation_fn"]]
+        policy["activation_fn"] = getattr(nn, ACTIVATIONS[policy["activation_fn"]])
     trunk = policy.pop("shared_trunk", None)
     if trunk:
         from tuner.policies import SharedTrunk

@@ -31,7 +31,15 @@ POLICY_KEYS = {
 }
 ENV_KEYS = {"store_diff_coef", "extra_turn_coef", "opening_plies", "seeds", "empty_capture"}
 SCHEDULE_KEYS = {"lr_schedule"}
-ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
+# Activation names a study may use -> their torch.nn class (looked up by ``materialize``).
+ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
 NOT_TUNABLE = {"policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"}
 
 

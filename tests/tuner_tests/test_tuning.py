@@ -21,7 +21,7 @@ from env.kalaha_env import KalahaEnv
 from tuner.cli import main
 from tuner.export import load_export
 from tuner.space import materialize, sample, to_config
-from tuner.spec import load_spec, parse_spec
+from tuner.spec import ACTIVATIONS, load_spec, parse_spec
 from tuner.storage import StorageSettings
 from tuner.worker import Worker
 
@@ -172,6 +172,17 @@ def test_broken_study_file_is_one_clear_error(tmp_path, runs, capsys, patch, key
     assert len(message.splitlines()) == 1, message
     assert str(path) in message and key in message and expected in message and found in message
     assert not db.exists(), "a bad study file must not touch storage"
+
+
+def test_every_accepted_activation_name_builds_a_torch_activation():
+    import torch.nn as nn
+
+    for name in ACTIVATIONS:
+        built = materialize({"policy_kwargs": {"activation_fn": name}})
+        activation = built["policy_kwargs"]["activation_fn"]
+        assert issubclass(activation, nn.Module) and activation.__name__.lower().replace(
+            "_", ""
+        ) == name.replace("_", ""), (name, activation)
 
 
 def test_conversion_is_pure_and_resolves_named_choices():
