@@ -22,6 +22,7 @@ from tuner.errors import UserError
 from tuner.runs import runs_dir, tensorboard_dir
 from tuner.space import to_config
 from tuner.spec import STUDIES_DIR, BudgetSpec, EvaluationSpec, StudySpec
+from tuner.status import state_counts
 from tuner.training import TrainingRun, train
 
 FORMAT = "kalaha-tuner/best-trial/v1"
@@ -45,10 +46,8 @@ def _versions() -> dict[str, str]:
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        counts = {s.name: 0 for s in TrialState}
-        for t in study.get_trials(deepcopy=False):
-            counts[t.state.name] += 1
-        found = ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "no trials"
+        counts = state_counts(study.get_trials(deepcopy=False))
+        found = ", ".join(f"{k}={v}" for k, v in counts.items()) or "no trials"
         raise UserError(
             f"study {study.study_name!r} has no completed trial to export ({found}); "
             "run `make tune` until one completes"

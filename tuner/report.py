@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.runs import runs_dir
+from tuner.status import state_counts
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"
@@ -167,11 +168,16 @@ class Report:
         return [f.png for f in self.figures if f.png is not None]
 
 
+def _trial_number(label: Any) -> int | None:
+    """``Trial12`` (how Optuna names a trial's line in both plot backends) -> 12."""
+    text = str(label or "")
+    return int(text[5:]) if text.startswith("Trial") and text[5:].isdigit() else None
+
+
 def _mark_pruned_plotly(fig: Any, pruned: set[int]) -> None:
     """Pruned trials dashed red with an X where they stopped; completed ones solid."""
     for trace in fig.data:
-        name = str(trace.name or "")
-        number = int(name[5:]) if name.startswith("Trial") and name[5:].isdigit() else None
+        number = _trial_number(trace.name)
         if number is None:
             continue
         if number in pruned:
@@ -196,10 +202,9 @@ def _mark_pruned_plotly(fig: Any, pruned: set[int]) -> None:
 
 def _mark_pruned_matplotlib(ax: Any, pruned: set[int]) -> None:
     for line in ax.get_lines():
-        label = str(line.get_label())
-        if not (label.startswith("Trial") and label[5:].isdigit()):
+        number = _trial_number(line.get_label())
+        if number is None:
             continue
-        number = int(label[5:])
         if number in pruned:
             line.set_linestyle("--")
             line.set_color(PRUNED_COLOR)
@@ -445,8 +450,8 @@ def render_html(
 
     e = html.escape
     trials = study.get_trials(deepcopy=False)
-    counts = {s.name: sum(1 for t in trials if t.state == s) for s in TrialState}
-    counts_text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n) or "no trials"
+    counts = state_counts(trials)
+    counts_text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "no trials"
     best_text = "no completed trial yet"
     best = top_trials(study, 1)
     if best:

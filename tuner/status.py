@@ -16,6 +16,12 @@ from optuna.trial import TrialState
 from tuner.storage import ResilientRDBStorage
 
 
+def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """State name -> number of trials, for the states that occur, in Optuna's order."""
+    counts = {s.name: sum(1 for t in trials if t.state == s) for s in TrialState}
+    return {name: n for name, n in counts.items() if n}
+
+
 def format_status(
     study: optuna.Study,
     storage: ResilientRDBStorage,
@@ -25,10 +31,8 @@ def format_status(
     trials = study.get_trials(deepcopy=False)
     n_budget = study.user_attrs.get("n_trials", "?")
     lines = [f"study {study.study_name!r}: {len(trials)} trials (budget {n_budget})"]
-    for state in TrialState:
-        n = sum(1 for t in trials if t.state == state)
-        if n:
-            lines.append(f"  {state.name:<9s} {n:5d}")
+    for name, n in state_counts(trials).items():
+        lines.append(f"  {name:<9s} {n:5d}")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
         best = study.best_trial
