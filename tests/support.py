@@ -17,16 +17,22 @@ def cli_env(runs_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, runs_path: Path, timeout: float = 300, **extra: str):
-    """Run ``python -m tuner ARGS`` from the repo root as a user would."""
+def run_module(module: str, *args: str, timeout: float = 300, env: dict[str, str] | None = None):
+    """Run ``python -m MODULE ARGS`` from the repo root; its output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
-        env=cli_env(runs_path, **extra),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
+
+
+def run_cli(*args: str, runs_path: Path, timeout: float = 300, **extra: str):
+    """Run ``python -m tuner ARGS`` from the repo root as a user would."""
+    return run_module("tuner", *args, timeout=timeout, env=cli_env(runs_path, **extra))
 
 
 def spawn_cli(*args: str, runs_path: Path, **extra: str) -> subprocess.Popen:

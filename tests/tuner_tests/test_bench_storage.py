@@ -8,23 +8,14 @@ connection count read from PostgreSQL) against changes elsewhere in the tuner.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
-from support import REPO_ROOT
+from support import run_module
 
 
 @pytest.mark.postgres
 def test_storage_benchmark_prints_every_backend_and_the_connections_per_worker():
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.storage", "--trials", "6", "--workers", "1,2"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("benchmarks.storage", "--trials", "6", "--workers", "1,2")
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     for backend in ("sqlite", "journal", "postgresql"):
