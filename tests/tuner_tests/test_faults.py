@@ -71,6 +71,16 @@ def retry_of(trials: list[FrozenTrial], failed: FrozenTrial) -> FrozenTrial:
     return retry
 
 
+def run_one_more_trial(url: str, runs) -> list[FrozenTrial]:
+    """A fresh worker runs one trial (a waiting retry comes first); the study's trials after."""
+    result = run_cli(
+        "tune", FAULTS, "--storage", url, "--n-trials", "1", "--device", "cpu",
+        runs_path=runs, **FAST_HEARTBEAT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return load_trials(url)
+
+
 def assert_clean_exit(proc, out: str, err: str) -> None:
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
@@ -131,12 +141,7 @@ def test_signal_stops_the_worker_cleanly_and_its_trial_is_retried(runs, pg_url, 
 
     if sig == signal.SIGTERM:
         # The next worker runs the retry first, with the stopped trial's parameters.
-        result = run_cli(
-            "tune", FAULTS, "--storage", pg_url, "--n-trials", "1", "--device", "cpu",
-            runs_path=runs, **FAST_HEARTBEAT,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        trials = load_trials(pg_url)
+        trials = run_one_more_trial(pg_url, runs)
         retry = retry_of(trials, failed[stopped.number])
         assert retry.number == waiting.number
         assert_intact(retry)
@@ -174,12 +179,7 @@ def test_status_flags_a_stale_running_trial_then_a_worker_retries_it(runs, pg_ur
     assert re.search(r"last heartbeat \d+s ago", flagged[0]), flagged[0]
     assert f"on {lost.user_attrs['worker']}" in flagged[0]
 
-    result = run_cli(
-        "tune", FAULTS, "--storage", pg_url, "--n-trials", "1", "--device", "cpu",
-        runs_path=runs, **FAST_HEARTBEAT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    trials = load_trials(pg_url)
+    trials = run_one_more_trial(pg_url, runs)
     failed = next(t for t in trials if t.number == lost.number)
     assert failed.state == TrialState.FAIL
     assert failed.user_attrs["fail_reason"].startswith("heartbeat stale")
