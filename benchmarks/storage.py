@@ -190,53 +190,6 @@ class Result:
         return self.trials / self.wall
 
 
-class PgAdmin:
-    """Creates and drops the benchmark databases; counts connections per worker process."""
-
-    def __init__(self, base: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.base = base.rstrip("/")
-        u = make_url(self.base + "/postgres")
-        self.dsn = dict(
-            host=u.host or "127.0.0.1",
-            port=u.port or 5432,
-            user=u.username,
-            password=u.password,
-            dbname="postgres",
-            connect_timeout=5,
-        )
-
-    def _connect(self) -> Any:
-        import psycopg2
-
-        conn = psycopg2.connect(**self.dsn)
-        conn.autocommit = True
-        return conn
-
-    def create(self) -> tuple[str, str]:
-        name = f"kalaha_bench_{os.getpid()}_{secrets.token_hex(3)}"
-        conn = self._connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
-        return name, f"{self.base}/{name}"
-
-    def drop(self, name: str) -> None:
-        conn = self._connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (name,),
-                )
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        finally:
-            conn.close()
-
-
 def _create_study(backend: str, url: str) -> None:
     import optuna
 
@@ -323,16 +276,17 @@ def run_once(
     return Result(backend, workers, len(times), wall, times, connections)
 
 
-def fresh_store(backend: str, tmp: Path, pg: PgAdmin | None) -> tuple[str, str | None]:
+def fresh_store(backend: str, tmp: Path, pg_server: str) -> tuple[str, str | None]:
     """A new empty storage: (url or path, PostgreSQL database name)."""
+    from tuner.pgadmin import create_database, unique_name
+
     tag = secrets.token_hex(3)
     if backend == "sqlite":
         return f"sqlite:///{tmp / f'bench_{tag}.db'}", None
     if backend == "journal":
         return str(tmp / f"bench_{tag}.log"), None
-    assert pg is not None
-    name, url = pg.create()
-    return url, name
+    name = unique_name("kalaha_bench")
+    return create_database(pg_server, name), name
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -361,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         parser.error(f"--backends: unknown {sorted(unknown)}; expected some of {list(BACKENDS)}")
-    pg = PgAdmin(args.pg) if "postgresql" in backends else None
+    from tuner.pgadmin import drop_database
+
     _quiet()
 
     print(
@@ -374,23 +329,21 @@ def main(argv: list[str] | None = None) -> None:
     header = f"{'backend':<12s} {'workers':>7s} {'ms/trial':>9s} {'p95 ms':>8s} {'trials/s':>9s}"
     print(header)
     print("-" * len(header))
-    base: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="kalaha-bench-") as tmp:
         for backend in backends:
             for n in counts:
-                url, dbname = fresh_store(backend, Path(tmp), pg)
+                url, dbname = fresh_store(backend, Path(tmp), args.pg)
                 try:
                     r = run_once("bare", backend, url, n, args.trials, args.sampler)
                 finally:
-                    if dbname and pg:
-                        pg.drop(dbname)
-                base.setdefault(backend, r.throughput)
+                    if dbname:
+                        drop_database(args.pg, dbname)
                 print(
                     f"{backend:<12s} {n:>7d} {r.ms_mean:>9.1f} {r.ms_p95:>8.1f} "
                     f"{r.throughput:>9.1f}",
                     flush=True,
                 )
-        if pg is not None and not args.no_worker_loop:
+        if "postgresql" in backends and not args.no_worker_loop:
             print()
             print(
                 "PostgreSQL through the tuner's worker loop (claim lock, stale check, heartbeat "
@@ -405,12 +358,12 @@ def main(argv: list[str] | None = None) -> None:
             print(header)
             print("-" * len(header))
             for n in counts:
-                url, dbname = fresh_store("postgresql", Path(tmp), pg)
+                url, dbname = fresh_store("postgresql", Path(tmp), args.pg)
                 try:
                     r = run_once("worker", "postgresql", url, n, args.trials, args.sampler)
                 finally:
                     if dbname:
-                        pg.drop(dbname)
+                        drop_database(args.pg, dbname)
                 conns = sorted(r.connections.values())
                 shown = (
                     f"{conns[0]}-{conns[-1]}"

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import optuna
-import psycopg2
 from optuna.trial import FrozenTrial, TrialState
 from support import REPO_ROOT, spawn_cli
+
+from tuner.pgadmin import create_database
 
 FAULTS = str(REPO_ROOT / "tests" / "tuner_tests" / "studies" / "faults.yaml")
 FAULTS_NAME = "faults"
@@ -180,20 +181,12 @@ class PrivatePostgres:
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+    @property
+    def server(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
 
     def create_database(self, name: str) -> str:
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=5
-        )
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
-        return self.url(name)
+        return create_database(self.server, name)
 
     def cleanup(self) -> None:
         with contextlib.suppress(Exception):
