@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from env.kalaha_env import MAX_OPENING_PLIES
 from env.opponents import make_opponent
 from tuner.errors import UserError
 
@@ -145,7 +146,7 @@ class EnvSpec(_Strict):
     opponents: list[str] = Field(default_factory=lambda: ["random"])
     seeds: int = Field(4, ge=3, le=6)
     empty_capture: bool = False
-    opening_plies: int = Field(0, ge=0, le=20)
+    opening_plies: int = Field(0, ge=0, le=MAX_OPENING_PLIES)
     store_diff_coef: float = 0.0
     extra_turn_coef: float = 0.0
 
@@ -173,7 +174,7 @@ class EvaluationSpec(_Strict):
 
     opponents: list[str] = Field(default_factory=lambda: ["random", "greedy"])
     games: int = Field(100, ge=2, description="games per opponent and evaluation, half per seat")
-    opening_plies: int = Field(2, ge=0, le=20)
+    opening_plies: int = Field(2, ge=0, le=MAX_OPENING_PLIES)
     combine: Literal["mean", "min", "weighted"] = "mean"
     weights: dict[str, float] | None = None
     objective: Literal["final", "best"] = "final"

@@ -140,6 +140,12 @@ BROKEN = [
         "n_startup",
     ),
     (
+        "evaluation: {opening_plies: 21}",
+        "evaluation.opening_plies",
+        "less than or equal to 20",
+        "21",
+    ),
+    (
         "pruner: {type: median, options: {warmup: 3}}",
         "pruner.options",
         "unexpected keyword",
