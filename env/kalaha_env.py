@@ -17,11 +17,13 @@ import numpy as np
 from gymnasium import spaces
 
 from env.observation import OBS_SIZE, obs_high, observe
+from env.games import MAX_OPENING_PLIES, GameTable
 from env.opponents import Opponent, make_opponent
-from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks
+from env.rules import N_PITS
 
 OpponentLike = str | Opponent
-MAX_OPENING_PLIES = 20
+
+__all__ = ["MAX_OPENING_PLIES", "KalahaEnv", "build_opponents", "render_board"]
 
 
 class KalahaEnv(gym.Env):
@@ -38,12 +40,14 @@ class KalahaEnv(gym.Env):
         extra_turn_coef: shaping, reward for each extra turn the agent earns.
         opening_plies: random plies played by both sides before the episode's
             first observation (varied openings for training).
+        opponent_weights: the share of episodes against each opponent (default equal).
         illegal_action: ``"raise"`` (default) raises ``ValueError`` on a masked
             action; ``"lose"`` ends the episode as a loss instead, for tools that
             sample unmasked actions (SB3's ``check_env`` does).
         render_mode: ``"ansi"`` draws the board as text.
 
-    The terminal reward is +1 win, -1 loss, 0 draw; shaping terms add to it.
+    The terminal reward is +1 win, -1 loss, 0 draw; shaping terms add to it. The
+    episode logic is :class:`env.games.GameTable`'s, shared with ``KalahaVecEnv``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
@@ -57,37 +61,28 @@ class KalahaEnv(gym.Env):
         store_diff_coef: float = 0.0,
         extra_turn_coef: float = 0.0,
         opening_plies: int = 0,
+        opponent_weights: Sequence[float] | None = None,
         illegal_action: str = "raise",
         render_mode: str | None = None,
     ) -> None:
-        if (
-            not isinstance(opening_plies, int | np.integer)
-            or not 0 <= opening_plies <= MAX_OPENING_PLIES
-        ):
-            # Longer openings end most games before the agent moves (random games last 12+ plies).
-            raise ValueError(
-                f"opening_plies must be an integer in 0..{MAX_OPENING_PLIES}, but got {opening_plies!r}"
-            )
         if illegal_action not in ("raise", "lose"):
             raise ValueError(
                 f"illegal_action must be 'raise' or 'lose', but got {illegal_action!r}"
             )
-        if seat not in (None, 0, 1):
-            raise ValueError(f"seat must be 0, 1 or None (drawn per episode), but got {seat!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', but got {render_mode!r}")
-        initial_board(seeds)  # validates seeds
-        specs = (
-            [opponent]
-            if isinstance(opponent, str) or not isinstance(opponent, Sequence)
-            else list(opponent)
+        self.table = GameTable(
+            1,
+            build_opponents(opponent, seeds=seeds, empty_capture=empty_capture),
+            opponent_weights,
+            seeds=seeds,
+            seat=seat,
+            empty_capture=empty_capture,
+            store_diff_coef=store_diff_coef,
+            extra_turn_coef=extra_turn_coef,
+            opening_plies=opening_plies,
         )
-        if not specs:
-            raise ValueError("opponent must name at least one opponent")
-        self.opponents = [
-            make_opponent(o, seeds=seeds, empty_capture=empty_capture) if isinstance(o, str) else o
-            for o in specs
-        ]
+        self.opponents = self.table.sources
         self.seeds = seeds
         self.fixed_seat = seat
         self.empty_capture = bool(empty_capture)
@@ -102,42 +97,29 @@ class KalahaEnv(gym.Env):
         self.observation_space = spaces.Box(
             low=0.0, high=obs_high(seeds), shape=(OBS_SIZE,), dtype=np.float32
         )
-        self._board = np.asarray(initial_board(seeds), dtype=BOARD_DTYPE)[None, :].copy()
-        self._to_move = 0
-        self.seat = 0
-        self.opponent: Opponent = self.opponents[0]
         self._done = True
 
-    # --- helpers ---------------------------------------------------------------
+    # --- what the table holds, for one game ----------------------------------------
 
-    def _play(self, player: int, pit: int) -> bool:
-        nxt, over = apply_moves(
-            self._board,
-            np.array([player], dtype=np.int64),
-            np.array([pit], dtype=np.int64),
-            self.empty_capture,
-        )
-        self._to_move = int(nxt[0])
-        return bool(over[0])
+    @property
+    def _board(self) -> np.ndarray:
+        return self.table.boards
 
-    def _mask_for(self, player: int) -> np.ndarray:
-        return legal_masks(self._board, np.array([player], dtype=np.int64))[0]
+    @property
+    def seat(self) -> int:
+        return int(self.table.seat[0])
 
-    def _opponent_turns(self) -> bool:
-        """Let the opponent move until it is the agent's turn or the game ends."""
-        while self._to_move != self.seat:
-            pit = int(self.opponent.act(self._board, np.array([self._to_move]), self.np_random)[0])
-            if self._play(self._to_move, pit):
-                return True
-        return False
+    @property
+    def opponent(self) -> Opponent:
+        opp = self.table.opponent[0]
+        return opp if opp is not None else self.table.sources[0]  # type: ignore[return-value]
 
     def _stores(self) -> tuple[int, int]:
-        own = int(self._board[0, 7 * self.seat + 6])
-        opp = int(self._board[0, 7 * (1 - self.seat) + 6])
-        return own, opp
+        own, opp = self.table.stores()
+        return int(own[0]), int(opp[0])
 
     def _obs(self) -> np.ndarray:
-        return observe(self._board, np.array([self.seat]), self.seeds)[0]
+        return self.table.observations()[0]
 
     def _info(self) -> dict[str, Any]:
         own, opp = self._stores()
@@ -158,28 +140,21 @@ class KalahaEnv(gym.Env):
         """Legal actions for the agent (all False once the game is over)."""
         if self._done:
             return np.zeros(N_PITS, dtype=bool)
-        return self._mask_for(self.seat)
+        return self.table.masks()[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
+        self.table.generators[0] = self.np_random
         seat = options.get("seat", self.fixed_seat)
-        self.seat = int(self.np_random.integers(2)) if seat is None else int(seat)
-        self.opponent = self.opponents[int(self.np_random.integers(len(self.opponents)))]
-        while True:
-            self._board[0] = initial_board(self.seeds)
-            self._to_move = 0
-            self._done = False
-            for _ in range(self.opening_plies):
-                mask = self._mask_for(self._to_move)
-                pit = int(self.np_random.choice(np.flatnonzero(mask)))
-                if self._play(self._to_move, pit):
-                    break
-            else:
-                if not self._opponent_turns():
-                    break
-            # The opening or the opponent ended the game before the agent moved:
-            # draw a fresh start rather than hand out a finished episode.
+        if seat not in (None, 0, 1):
+            raise ValueError(f"seat must be 0, 1 or None (drawn per episode), but got {seat!r}")
+        self.table.fixed_seat = seat
+        try:
+            self.table.start(np.zeros(1, dtype=np.int64))
+        finally:
+            self.table.fixed_seat = self.fixed_seat
+        self._done = False
         return self._obs(), self._info()
 
     def step(self, action):
@@ -196,27 +171,31 @@ class KalahaEnv(gym.Env):
                 f"action {action!r} is not legal here: expected one of the non-empty "
                 f"pits {[int(k) for k in np.flatnonzero(mask)]}; use action_masks() to mask actions"
             )
-        own0, opp0 = self._stores()
-        over = self._play(self.seat, pit)
-        extra_turn = not over and self._to_move == self.seat
-        if not over:
-            over = self._opponent_turns()
-        self._done = over
-        own, opp = self._stores()
-
-        reward = 0.0
-        if self.store_diff_coef:
-            reward += self.store_diff_coef * ((own - opp) - (own0 - opp0)) / self.total_seeds
-        if self.extra_turn_coef and extra_turn:
-            reward += self.extra_turn_coef
-        if over:
-            reward += 1.0 if own > opp else -1.0 if opp > own else 0.0
-        return self._obs(), float(reward), over, False, self._info()
+        rewards, done, _ = self.table.step(np.array([pit], dtype=np.int64))
+        self._done = bool(done[0])
+        return self._obs(), float(rewards[0]), self._done, False, self._info()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
         return render_board(self._board[0], agent_seat=self.seat)
+
+
+def build_opponents(
+    opponent: OpponentLike | Sequence[OpponentLike], *, seeds: int, empty_capture: bool
+) -> list[Any]:
+    """Opponent specs (or objects, or league sources) -> the objects a table draws from."""
+    specs = (
+        [opponent]
+        if isinstance(opponent, str) or not isinstance(opponent, Sequence)
+        else list(opponent)
+    )
+    if not specs:
+        raise ValueError("opponent must name at least one opponent")
+    return [
+        make_opponent(o, seeds=seeds, empty_capture=empty_capture) if isinstance(o, str) else o
+        for o in specs
+    ]
 
 
 def render_board(board: Sequence[int] | np.ndarray, agent_seat: int | None = None) -> str:

@@ -462,7 +462,7 @@ def test_too_many_opening_plies_is_an_error_not_a_hang(monkeypatch):
             raise RuntimeError("reset() redrew the opening 200 times: it would never end")
         return initial_board(seeds)
 
-    monkeypatch.setattr("env.kalaha_env.initial_board", counting_initial_board)
+    monkeypatch.setattr("env.games.initial_board", counting_initial_board)
     with pytest.raises(ValueError, match="opening_plies"):
         KalahaEnv(opening_plies=500).reset(seed=0)
 

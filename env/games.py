@@ -1,0 +1,263 @@
+"""A table of Kalaha games seen from the agent's seat: the one episode logic of both envs.
+
+``KalahaEnv`` (the gymnasium env, one game) and ``KalahaVecEnv`` (SB3's ``VecEnv``
+for training, ``n_envs`` games) both step a :class:`GameTable`: the single-game
+env is the table of one. So how an episode starts (seat, opponent, random
+opening), how the opponents answer and how the reward is shaped is written once,
+and the two envs play the same games from the same seeds by construction (a
+test checks it step by step).
+
+Why a table: every move of every game is applied by one call of the numba core,
+and each opponent acts once per ply for all the games that face it, so a policy
+opponent makes one forward pass for all of them.
+
+Randomness: each game has its own ``numpy`` Generator, and the opponents draw
+from it row by row (:class:`RowRandom`), so game ``i`` of a table seeded ``s``
+plays exactly the game that a single env seeded ``s + i`` plays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from env.observation import observe
+from env.opponents import Opponent
+from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks
+
+MAX_OPENING_PLIES = 20
+
+
+class RowRandom:
+    """Per-game generators behind the ``rng.random(shape)`` that opponents call.
+
+    Row ``r`` of every draw comes from game ``r``'s own generator, so a game's
+    random stream does not depend on which other games share the batch.
+    """
+
+    def __init__(self, generators: Sequence[np.random.Generator]) -> None:
+        self.generators = list(generators)
+
+    def random(self, size: int | tuple[int, ...]) -> np.ndarray:
+        shape = (size,) if isinstance(size, int | np.integer) else tuple(size)
+        if shape[0] != len(self.generators):
+            raise ValueError(f"expected {len(self.generators)} rows, but got shape {shape}")
+        if not self.generators:
+            return np.empty(shape)
+        return np.stack([g.random(shape[1:]) for g in self.generators])
+
+
+class OpponentSource(Protocol):
+    """A training opponent kind: a fixed opponent, or a league entry (pool, self).
+
+    ``pick(u)`` turns one uniform draw into the opponent a new episode faces; a
+    fixed opponent returns itself. ``record(opponent, outcome)`` hears each
+    finished episode's result from the agent's side (+1, 0, -1).
+    """
+
+    name: str
+
+    def pick(self, u: float) -> Opponent: ...
+
+    def record(self, opponent: Opponent, outcome: int) -> None: ...
+
+
+class Fixed:
+    """A fixed opponent as an :class:`OpponentSource`: always itself."""
+
+    def __init__(self, opponent: Opponent) -> None:
+        self.opponent = opponent
+        self.name = opponent.name
+
+    def pick(self, u: float) -> Opponent:
+        return self.opponent
+
+    def record(self, opponent: Opponent, outcome: int) -> None:
+        pass
+
+
+def as_source(opponent: Opponent | OpponentSource) -> OpponentSource:
+    return opponent if hasattr(opponent, "pick") else Fixed(opponent)  # type: ignore[return-value]
+
+
+class GameTable:
+    """``n`` games, each against an opponent drawn per episode, seen from the agent's seat.
+
+    Args:
+        n: number of games.
+        sources: the opponent kinds an episode can face.
+        weights: the share of episodes of each kind (normalized; ``None``: equal).
+        seeds: seeds per pit at the start.
+        seat: 0, 1, or ``None`` to draw the agent's seat per episode.
+        empty_capture: the rules variant.
+        store_diff_coef, extra_turn_coef: reward shaping (see ``KalahaEnv``).
+        opening_plies: random plies by both sides before the agent's first move.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        sources: Sequence[Opponent | OpponentSource],
+        weights: Sequence[float] | None = None,
+        *,
+        seeds: int = 4,
+        seat: int | None = None,
+        empty_capture: bool = False,
+        store_diff_coef: float = 0.0,
+        extra_turn_coef: float = 0.0,
+        opening_plies: int = 0,
+    ) -> None:
+        if (
+            not isinstance(opening_plies, int | np.integer)
+            or not 0 <= opening_plies <= MAX_OPENING_PLIES
+        ):
+            # Longer openings end most games before the agent moves (random games last 12+ plies).
+            raise ValueError(
+                f"opening_plies must be an integer in 0..{MAX_OPENING_PLIES}, but got {opening_plies!r}"
+            )
+        if seat not in (None, 0, 1):
+            raise ValueError(f"seat must be 0, 1 or None (drawn per episode), but got {seat!r}")
+        initial_board(seeds)  # validates seeds
+        if not sources:
+            raise ValueError("opponent must name at least one opponent")
+        self.sources = [as_source(s) for s in sources]
+        w = np.ones(len(self.sources)) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (len(self.sources),) or not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(
+                f"expected one non-negative weight per opponent ({len(self.sources)}), "
+                f"but got {list(weights or [])}"
+            )
+        if w.sum() <= 0:
+            raise ValueError(f"expected opponent weights with a positive sum, but got {list(w)}")
+        self._cum = np.cumsum(w / w.sum())
+        self.n = int(n)
+        self.seeds = seeds
+        self.fixed_seat = seat
+        self.empty_capture = bool(empty_capture)
+        self.store_diff_coef = float(store_diff_coef)
+        self.extra_turn_coef = float(extra_turn_coef)
+        self.opening_plies = int(opening_plies)
+        self.total_seeds = 2 * N_PITS * seeds
+        self._start = np.asarray(initial_board(seeds), dtype=BOARD_DTYPE)
+        self.boards = np.tile(self._start, (self.n, 1))
+        self.to_move = np.zeros(self.n, dtype=np.int64)
+        self.seat = np.zeros(self.n, dtype=np.int64)
+        self.source = np.zeros(self.n, dtype=np.int64)
+        self.opponent: list[Opponent | None] = [None] * self.n
+        self.generators = [np.random.default_rng() for _ in range(self.n)]
+
+    # --- what the agent sees ----------------------------------------------------------
+
+    def observations(self) -> np.ndarray:
+        return observe(self.boards, self.seat, self.seeds)
+
+    def masks(self) -> np.ndarray:
+        return legal_masks(self.boards, self.seat)
+
+    def stores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(own store, opponent store) of each game, from the agent's seat."""
+        rows = np.arange(self.n)
+        return self.boards[rows, 7 * self.seat + 6], self.boards[rows, 7 * (1 - self.seat) + 6]
+
+    # --- episodes ---------------------------------------------------------------------
+
+    def _uniform(self, idx: np.ndarray) -> np.ndarray:
+        return RowRandom([self.generators[i] for i in idx]).random(idx.size)
+
+    def start(self, idx: np.ndarray) -> None:
+        """Start a new episode in each game of ``idx``: seat, opponent, opening, replies.
+
+        A game that the opening or the opponent ends before the agent's first move
+        is started again (same seat and opponent): no episode starts finished.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            return
+        if self.fixed_seat is None:
+            self.seat[idx] = (self._uniform(idx) * 2).astype(np.int64)
+        else:
+            self.seat[idx] = self.fixed_seat
+        kinds = np.minimum(np.searchsorted(self._cum, self._uniform(idx), side="right"), len(self._cum) - 1)
+        self.source[idx] = kinds
+        picks = self._uniform(idx)
+        for i, k, u in zip(idx, kinds, picks, strict=True):
+            self.opponent[i] = self.sources[k].pick(float(u))
+        todo = idx
+        while todo.size:
+            self.boards[todo] = self._start
+            self.to_move[todo] = 0
+            live = np.ones(todo.size, dtype=bool)
+            for _ in range(self.opening_plies):
+                sub = todo[live]
+                if sub.size == 0:
+                    break
+                masks = legal_masks(self.boards[sub], self.to_move[sub])
+                # The k-th legal pit, k uniform among the legal ones.
+                k = (self._uniform(sub) * masks.sum(axis=1)).astype(np.int64)
+                pits = (np.cumsum(masks, axis=1) > k[:, None]).argmax(axis=1)
+                over = self._play(sub, self.to_move[sub], pits)
+                live[np.flatnonzero(live)[over]] = False
+            over = ~live
+            if live.any():
+                over[live] = self._opponent_turns(todo[live])
+            todo = todo[over]
+
+    def _play(self, idx: np.ndarray, players: np.ndarray, pits: np.ndarray) -> np.ndarray:
+        boards = self.boards[idx]
+        nxt, over = apply_moves(boards, players, pits, self.empty_capture)
+        self.boards[idx] = boards
+        self.to_move[idx] = nxt
+        return over
+
+    def _opponent_turns(self, idx: np.ndarray) -> np.ndarray:
+        """Let the opponents move until it is the agent's turn; return which games ended."""
+        over = np.zeros(idx.size, dtype=bool)
+        waiting = self.to_move[idx] != self.seat[idx]
+        while waiting.any():
+            pos = np.flatnonzero(waiting)
+            sub = idx[pos]
+            pits = np.empty(sub.size, dtype=np.int64)
+            for opp, rows in _group_by_identity([self.opponent[i] for i in sub]):
+                assert opp is not None, "start() draws every game's opponent"
+                games = sub[rows]
+                rng = RowRandom([self.generators[i] for i in games])
+                pits[rows] = opp.act(self.boards[games], self.to_move[games], rng)
+            ended = self._play(sub, self.to_move[sub], pits)
+            over[pos[ended]] = True
+            waiting[pos] = ~ended & (self.to_move[sub] != self.seat[sub])
+        return over
+
+    def step(self, pits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The agent plays ``pits`` (legal) in every game; the opponents answer.
+
+        Returns ``(rewards, done, outcome)``: ``outcome`` is +1/0/-1 for games that
+        ended (0 elsewhere), from the agent's side. Finished games are not restarted.
+        """
+        idx = np.arange(self.n)
+        own0, opp0 = self.stores()
+        over = self._play(idx, self.seat, np.asarray(pits, dtype=np.int64))
+        extra = ~over & (self.to_move == self.seat)
+        live = np.flatnonzero(~over)
+        if live.size:
+            over[live] = self._opponent_turns(live)
+        own, opp = self.stores()
+        rewards = np.zeros(self.n, dtype=np.float64)
+        if self.store_diff_coef:
+            rewards += self.store_diff_coef * ((own - opp) - (own0 - opp0)) / self.total_seeds
+        if self.extra_turn_coef:
+            rewards += self.extra_turn_coef * extra
+        outcome = np.where(over, np.sign(own - opp), 0).astype(np.int64)
+        rewards += outcome
+        for i in np.flatnonzero(over):
+            self.sources[self.source[i]].record(self.opponent[i], int(outcome[i]))
+        return rewards, over, outcome
+
+
+def _group_by_identity(items: list[Any]) -> list[tuple[Any, np.ndarray]]:
+    """``[(item, rows where it stands)]`` grouping equal objects by identity."""
+    groups: dict[int, tuple[Any, list[int]]] = {}
+    for row, item in enumerate(items):
+        groups.setdefault(id(item), (item, []))[1].append(row)
+    return [(item, np.asarray(rows, dtype=np.int64)) for item, rows in groups.values()]
