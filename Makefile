@@ -78,9 +78,12 @@ export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml
 train: install ## Retrain studies/best/STUDY.yaml and evaluate the agent
 	$(BIN)/tuner train studies/best/$(STUDY).yaml $(ARGS)
 
+DEVICE ?= cpu
+
 .PHONY: bench
-bench: install ## Benchmark the batched rules engine against a plain Python loop
+bench: install ## Engine vs a Python loop, and whole training DummyVecEnv vs KalahaVecEnv (DEVICE=cuda on a GPU)
 	$(BIN)/python -m benchmarks.engine $(ARGS)
+	$(BIN)/python -m benchmarks.training --device $(DEVICE) $(TRAIN_ARGS)
 
 .PHONY: bench-storage
 bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes

@@ -179,7 +179,9 @@ class GameTable:
             self.seat[idx] = (self._uniform(idx) * 2).astype(np.int64)
         else:
             self.seat[idx] = self.fixed_seat
-        kinds = np.minimum(np.searchsorted(self._cum, self._uniform(idx), side="right"), len(self._cum) - 1)
+        kinds = np.minimum(
+            np.searchsorted(self._cum, self._uniform(idx), side="right"), len(self._cum) - 1
+        )
         self.source[idx] = kinds
         picks = self._uniform(idx)
         for i, k, u in zip(idx, kinds, picks, strict=True):

@@ -16,8 +16,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from env.observation import OBS_SIZE, obs_high, observe
 from env.games import MAX_OPENING_PLIES, GameTable
+from env.observation import OBS_SIZE, obs_high
 from env.opponents import Opponent, make_opponent
 from env.rules import N_PITS
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import os
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from env.kalaha_env import KalahaEnv
-from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress
+from env.vec_env import KalahaVecEnv
+from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress, params_finite
 from tuner.errors import UserError
 from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
 from tuner.space import materialize
@@ -99,6 +102,45 @@ def make_evaluator(evaluation: EvaluationSpec, env_kwargs: dict[str, Any], seed:
     return evaluate
 
 
+VEC_ENVS = ("batched", "dummy")
+
+
+def make_training_env(
+    env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str = "batched"
+) -> VecEnv:
+    """The training envs: ``KalahaVecEnv`` (all games in one batch), or, for the
+    benchmark's baseline, SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s.
+
+    Both play the same games from the same seed (env ``i`` is seeded ``seed + i``).
+    """
+    if vec_env == "batched":
+        return KalahaVecEnv(n_envs, seed=seed, **env_kwargs)
+    if vec_env == "dummy":
+        return make_vec_env(
+            KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv
+        )
+    raise ValueError(f"vec_env: expected one of {VEC_ENVS}, but got {vec_env!r}")
+
+
+@contextmanager
+def distribution_checks_off() -> Iterator[None]:
+    """Skip torch.distributions' argument checks while training, then restore them.
+
+    MaskablePPO builds a masked Categorical for every forward pass, and validating
+    its arguments each time cost up to a fifth of training at 64 envs (``make bench``
+    compares). Masks keep actions legal either way; a diverged update (NaN weights)
+    is still caught: by the callback's weight check and by sampling's own error.
+    """
+    from torch.distributions import Distribution
+
+    before = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(before)
+
+
 def train(
     ppo_kwargs: dict[str, Any],
     env_kwargs: dict[str, Any],
@@ -115,15 +157,15 @@ def train(
     should_stop: Any = None,
     on_evaluation: Any = None,
     on_step: Any = None,
+    vec_env: str = "batched",
+    distribution_checks: bool = False,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned or diverged :class:`TrialProgress` into the trial's state.
     """
-    vec_env = make_vec_env(
-        KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv
-    )
+    envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
     callback = TrialEvalCallback(
         make_evaluator(evaluation, env_kwargs, seed),
         eval_every=max(1, total_timesteps // n_evaluations),
@@ -138,24 +180,27 @@ def train(
     try:
         model = MaskablePPO(
             "MlpPolicy",
-            vec_env,
+            envs,
             seed=seed,
             device=device,
             tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
             verbose=0,
             **materialize(ppo_kwargs),
         )
-        model.learn(total_timesteps, callback=callback, tb_log_name=tb_log_name)
+        with nullcontext() if distribution_checks else distribution_checks_off():
+            model.learn(total_timesteps, callback=callback, tb_log_name=tb_log_name)
         progress = callback.progress
         if not (progress.pruned or progress.diverged or progress.stopped):
             callback.evaluate_now(final=True)  # once the budget is spent: never pruned
-    except ValueError as err:
-        # torch's distributions reject NaN logits: the update diverged.
-        if model is not None and "nan" not in str(err).lower() and "constraint" not in str(err):
+    except (ValueError, RuntimeError) as err:
+        # NaN logits: torch's distributions reject them (ValueError) or, unchecked,
+        # sampling does (RuntimeError): the update diverged.
+        nan_message = "nan" in str(err).lower() or "constraint" in str(err)
+        if model is not None and not nan_message and params_finite(model):
             raise
         callback.progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
-        vec_env.close()
+        envs.close()
     elapsed = time.perf_counter() - start
     eval_seconds = callback.progress.eval_seconds
     return TrainingRun(

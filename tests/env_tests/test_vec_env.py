@@ -109,8 +109,15 @@ def test_illegal_action_names_the_env_and_the_legal_pits():
 def test_maskable_ppo_trains_on_it():
     """MaskablePPO learns on the VecEnv as on any VecEnv: masks in one call, episodes logged."""
     vec = KalahaVecEnv(8, opponent="random", seed=0)
-    model = MaskablePPO("MlpPolicy", vec, n_steps=32, batch_size=64, n_epochs=1, seed=0,
-                        policy_kwargs={"net_arch": [16]})
+    model = MaskablePPO(
+        "MlpPolicy",
+        vec,
+        n_steps=32,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"net_arch": [16]},
+    )
     model.learn(512)
     assert model.num_timesteps == 512
     assert len(model.ep_info_buffer) > 0

@@ -1,0 +1,146 @@
+"""Whole-training throughput: SB3's DummyVecEnv path against the batched KalahaVecEnv.
+
+Both sides run ``tuner.training.train``, the code a trial runs, with net_arch's
+fixed PPO settings (n_steps 256, batch 512, 5 epochs, [128, 128]), the same
+seed, the same opponents and the same evaluations; only ``vec_env`` differs.
+Every figure is measured in this run, side by side, so the ratios hold on any
+machine; nothing here fails on a slow one. The time of ``learn()`` is split into
+collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
+
+    make bench                       # engine + training tables
+    make bench DEVICE=cuda           # the same on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from sb3_contrib import MaskablePPO
+
+from tuner.spec import EvaluationSpec
+from tuner.training import resolve_device, train
+
+PPO = {
+    "learning_rate": 3.0e-4,
+    "n_steps": 256,
+    "batch_size": 512,
+    "n_epochs": 5,
+    "gamma": 0.99,
+    "ent_coef": 0.01,
+    "policy_kwargs": {"net_arch": [128, 128]},
+}
+ENV = {"opponent": ["random", "greedy"], "opening_plies": 2}
+
+
+@contextmanager
+def timed_phases() -> Iterator[dict[str, float]]:
+    """Seconds spent in MaskablePPO's collection and update, while the block runs."""
+    spent: dict[str, float] = defaultdict(float)
+    originals = {name: getattr(MaskablePPO, name) for name in ("collect_rollouts", "train")}
+
+    def timer(name: str):
+        original = originals[name]
+
+        def wrapper(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - start
+
+        return wrapper
+
+    for name in originals:
+        setattr(MaskablePPO, name, timer(name))
+    try:
+        yield spent
+    finally:
+        for name, original in originals.items():
+            setattr(MaskablePPO, name, original)
+
+
+def run(
+    vec_env: str,
+    n_envs: int,
+    timesteps: int,
+    evaluation: EvaluationSpec,
+    device: str,
+    checks: bool = False,
+):
+    with timed_phases() as spent:
+        start = time.perf_counter()
+        result = train(
+            PPO,
+            ENV,
+            total_timesteps=timesteps,
+            n_envs=n_envs,
+            n_evaluations=evaluation_count(timesteps),
+            evaluation=evaluation,
+            seed=0,
+            device=device,
+            vec_env=vec_env,
+            distribution_checks=checks,
+        )
+        wall = time.perf_counter() - start
+    return {
+        "steps_per_s": result.timesteps / wall,
+        "collect": spent["collect_rollouts"] / wall,
+        "update": spent["train"] / wall,
+        "eval": result.eval_seconds / wall,
+        "wall": wall,
+        "timesteps": result.timesteps,
+    }
+
+
+def evaluation_count(timesteps: int) -> int:
+    """As in net_arch: 5 evaluations per 200k steps, at least one."""
+    return max(1, round(5 * timesteps / 200_000))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timesteps", type=int, default=65_536, help="per run (default 65536)")
+    parser.add_argument("--n-envs", default="8,64", help="comma-separated (default 8,64)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (default cpu)")
+    parser.add_argument("--eval-games", type=int, default=200, help="games per opponent")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    device = resolve_device(args.device)
+    evaluation = EvaluationSpec(
+        opponents=["random", "greedy", "minimax:2"], games=args.eval_games, opening_plies=2
+    )
+    envs = [int(n) for n in args.n_envs.split(",")]
+    run("batched", 8, 2_048, evaluation, device)  # compile and warm up outside the timing
+
+    print(
+        f"whole training, MaskablePPO, net_arch's fixed settings, {args.timesteps} steps, "
+        f"device {device}, 1 torch thread"
+    )
+    header = f"{'n_envs':>6}  {'env':<22} {'steps/s':>9} {'ratio':>6} {'collect':>8} {'update':>7} {'eval':>6}"
+    print(header)
+    print("-" * len(header))
+    # DummyVecEnv with torch's distribution checks is how trials trained before;
+    # the middle row splits the gain between the env and the checks.
+    variants = [("dummy", True), ("batched", True), ("batched", False)]
+    for n in envs:
+        base = None
+        for vec_env, validate in variants:
+            r = run(vec_env, n, args.timesteps, evaluation, device, checks=validate)
+            base = base or r["steps_per_s"]
+            label = {"dummy": "DummyVecEnv", "batched": "KalahaVecEnv"}[vec_env]
+            label += "+checks" if validate else ""
+            print(
+                f"{n:>6}  {label:<22} {r['steps_per_s']:>9,.0f} {r['steps_per_s'] / base:>5.2f}x "
+                f"{r['collect']:>7.0%} {r['update']:>7.0%} {r['eval']:>6.0%}",
+                flush=True,
+            )
+    print("targets: KalahaVecEnv at least 2x at 8 envs and 3x at 64 envs; collection under 40%")
+
+
+if __name__ == "__main__":
+    main()
