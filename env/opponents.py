@@ -195,7 +195,36 @@ class PolicyOpponent:
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 
 
-SPEC_HELP = "'random', 'greedy', 'minimax:K' (K >= 1) or 'policy:PATH'"
+class EpsilonOpponent:
+    """Another opponent that plays a uniformly random legal move a share ``epsilon`` of the time.
+
+    Training against a deterministic opponent teaches an exploit of its one line
+    of play; a random move now and then (and random tie-breaks) shows the learner
+    many lines. Written ``"greedy@0.1"`` in specs.
+    """
+
+    def __init__(self, base: Opponent, epsilon: float) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be within [0, 1], but got {epsilon}")
+        self.base = base
+        self.epsilon = float(epsilon)
+        self.name = f"{base.name}@{epsilon:g}"
+
+    def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
+        players = players.astype(np.int64)
+        pits = np.asarray(self.base.act(boards, players, rng), dtype=np.int64)
+        explore = rng.random(players.shape[0]) < self.epsilon
+        if explore.any():
+            masks = legal_masks(boards, players)
+            noise = rng.random(masks.shape)
+            pits = np.where(explore, (noise * masks).argmax(axis=1), pits)
+        return pits
+
+
+SPEC_HELP = (
+    "'random', 'greedy', 'minimax:K' (K >= 1) or 'policy:PATH', optionally with '@EPS' "
+    "(a share of random moves in [0, 1], and random tie-breaks: 'greedy@0.1')"
+)
 
 
 def make_opponent(
@@ -204,6 +233,16 @@ def make_opponent(
     """Build an opponent from its spec string (see the module docstring)."""
     if not isinstance(spec, str):
         raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
+    base, at, eps = spec.partition("@")
+    if at and not base.startswith("policy:"):
+        try:
+            epsilon = float(eps)
+        except ValueError:
+            epsilon = -1.0
+        if not 0.0 <= epsilon <= 1.0 or base == "random":
+            raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
+        inner = make_opponent(base, seeds=seeds, empty_capture=empty_capture, tie_break="random")
+        return EpsilonOpponent(inner, epsilon)
     kind, _, arg = spec.partition(":")
     if kind == "random" and not arg:
         return RandomOpponent()

@@ -77,6 +77,8 @@ def objective(
     trial.set_user_attr("steps_per_second", round(run.steps_per_second, 1))
     trial.set_user_attr("train_seconds", round(run.train_seconds, 3))
     trial.set_user_attr("eval_seconds", round(run.eval_seconds, 3))
+    if run.league:
+        trial.set_user_attr("league", run.league)
     trial.set_user_attr(
         "evaluations", [{"timestep": e.timestep, "score": e.score} for e in progress.evaluations]
     )

@@ -69,8 +69,7 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
     """
     ppo: dict[str, Any] = {k: v for k, v in spec.ppo.items() if k != "policy_kwargs"}
     policy: dict[str, Any] = dict(spec.ppo.get("policy_kwargs", {}))
-    env_kwargs: dict[str, Any] = spec.env.model_dump(exclude={"opponents"})
-    env_kwargs["opponent"] = list(spec.env.opponents)
+    env_kwargs: dict[str, Any] = spec.env.model_dump()
 
     for name, raw in values.items():
         p = spec.search_space[name]
@@ -82,6 +81,9 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
         else:
             ppo[name] = value
 
+    # KalahaEnv's name for it; a list stays a list, a mapping of shares stays a mapping.
+    opponents = env_kwargs.pop("opponents")
+    env_kwargs["opponent"] = dict(opponents) if isinstance(opponents, dict) else list(opponents)
     adjustments: dict[str, str] = {}
     n_steps = int(ppo.get("n_steps", 2048))
     rollout = n_steps * spec.budget.n_envs

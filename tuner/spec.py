@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from env.kalaha_env import MAX_OPENING_PLIES
+from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
 from tuner.errors import UserError
 
@@ -30,7 +31,18 @@ POLICY_KEYS = {
     "share_features_extractor",
     "shared_trunk",
 }
-ENV_KEYS = {"store_diff_coef", "extra_turn_coef", "opening_plies", "seeds", "empty_capture"}
+ENV_KEYS = {
+    "store_diff_coef",
+    "extra_turn_coef",
+    "opening_plies",
+    "seeds",
+    "empty_capture",
+    # the training opponents and the self-play league (env/league.py)
+    "opponents",
+    "snapshot_every",
+    "pool_size",
+    "pool_sampling",
+}
 SCHEDULE_KEYS = {"lr_schedule"}
 # Activation names a study may use -> their torch.nn class (looked up by ``materialize``).
 ACTIVATIONS = {
@@ -141,19 +153,30 @@ class PrunerSpec(_Strict):
 
 
 class EnvSpec(_Strict):
-    """The training environment: opponents drawn per episode, and the env options."""
+    """The training environment: opponents drawn per episode, and the env options.
 
-    opponents: list[str] = Field(default_factory=lambda: ["random"])
+    ``opponents`` is a list (equal shares) or a mapping of opponent -> share of
+    episodes, e.g. ``{pool: 0.7, "minimax:2@0.1": 0.2, random: 0.1}``; ``self`` (the
+    learner's current weights) and ``pool`` (its past selves, a snapshot every
+    ``snapshot_every`` steps, at most ``pool_size`` kept, drawn by ``pool_sampling``)
+    make it self-play.
+    """
+
+    # Any: check_training_opponents gives one message for both forms, not a union's two.
+    opponents: Any = Field(default_factory=lambda: ["random"])
     seeds: int = Field(4, ge=3, le=6)
     empty_capture: bool = False
     opening_plies: int = Field(0, ge=0, le=MAX_OPENING_PLIES)
     store_diff_coef: float = 0.0
     extra_turn_coef: float = 0.0
+    snapshot_every: int = Field(50_000, ge=1)
+    pool_size: int = Field(10, ge=1, le=100)
+    pool_sampling: Literal["uniform", "recent", "pfsp"] = "pfsp"
 
     @field_validator("opponents")
     @classmethod
-    def _opponents(cls, v: list[str]) -> list[str]:
-        return _check_opponents(v)
+    def _opponents(cls, v: Any) -> Any:
+        return check_training_opponents(v)
 
     @field_validator("store_diff_coef", "extra_turn_coef")
     @classmethod
@@ -253,6 +276,24 @@ class StudySpec(_Strict):
                 raise ValueError(
                     f"activation_fn: expected one of {list(ACTIVATIONS)}, but got {a!r}"
                 )
+        mix = self.search_space.get("opponents")
+        if isinstance(mix, CategoricalParam):
+            if not isinstance(mix.choices, dict):
+                raise ValueError(
+                    "search_space.opponents: expected named choices "
+                    "({mostly_pool: {pool: 0.8, random: 0.2}, ...}), but got a list"
+                )
+            for label, value in mix.choices.items():
+                try:
+                    check_training_opponents(value)
+                except ValueError as err:
+                    raise ValueError(f"search_space.opponents.{label}: {err}") from None
+        sampling = self.search_space.get("pool_sampling")
+        for s in sampling.option_names if isinstance(sampling, CategoricalParam) else []:
+            if s not in SAMPLINGS:
+                raise ValueError(
+                    f"search_space.pool_sampling: expected one of {list(SAMPLINGS)}, but got {s!r}"
+                )
         sched = self.search_space.get("lr_schedule")
         for s in sched.option_names if isinstance(sched, CategoricalParam) else []:
             if s not in ("constant", "linear"):
@@ -268,6 +309,32 @@ class StudySpec(_Strict):
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")
         return self
+
+
+def check_training_opponents(v: Any) -> Any:
+    """A list of opponents, or a mapping opponent -> share; ``self`` and ``pool`` allowed."""
+    names = list(v) if isinstance(v, list | dict) else None
+    if names is None:
+        raise ValueError(
+            f"expected a list of opponents or a mapping opponent -> share, but got {v!r}"
+        )
+    if not names:
+        raise ValueError("expected at least one opponent, but got none")
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"expected opponent names (strings), but got {name!r}")
+    fixed = [n for n in names if n not in LEAGUE_NAMES]
+    if fixed:
+        _check_opponents(fixed)
+    if isinstance(v, dict):
+        for name, share in v.items():
+            if isinstance(share, bool) or not isinstance(share, int | float):
+                raise ValueError(f"{name}: expected a share (a number >= 0), but got {share!r}")
+            if not math.isfinite(share) or share < 0:
+                raise ValueError(f"{name}: expected a finite share >= 0, but got {share!r}")
+        if sum(v.values()) <= 0:
+            raise ValueError(f"expected shares with a positive sum, but got {v}")
+    return v
 
 
 def _looks_numeric(text: str) -> bool:

@@ -11,19 +11,22 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sb3_contrib import MaskablePPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from env.kalaha_env import KalahaEnv
+from env.league import LEAGUE_NAMES, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
 from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress, params_finite
 from tuner.errors import UserError
 from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
+from tuner.league import SnapshotCallback, league_summary
 from tuner.space import materialize
 from tuner.spec import EvaluationSpec
 from tuner.storage import worker_name
@@ -76,6 +79,7 @@ class TrainingRun:
     train_seconds: float
     eval_seconds: float
     device: str
+    league: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_per_second(self) -> float:
@@ -103,6 +107,8 @@ def make_evaluator(evaluation: EvaluationSpec, env_kwargs: dict[str, Any], seed:
 
 
 VEC_ENVS = ("batched", "dummy")
+# env options that configure the league rather than the env itself
+LEAGUE_KEYS = ("snapshot_every", "pool_size", "pool_sampling")
 
 
 def make_training_env(
@@ -113,11 +119,23 @@ def make_training_env(
 
     Both play the same games from the same seed (env ``i`` is seeded ``seed + i``).
     """
+    options = {k: v for k, v in env_kwargs.items() if k not in LEAGUE_KEYS}
+    seeds, empty_capture = options.get("seeds", 4), options.get("empty_capture", False)
+    sources, weights = build_sources(
+        options.pop("opponent", ["random"]),
+        seeds=seeds,
+        empty_capture=empty_capture,
+        pool_size=env_kwargs.get("pool_size", 10),
+        pool_sampling=env_kwargs.get("pool_sampling", "pfsp"),
+    )
     if vec_env == "batched":
-        return KalahaVecEnv(n_envs, seed=seed, **env_kwargs)
+        return KalahaVecEnv(n_envs, sources, opponent_weights=weights, seed=seed, **options)
     if vec_env == "dummy":
+        if any(getattr(s, "name", None) in LEAGUE_NAMES for s in sources):
+            raise ValueError("self-play opponents need vec_env='batched'")
+        options |= {"opponent": sources, "opponent_weights": weights}
         return make_vec_env(
-            KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv
+            KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=options, vec_env_cls=DummyVecEnv
         )
     raise ValueError(f"vec_env: expected one of {VEC_ENVS}, but got {vec_env!r}")
 
@@ -166,6 +184,7 @@ def train(
     pruned or diverged :class:`TrialProgress` into the trial's state.
     """
     envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
+    league = pools(envs.get_attr("sources")[0]) if envs.has_attr("sources") else []
     callback = TrialEvalCallback(
         make_evaluator(evaluation, env_kwargs, seed),
         eval_every=max(1, total_timesteps // n_evaluations),
@@ -187,8 +206,14 @@ def train(
             verbose=0,
             **materialize(ppo_kwargs),
         )
+        attach_learner(
+            envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
+        )
+        callbacks: list[BaseCallback] = [callback]
+        if league:
+            callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
         with nullcontext() if distribution_checks else distribution_checks_off():
-            model.learn(total_timesteps, callback=callback, tb_log_name=tb_log_name)
+            model.learn(total_timesteps, callback=CallbackList(callbacks), tb_log_name=tb_log_name)
         progress = callback.progress
         if not (progress.pruned or progress.diverged or progress.stopped):
             callback.evaluate_now(final=True)  # once the budget is spent: never pruned
@@ -210,6 +235,7 @@ def train(
         train_seconds=elapsed - eval_seconds,
         eval_seconds=eval_seconds,
         device=str(model.device) if model is not None else device,
+        league=league_summary(league),
     )
 
 
