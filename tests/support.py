@@ -17,12 +17,19 @@ def cli_env(runs_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_module(module: str, *args: str, timeout: float = 300, env: dict[str, str] | None = None):
+def run_module(
+    module: str,
+    *args: str,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+):
     """Run ``python -m MODULE ARGS`` from the repo root; its output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -30,9 +37,11 @@ def run_module(module: str, *args: str, timeout: float = 300, env: dict[str, str
     )
 
 
-def run_cli(*args: str, runs_path: Path, timeout: float = 300, **extra: str):
-    """Run ``python -m tuner ARGS`` from the repo root as a user would."""
-    return run_module("tuner", *args, timeout=timeout, env=cli_env(runs_path, **extra))
+def run_cli(
+    *args: str, runs_path: Path, timeout: float = 300, input: str | None = None, **extra: str
+):
+    """Run ``python -m tuner ARGS`` from the repo root as a user would (``input``: its stdin)."""
+    return run_module("tuner", *args, timeout=timeout, env=cli_env(runs_path, **extra), input=input)
 
 
 def spawn_cli(*args: str, runs_path: Path, **extra: str) -> subprocess.Popen:

@@ -174,6 +174,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from env.opponents import PolicyOpponent
+    from tuner.play import play
+
+    if args.seat not in (0, 1):
+        raise UserError(f"--seat: expected 0 (move first) or 1 (move second), but got {args.seat}")
+    try:
+        agent = PolicyOpponent(args.model, seeds=args.seeds, name="AI")
+    except ValueError as err:
+        raise UserError(f"{args.model}: {err}") from None
+    try:
+        play(agent, human_seat=args.seat, seeds=args.seeds)
+    except (EOFError, KeyboardInterrupt):
+        print("\ngame abandoned")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from tuner.report import write_report
 
@@ -278,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opening-plies", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("play", help="play a game against a saved agent in the terminal")
+    p.add_argument("model", help="the agent's .zip file (e.g. studies/best/selfplay.zip)")
+    p.add_argument("--seat", type=int, default=0, help="0: you move first (default), 1: second")
+    p.add_argument("--seeds", type=int, default=4, help="seeds per pit (default 4)")
+    p.set_defaults(func=cmd_play)
 
     p = sub.add_parser("report", help="HTML report (and PNGs) of a study's results")
     p.add_argument("study")

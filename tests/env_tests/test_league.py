@@ -85,8 +85,7 @@ def test_each_opponent_acts_once_per_ply_for_all_games_facing_it():
     """16 games against one opponent: every reply is one call over all waiting games."""
     counting = CountingGreedy()
     table = GameTable(16, [counting], seat=1)
-    for i, g in enumerate(table.generators):
-        table.generators[i] = np.random.default_rng(i)
+    table.generators = [np.random.default_rng(i) for i in range(16)]
     table.start(np.arange(16))
     assert counting.calls[0] == 16  # the opening reply of all 16 games, in one call
 
@@ -96,7 +95,7 @@ def test_league_sources_play_and_hear_results():
     sources, weights = build_sources({"pool": 0.5, "self": 0.5}, pool_size=2)
     assert weights == [0.5, 0.5]
     vec = KalahaVecEnv(8, sources, opponent_weights=weights, seed=0)
-    with pytest.raises(RuntimeError, match="attach|empty"):
+    with pytest.raises(RuntimeError, match=r"attach|empty"):
         vec.reset()
     model = _model()
     attach_learner(sources, model.policy)
@@ -135,5 +134,5 @@ def test_epsilon_opponent_plays_random_moves_at_its_rate():
 
 @pytest.mark.parametrize("spec", ["random@0.1", "greedy@1.5", "minimax:2@x", "greedy@"])
 def test_bad_epsilon_specs_are_rejected(spec):
-    with pytest.raises(ValueError, match="@EPS"):
+    with pytest.raises(ValueError, match=r"@EPS"):
         make_opponent(spec)

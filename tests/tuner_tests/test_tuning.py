@@ -14,15 +14,14 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 from sb3_contrib import MaskablePPO
-from stable_baselines3.common.env_util import make_vec_env
 from support import REPO_ROOT, run_cli, spawn_cli
 
-from env.kalaha_env import KalahaEnv
 from tuner.cli import main
 from tuner.export import load_export
 from tuner.space import materialize, sample, to_config
 from tuner.spec import ACTIVATIONS, load_spec, parse_spec
 from tuner.storage import StorageSettings
+from tuner.training import make_training_env
 from tuner.worker import Worker
 
 STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
@@ -82,7 +81,7 @@ def test_shipped_study_validates_and_builds_a_model(path: Path):
     for _ in range(3):
         trial = study.ask()
         config = to_config(spec, sample(spec, trial))
-        vec = make_vec_env(KalahaEnv, n_envs=spec.budget.n_envs, env_kwargs=config.env_kwargs)
+        vec = make_training_env(config.env_kwargs, spec.budget.n_envs, seed=0)
         model = MaskablePPO("MlpPolicy", vec, device="cpu", **materialize(config.ppo_kwargs))
         assert model.batch_size <= model.n_steps * spec.budget.n_envs
         vec.close()
