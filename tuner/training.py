@@ -184,7 +184,8 @@ def train(
     pruned or diverged :class:`TrialProgress` into the trial's state.
     """
     envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
-    league = pools(envs.get_attr("sources")[0]) if envs.has_attr("sources") else []
+    sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
+    league = pools(sources)
     callback = TrialEvalCallback(
         make_evaluator(evaluation, env_kwargs, seed),
         eval_every=max(1, total_timesteps // n_evaluations),
