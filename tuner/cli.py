@@ -123,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         total_timesteps=args.timesteps,
         out=Path(args.out) if args.out else None,
+        seed=args.seed,
     )
     print(
         f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
@@ -281,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(p)
     p.add_argument("--timesteps", type=int, default=None, help="override the exported budget")
     p.add_argument("--out", default=None, help="model path (default runs/models/STUDY.zip)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="a fresh seed (default: the exported trial's seed)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="win rates of a saved model against opponents")

@@ -126,8 +126,13 @@ def train_from_export(
     device: str = "auto",
     total_timesteps: int | None = None,
     out: Path | None = None,
+    seed: int | None = None,
 ) -> tuple[TrainingRun, Path]:
-    """Train the exported configuration with the trials' own ``train``; save the model."""
+    """Train the exported configuration with the trials' own ``train``; save the model.
+
+    ``seed`` retrains with a fresh seed (a check that the result was not one lucky draw);
+    by default the trial's own seed is used.
+    """
     budget = BudgetSpec.model_validate(doc["budget"])
     evaluation = EvaluationSpec.model_validate(doc["evaluation"])
     run = train(
@@ -137,7 +142,7 @@ def train_from_export(
         n_envs=budget.n_envs,
         n_evaluations=budget.n_evaluations,
         evaluation=evaluation,
-        seed=int(doc["seed"]),
+        seed=int(doc["seed"]) if seed is None else seed,
         device=device,
         tensorboard_log=tensorboard_dir(f"{doc['study']}_train"),
         tb_log_name="train",
