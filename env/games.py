@@ -19,7 +19,7 @@ plays exactly the game that a single env seeded ``s + i`` plays.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -30,23 +30,52 @@ from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_mas
 MAX_OPENING_PLIES = 20
 
 
-class RowRandom:
-    """Per-game generators behind the ``rng.random(shape)`` that opponents call.
+class GameStreams:
+    """One uniform random stream per game, drawn from in blocks.
 
-    Row ``r`` of every draw comes from game ``r``'s own generator, so a game's
-    random stream does not depend on which other games share the batch.
+    Each game owns a numpy Generator; its numbers are taken ``BLOCK`` at a time
+    into a buffer, so a draw for many games is one fancy index, not a Python
+    call per game. What game ``i`` draws depends only on game ``i``'s own
+    history, never on which other games share a batch.
     """
 
-    def __init__(self, generators: Sequence[np.random.Generator]) -> None:
-        self.generators = list(generators)
+    BLOCK = 64
+
+    def __init__(self, n: int) -> None:
+        self.generators = [np.random.default_rng() for _ in range(n)]
+        self.buffer = np.zeros((n, self.BLOCK))
+        self.pos = np.full(n, self.BLOCK, dtype=np.int64)
+
+    def reseed(self, game: int, generator: np.random.Generator) -> None:
+        """Game ``game`` draws from ``generator`` from now on."""
+        self.generators[game] = generator
+        self.pos[game] = self.BLOCK
+
+    def draw(self, idx: np.ndarray, m: int) -> np.ndarray:
+        """``(len(idx), m)`` uniforms in [0, 1): the next ``m`` of each game's stream."""
+        if m > self.BLOCK:
+            raise ValueError(f"expected at most {self.BLOCK} draws per game, but got {m}")
+        for game in idx[self.pos[idx] + m > self.BLOCK]:
+            self.buffer[game] = self.generators[game].random(self.BLOCK)
+            self.pos[game] = 0
+        cols = self.pos[idx][:, None] + np.arange(m)
+        self.pos[idx] += m
+        return self.buffer[idx[:, None], cols]
+
+
+class RowRandom:
+    """The ``rng`` that opponents get: row ``r`` of every draw comes from game ``r``'s stream."""
+
+    def __init__(self, streams: GameStreams, games: np.ndarray) -> None:
+        self.streams = streams
+        self.games = games
 
     def random(self, size: int | tuple[int, ...]) -> np.ndarray:
         shape = (size,) if isinstance(size, int | np.integer) else tuple(size)
-        if shape[0] != len(self.generators):
-            raise ValueError(f"expected {len(self.generators)} rows, but got shape {shape}")
-        if not self.generators:
-            return np.empty(shape)
-        return np.stack([g.random(shape[1:]) for g in self.generators])
+        if shape[0] != len(self.games):
+            raise ValueError(f"expected {len(self.games)} rows, but got shape {shape}")
+        m = int(np.prod(shape[1:], dtype=np.int64))
+        return self.streams.draw(self.games, m).reshape(shape)
 
 
 class OpponentSource(Protocol):
@@ -146,7 +175,11 @@ class GameTable:
         self.seat = np.zeros(self.n, dtype=np.int64)
         self.source = np.zeros(self.n, dtype=np.int64)
         self.opponent: list[Opponent | None] = [None] * self.n
-        self.generators = [np.random.default_rng() for _ in range(self.n)]
+        # Which opponent object each game faces, as an index into _actors (for grouping).
+        self.actor = np.zeros(self.n, dtype=np.int64)
+        self._actors: list[Opponent] = []
+        self._actor_index: dict[int, int] = {}
+        self.streams = GameStreams(self.n)
 
     # --- what the agent sees ----------------------------------------------------------
 
@@ -163,8 +196,18 @@ class GameTable:
 
     # --- episodes ---------------------------------------------------------------------
 
-    def _uniform(self, idx: np.ndarray) -> np.ndarray:
-        return RowRandom([self.generators[i] for i in idx]).random(idx.size)
+    def _actor_of(self, opponent: Opponent) -> int:
+        """A small integer per distinct opponent object (pool snapshots come and go)."""
+        key = id(opponent)
+        if key not in self._actor_index:
+            if len(self._actors) >= 256:  # forget snapshots no game faces any more
+                live = {id(o): o for o in self.opponent if o is not None}
+                self._actors = list(live.values())
+                self._actor_index = {k: i for i, k in enumerate(live)}
+                self.actor = np.array([self._actor_index.get(id(o), 0) for o in self.opponent])
+            self._actor_index[key] = len(self._actors)
+            self._actors.append(opponent)
+        return self._actor_index[key]
 
     def start(self, idx: np.ndarray) -> None:
         """Start a new episode in each game of ``idx``: seat, opponent, opening, replies.
@@ -175,17 +218,17 @@ class GameTable:
         idx = np.asarray(idx, dtype=np.int64)
         if idx.size == 0:
             return
+        u = self.streams.draw(idx, 3)  # seat, opponent kind, which one of that kind
         if self.fixed_seat is None:
-            self.seat[idx] = (self._uniform(idx) * 2).astype(np.int64)
+            self.seat[idx] = (u[:, 0] * 2).astype(np.int64)
         else:
             self.seat[idx] = self.fixed_seat
-        kinds = np.minimum(
-            np.searchsorted(self._cum, self._uniform(idx), side="right"), len(self._cum) - 1
-        )
+        kinds = np.minimum(np.searchsorted(self._cum, u[:, 1], side="right"), len(self._cum) - 1)
         self.source[idx] = kinds
-        picks = self._uniform(idx)
-        for i, k, u in zip(idx, kinds, picks, strict=True):
-            self.opponent[i] = self.sources[k].pick(float(u))
+        for i, k, pick in zip(idx, kinds, u[:, 2], strict=True):
+            opponent = self.sources[k].pick(float(pick))
+            self.opponent[i] = opponent
+            self.actor[i] = self._actor_of(opponent)
         todo = idx
         while todo.size:
             self.boards[todo] = self._start
@@ -197,7 +240,7 @@ class GameTable:
                     break
                 masks = legal_masks(self.boards[sub], self.to_move[sub])
                 # The k-th legal pit, k uniform among the legal ones.
-                k = (self._uniform(sub) * masks.sum(axis=1)).astype(np.int64)
+                k = (self.streams.draw(sub, 1)[:, 0] * masks.sum(axis=1)).astype(np.int64)
                 pits = (np.cumsum(masks, axis=1) > k[:, None]).argmax(axis=1)
                 over = self._play(sub, self.to_move[sub], pits)
                 live[np.flatnonzero(live)[over]] = False
@@ -221,11 +264,12 @@ class GameTable:
             pos = np.flatnonzero(waiting)
             sub = idx[pos]
             pits = np.empty(sub.size, dtype=np.int64)
-            for opp, rows in _group_by_identity([self.opponent[i] for i in sub]):
-                assert opp is not None, "start() draws every game's opponent"
+            actors = self.actor[sub]
+            for a in np.unique(actors):
+                rows = np.flatnonzero(actors == a)
                 games = sub[rows]
-                rng = RowRandom([self.generators[i] for i in games])
-                pits[rows] = opp.act(self.boards[games], self.to_move[games], rng)
+                rng = RowRandom(self.streams, games)
+                pits[rows] = self._actors[a].act(self.boards[games], self.to_move[games], rng)
             ended = self._play(sub, self.to_move[sub], pits)
             over[pos[ended]] = True
             waiting[pos] = ~ended & (self.to_move[sub] != self.seat[sub])
@@ -255,11 +299,3 @@ class GameTable:
         for i in np.flatnonzero(over):
             self.sources[self.source[i]].record(self.opponent[i], int(outcome[i]))
         return rewards, over, outcome
-
-
-def _group_by_identity(items: list[Any]) -> list[tuple[Any, np.ndarray]]:
-    """``[(item, rows where it stands)]`` grouping equal objects by identity."""
-    groups: dict[int, tuple[Any, list[int]]] = {}
-    for row, item in enumerate(items):
-        groups.setdefault(id(item), (item, []))[1].append(row)
-    return [(item, np.asarray(rows, dtype=np.int64)) for item, rows in groups.values()]

@@ -145,7 +145,8 @@ class KalahaEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
-        self.table.generators[0] = self.np_random
+        if self.table.streams.generators[0] is not self.np_random:  # a new seed
+            self.table.streams.reseed(0, self.np_random)
         seat = options.get("seat", self.fixed_seat)
         if seat not in (None, 0, 1):
             raise ValueError(f"seat must be 0, 1 or None (drawn per episode), but got {seat!r}")

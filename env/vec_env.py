@@ -87,7 +87,7 @@ class KalahaVecEnv(VecEnv):
         # Seeds given through seed() apply at this reset, as in SB3's own VecEnvs.
         for i, s in enumerate(self._seeds):
             if s is not None:
-                self.table.generators[i] = np.random.default_rng(s)
+                self.table.streams.reseed(i, np.random.default_rng(s))
         self._reset_seeds()
         self._reset_options()
         self.table.start(np.arange(self.num_envs))

@@ -85,7 +85,8 @@ def test_each_opponent_acts_once_per_ply_for_all_games_facing_it():
     """16 games against one opponent: every reply is one call over all waiting games."""
     counting = CountingGreedy()
     table = GameTable(16, [counting], seat=1)
-    table.generators = [np.random.default_rng(i) for i in range(16)]
+    for i in range(16):
+        table.streams.reseed(i, np.random.default_rng(i))
     table.start(np.arange(16))
     assert counting.calls[0] == 16  # the opening reply of all 16 games, in one call
 
