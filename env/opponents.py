@@ -175,12 +175,11 @@ class PolicyOpponent:
         self, model: Any, seeds: int = 4, deterministic: bool = True, name: str | None = None
     ) -> None:
         if isinstance(model, str | Path):
-            path = Path(model)
-            if not path.exists() and not path.with_suffix(".zip").exists():
-                raise ValueError(f"policy file {str(path)!r} does not exist")
-            from sb3_contrib import MaskablePPO
+            # Weights and JSON metadata only: loading a model file never runs its code.
+            from env.policy_files import load_policy
 
-            model = MaskablePPO.load(str(path), device="cpu")
+            path = Path(model)
+            model = load_policy(path, device="cpu")  # PolicyFileError is a ValueError
             name = name or f"policy:{path}"
         self.model = model
         self.seeds = seeds

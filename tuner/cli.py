@@ -143,6 +143,7 @@ def _print_results(results) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from env.opponents import PolicyOpponent
+    from env.policy_files import PolicyFileError, load_policy
     from tuner.evaluate import evaluate_policy
 
     _threads(args.threads)
@@ -155,9 +156,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         study, _ = _load_existing(args.study, args.storage)
         model_path = str(download_trial_model(study, args.trial))
     try:
-        policy = PolicyOpponent(model_path, seeds=args.seeds)
-    except ValueError as err:
+        loaded = load_policy(model_path, device="cpu", trust_pickle=args.trust_pickle)
+    except PolicyFileError as err:
         raise UserError(str(err)) from None
+    policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
     opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
     try:
         results = evaluate_policy(
@@ -298,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--opening-plies", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="also load .zip files that kalaha-tuner did not save, with SB3's loader, which "
+        "unpickles them: a file from an untrusted source can run code",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("play", help="play a game against a saved agent in the terminal")

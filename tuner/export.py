@@ -18,6 +18,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from env.policy_files import save_model
 from tuner.errors import UserError
 from tuner.runs import runs_dir, tensorboard_dir
 from tuner.space import to_config
@@ -151,5 +152,5 @@ def train_from_export(
         raise UserError(f"training diverged: {run.progress.diverged}")
     out = out or runs_dir() / "models" / f"{doc['study']}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
-    run.model.save(out)
+    out = save_model(run.model, out)
     return run, out

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.artifacts import upload_artifact
 
+from env.policy_files import save_model
 from tuner.callbacks import Evaluation
 from tuner.runs import artifact_store, tensorboard_dir
 from tuner.space import sample, to_config
@@ -107,7 +108,7 @@ def objective(
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
-        run.model.save(path)
+        save_model(run.model, path)
         artifact_id = upload_artifact(
             artifact_store=artifact_store(), file_path=str(path), study_or_trial=trial
         )

@@ -14,8 +14,8 @@ from typing import Any
 
 import optuna
 
+from env.policy_files import ACTIVATIONS
 from tuner.spec import (
-    ACTIVATIONS,
     ENV_KEYS,
     POLICY_KEYS,
     CategoricalParam,
@@ -111,7 +111,7 @@ def materialize(ppo_kwargs: dict[str, Any]) -> dict[str, Any]:
         policy["activation_fn"] = getattr(nn, ACTIVATIONS[policy["activation_fn"]])
     trunk = policy.pop("shared_trunk", None)
     if trunk:
-        from tuner.policies import SharedTrunk
+        from env.networks import SharedTrunk
 
         policy["features_extractor_class"] = SharedTrunk
         policy["features_extractor_kwargs"] = {"hidden": list(trunk)}

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
+from env.policy_files import ACTIVATIONS
 from tuner.errors import UserError
 
 STUDIES_DIR = Path("studies")
@@ -44,15 +45,6 @@ ENV_KEYS = {
     "pool_sampling",
 }
 SCHEDULE_KEYS = {"lr_schedule"}
-# Activation names a study may use -> their torch.nn class (looked up by ``materialize``).
-ACTIVATIONS = {
-    "tanh": "Tanh",
-    "relu": "ReLU",
-    "elu": "ELU",
-    "leaky_relu": "LeakyReLU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-}
 NOT_TUNABLE = {"policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"}
 
 

@@ -14,6 +14,7 @@ from env.opponents import (
     RandomOpponent,
     make_opponent,
 )
+from env.policy_files import save_model
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
 
 
@@ -328,7 +329,7 @@ def test_policy_opponent_loads_a_saved_zip(tmp_path, one_torch_thread):
     or through the 'policy:PATH' spec) and plays as the model in memory does."""
     model = tiny_model()
     path = tmp_path / "tiny.zip"
-    model.save(path)
+    save_model(model, path)
     boards, players = random_positions(n_games=20, rng=1)
     expected = PolicyOpponent(model).act(boards, players, np.random.default_rng(0))
     for opponent in (

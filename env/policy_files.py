@@ -1,0 +1,295 @@
+"""Model files that cannot run code: the policy's weights plus metadata the project writes.
+
+Why: SB3's ``load`` unpickles the ``data`` entry of a ``.zip`` (cloudpickle), so a
+planted or downloaded model file runs whatever code it carries the moment it is
+loaded: by ``tuner evaluate``, by every worker of a study with a ``policy:FILE``
+opponent. The project saves every model it loads, so it can load them safely.
+
+:func:`save_model` writes SB3's usual ``.zip`` (so ``MaskablePPO.load`` still works
+for a file you trust, to continue training) and adds one JSON entry,
+``kalaha_policy.json``, that names how the policy network is built: layer sizes,
+an activation and a features extractor, each by a name from an allow-list below.
+:func:`load_policy` reads only that entry and the ``policy.pth`` weights (with
+``torch.load(weights_only=True)``, which refuses pickled objects), rebuilds the
+``MaskableActorCriticPolicy`` and never touches the pickled entries. A file
+without the metadata is refused, unless the caller passes ``trust_pickle=True``
+(SB3's own loader, for files from a source you trust).
+
+torch and sb3-contrib are imported inside the functions, so that the study-file
+checks can read :data:`ACTIVATIONS` without loading torch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+FORMAT = "kalaha-tuner/policy/v1"
+META_ENTRY = "kalaha_policy.json"
+WEIGHTS_ENTRY = "policy.pth"
+# Generous bounds for a policy of this game (a few MB at most); a file beyond them is
+# refused before anything is read into memory.
+MAX_META_BYTES = 64 * 1024
+MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
+MAX_LAYERS = 16
+MAX_WIDTH = 8192
+
+# Activation names a study may use -> their torch.nn class name. The one table of
+# activations: the study schema checks names against it, the model builder and the
+# loader of model files look classes up in it.
+ACTIVATIONS = {
+    "tanh": "Tanh",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
+# Features extractors a model file may name: SB3's default and the project's trunk.
+FEATURES_EXTRACTORS = ("FlattenExtractor", "SharedTrunk")
+TRUST_HINT = (
+    "load it only if you trust where it came from, with --trust-pickle "
+    "(SB3's loader unpickles the file, which can run code)"
+)
+
+
+class PolicyFileError(ValueError):
+    """A model file that is missing, unreadable or not one the project wrote."""
+
+
+def activation_class(torch_name: str) -> type:
+    """``"Tanh"`` -> ``torch.nn.Tanh``, for allow-listed activations only."""
+    from torch import nn
+
+    if torch_name not in ACTIVATIONS.values():
+        raise PolicyFileError(
+            f"activation_fn: expected one of {sorted(ACTIVATIONS.values())}, but got {torch_name!r}"
+        )
+    return getattr(nn, torch_name)
+
+
+def _extractor_class(name: str) -> type:
+    if name == "SharedTrunk":
+        from env.networks import SharedTrunk
+
+        return SharedTrunk
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    return FlattenExtractor
+
+
+def policy_metadata(policy: Any) -> dict[str, Any]:
+    """A ``MaskableActorCriticPolicy`` -> the JSON-safe description that rebuilds it."""
+    extractor = policy.features_extractor_class.__name__
+    activation = policy.activation_fn.__name__
+    if extractor not in FEATURES_EXTRACTORS or activation not in ACTIVATIONS.values():
+        raise PolicyFileError(
+            f"cannot save a policy with features extractor {extractor!r} and activation "
+            f"{activation!r}: expected one of {list(FEATURES_EXTRACTORS)} and "
+            f"{sorted(ACTIVATIONS.values())}"
+        )
+    obs = policy.observation_space
+    return {
+        "format": FORMAT,
+        "observation_shape": [int(n) for n in obs.shape],
+        "observation_low": float(obs.low.min()),
+        "observation_high": float(obs.high.max()),
+        "n_actions": int(policy.action_space.n),
+        "net_arch": json.loads(json.dumps(policy.net_arch)),
+        "activation_fn": activation,
+        "ortho_init": bool(policy.ortho_init),
+        "share_features_extractor": bool(policy.share_features_extractor),
+        "normalize_images": bool(policy.normalize_images),
+        "features_extractor": extractor,
+        "features_extractor_kwargs": json.loads(json.dumps(policy.features_extractor_kwargs)),
+    }
+
+
+def save_model(model: Any, path: str | Path) -> Path:
+    """Save a MaskablePPO model as SB3 does, plus the metadata :func:`load_policy` reads."""
+    path = Path(path)
+    if path.suffix == "":
+        path = Path(f"{path}.zip")  # where SB3 would write it
+    meta = policy_metadata(model.policy)
+    model.save(path)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(META_ENTRY, json.dumps(meta, indent=1))
+    return path
+
+
+def _layers(value: Any, where: str) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LAYERS
+        or not all(isinstance(w, int) and not isinstance(w, bool) for w in value)
+        or not all(1 <= w <= MAX_WIDTH for w in value)
+    ):
+        raise PolicyFileError(
+            f"{where}: expected a list of at most {MAX_LAYERS} layer widths 1..{MAX_WIDTH}, "
+            f"but got {value!r}"
+        )
+    return list(value)
+
+
+def _check_meta(meta: Any) -> dict[str, Any]:
+    """Every field of the metadata, type-checked; nothing in it is ever executed."""
+    from env.observation import OBS_SIZE
+    from env.rules import N_PITS
+
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise PolicyFileError(f"{META_ENTRY}: expected format {FORMAT!r}, but got {found!r}")
+    expected = {
+        "format",
+        "observation_shape",
+        "observation_low",
+        "observation_high",
+        "n_actions",
+        "net_arch",
+        "activation_fn",
+        "ortho_init",
+        "share_features_extractor",
+        "normalize_images",
+        "features_extractor",
+        "features_extractor_kwargs",
+    }
+    if set(meta) != expected:
+        raise PolicyFileError(
+            f"{META_ENTRY}: expected the keys {sorted(expected)}, but got {sorted(meta)}"
+        )
+    if meta["observation_shape"] != [OBS_SIZE] or meta["n_actions"] != N_PITS:
+        raise PolicyFileError(
+            f"{META_ENTRY}: expected a Kalah policy ({OBS_SIZE} observations, {N_PITS} "
+            f"actions), but got {meta['observation_shape']!r} and {meta['n_actions']!r}"
+        )
+    for key in ("observation_low", "observation_high"):
+        if not isinstance(meta[key], int | float) or not math.isfinite(meta[key]):
+            raise PolicyFileError(f"{META_ENTRY}: {key}: expected a number, got {meta[key]!r}")
+    for key in ("ortho_init", "share_features_extractor", "normalize_images"):
+        if not isinstance(meta[key], bool):
+            raise PolicyFileError(f"{META_ENTRY}: {key}: expected true/false, got {meta[key]!r}")
+    arch = meta["net_arch"]
+    if isinstance(arch, dict):
+        if set(arch) - {"pi", "vf"}:
+            raise PolicyFileError(f"net_arch: expected keys pi and vf, but got {sorted(arch)}")
+        for head, layers in arch.items():
+            _layers(layers, f"net_arch.{head}")
+    else:
+        _layers(arch, "net_arch")
+    activation_class(meta["activation_fn"])
+    extractor, kwargs = meta["features_extractor"], meta["features_extractor_kwargs"]
+    if extractor not in FEATURES_EXTRACTORS:
+        raise PolicyFileError(
+            f"features_extractor: expected one of {list(FEATURES_EXTRACTORS)}, but got {extractor!r}"
+        )
+    allowed = {"hidden"} if extractor == "SharedTrunk" else set()
+    if not isinstance(kwargs, dict) or set(kwargs) - allowed:
+        raise PolicyFileError(
+            f"features_extractor_kwargs: expected only {sorted(allowed)} for {extractor}, "
+            f"but got {kwargs!r}"
+        )
+    if "hidden" in kwargs:
+        _layers(kwargs["hidden"], "features_extractor_kwargs.hidden")
+    return meta
+
+
+def _open(path: Path) -> zipfile.ZipFile:
+    if not path.exists() and Path(f"{path}.zip").exists():
+        path = Path(f"{path}.zip")  # the suffix SB3 adds
+    if not path.exists():
+        raise PolicyFileError(f"policy file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise PolicyFileError(f"policy file {str(path)!r} is not a file (a directory?)")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise PolicyFileError(
+            f"policy file {str(path)!r} is not a readable .zip model ({err}); "
+            "expected a file saved by `tuner train` or a trial's model artifact"
+        ) from None
+
+
+def load_policy(path: str | Path, *, device: str = "cpu", trust_pickle: bool = False) -> Any:
+    """A saved model file -> its ``MaskableActorCriticPolicy``, in eval mode.
+
+    Only the metadata (JSON) and the weights (``weights_only=True``) are read.
+    Raises :class:`PolicyFileError` with one line for any file it cannot load.
+    """
+    path = Path(path)
+    with _open(path) as zf:
+        names = set(zf.namelist())
+        if META_ENTRY not in names:
+            if not trust_pickle:
+                raise PolicyFileError(
+                    f"policy file {str(path)!r} has no {META_ENTRY}: it was not saved by "
+                    f"kalaha-tuner, so it is not loaded; {TRUST_HINT}"
+                )
+            return _load_trusted(zf.filename or str(path), device)
+        if WEIGHTS_ENTRY not in names:
+            raise PolicyFileError(f"policy file {str(path)!r} has no {WEIGHTS_ENTRY} entry")
+        meta_info, weights_info = zf.getinfo(META_ENTRY), zf.getinfo(WEIGHTS_ENTRY)
+        if meta_info.file_size > MAX_META_BYTES or weights_info.file_size > MAX_WEIGHTS_BYTES:
+            raise PolicyFileError(
+                f"policy file {str(path)!r}: entries larger than expected "
+                f"({META_ENTRY} {meta_info.file_size} bytes, at most {MAX_META_BYTES}; "
+                f"{WEIGHTS_ENTRY} {weights_info.file_size} bytes, at most {MAX_WEIGHTS_BYTES})"
+            )
+        try:
+            meta = _check_meta(json.loads(zf.read(META_ENTRY)))
+            weights = zf.read(WEIGHTS_ENTRY)
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+            if isinstance(err, PolicyFileError):
+                raise PolicyFileError(f"policy file {str(path)!r}: {err}") from None
+            raise PolicyFileError(f"policy file {str(path)!r} is damaged: {err}") from None
+    return _build(meta, weights, device, str(path))
+
+
+def _build(meta: dict[str, Any], weights: bytes, device: str, source: str) -> Any:
+    import numpy as np
+    import torch
+    from gymnasium import spaces
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    policy = MaskableActorCriticPolicy(
+        spaces.Box(
+            low=meta["observation_low"],
+            high=meta["observation_high"],
+            shape=tuple(meta["observation_shape"]),
+            dtype=np.float32,
+        ),
+        spaces.Discrete(meta["n_actions"]),
+        lr_schedule=lambda _: 0.0,
+        net_arch=meta["net_arch"],
+        activation_fn=activation_class(meta["activation_fn"]),
+        ortho_init=meta["ortho_init"],
+        features_extractor_class=_extractor_class(meta["features_extractor"]),
+        features_extractor_kwargs=meta["features_extractor_kwargs"],
+        share_features_extractor=meta["share_features_extractor"],
+        normalize_images=meta["normalize_images"],
+    )
+    try:
+        state = torch.load(io.BytesIO(weights), map_location=device, weights_only=True)
+        policy.load_state_dict(state)
+    except Exception as err:  # unpickling refused, wrong shapes, a truncated tensor
+        line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PolicyFileError(
+            f"policy file {source!r}: its weights do not load into the network its "
+            f"metadata describes: {line[:300]}"
+        ) from None
+    policy.to(device)
+    policy.set_training_mode(False)
+    return policy
+
+
+def _load_trusted(path: str, device: str) -> Any:
+    """SB3's own loader: unpickles the file. Only for files the user says they trust."""
+    from sb3_contrib import MaskablePPO
+
+    try:
+        return MaskablePPO.load(path, device=device).policy
+    except Exception as err:
+        raise PolicyFileError(f"policy file {path!r} does not load with SB3: {err}") from None
