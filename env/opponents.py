@@ -53,7 +53,7 @@ class RandomOpponent:
         return (rng.random(masks.shape) * masks).argmax(axis=1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _greedy_scores(boards: np.ndarray, players: np.ndarray, empty_capture: bool) -> np.ndarray:
     n = boards.shape[0]
     scores = np.full((n, N_PITS), _NEG)
@@ -83,7 +83,7 @@ class GreedyOpponent:
         return _pick_best(scores, rng, self.tie_break)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _alphabeta(
     board: np.ndarray,
     player: int,
@@ -124,7 +124,7 @@ def _alphabeta(
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _minimax_scores(
     boards: np.ndarray, players: np.ndarray, depth: int, empty_capture: bool
 ) -> np.ndarray:

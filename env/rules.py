@@ -33,12 +33,12 @@ STORE = (6, 13)
 BOARD_DTYPE = np.int32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _store_of(player: int) -> int:
     return 7 * player + 6
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _side_empty(board: np.ndarray, player: int) -> bool:
     base = 7 * player
     for k in range(N_PITS):  # noqa: SIM110  (numba compiles loops, not all())
@@ -47,7 +47,7 @@ def _side_empty(board: np.ndarray, player: int) -> bool:
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sweep(board: np.ndarray) -> None:
     """Move every seed left in a side's pits into that side's store."""
     for player in range(2):
@@ -59,7 +59,7 @@ def _sweep(board: np.ndarray) -> None:
         board[base + 6] += total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _apply_one(board: np.ndarray, player: int, pit: int, empty_capture: bool) -> tuple:
     """Apply one legal move in place; return ``(next_player, game_over)``.
 
@@ -94,7 +94,7 @@ def _apply_one(board: np.ndarray, player: int, pit: int, empty_capture: bool) ->
     return next_player, False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def apply_moves(
     boards: np.ndarray, players: np.ndarray, pits: np.ndarray, empty_capture: bool = False
 ) -> tuple:
@@ -113,7 +113,7 @@ def apply_moves(
     return next_players, over
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def legal_masks(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
     """``(n, 6)`` booleans: which of the mover's own pits 0..5 are non-empty."""
     n = boards.shape[0]
@@ -125,7 +125,7 @@ def legal_masks(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
     return masks
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def random_playouts(boards: np.ndarray, players: np.ndarray, choices: np.ndarray) -> int:
     """Play every game of a batch to the end, picking pits from ``choices``.
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 from sb3_contrib import MaskablePPO
+from support import run_cli
 
 from env.kalaha_env import KalahaEnv
 from env.opponents import PolicyOpponent, make_opponent
 from env.policy_files import META_ENTRY, WEIGHTS_ENTRY, PolicyFileError, load_policy, save_model
 from env.rules import BOARD_DTYPE, initial_board
-from tests.support import run_cli
 
 
 class Payload:
