@@ -46,6 +46,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         flush=True,
     )
     report = worker.run()
+    if report.config_error:
+        raise UserError(
+            f"{report.config_error}. The worker stopped: its trials kept failing with this "
+            "configuration error (such trials do not count against n_trials); fix the study "
+            "file and run again"
+        )
     counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
     stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
     print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)

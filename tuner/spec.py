@@ -54,8 +54,61 @@ def _ppo_keys() -> set[str]:
     return set(inspect.signature(MaskablePPO.__init__).parameters) - {"self"} - NOT_TUNABLE
 
 
+# Policy constructor arguments a YAML file cannot give (classes, spaces) or that the
+# tuner sets itself (``shared_trunk`` sets the features extractor).
+_POLICY_NOT_SETTABLE = {
+    "self",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+    "features_extractor_class",
+    "features_extractor_kwargs",
+    "optimizer_class",
+}
+
+
+def policy_keys() -> set[str]:
+    """Keys ``ppo.policy_kwargs`` may hold: MaskableActorCriticPolicy's own, by name."""
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    params = set(inspect.signature(MaskableActorCriticPolicy.__init__).parameters)
+    return (params - _POLICY_NOT_SETTABLE) | POLICY_KEYS
+
+
+def check_policy_kwargs(value: Any, where: str = "ppo.policy_kwargs") -> None:
+    """A mapping whose keys the policy takes: a typo (``ortho_int``) fails here, not in
+    every trial."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping of policy settings, but got {value!r}")
+    allowed = policy_keys()
+    for key in value:
+        if key not in allowed:
+            raise ValueError(
+                f"{where}.{key}: unknown policy setting; expected one of {sorted(allowed)}"
+            )
+    if "activation_fn" in value and value["activation_fn"] not in ACTIVATIONS:
+        raise ValueError(
+            f"{where}.activation_fn: expected one of {list(ACTIVATIONS)}, "
+            f"but got {value['activation_fn']!r}"
+        )
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """No inf or nan in fixed settings (YAML reads .inf and .nan as floats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: expected a finite number, but got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}")
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan anywhere a float is read: a bound or weight of .inf passes every
+    # comparison and fails only inside a trial.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FloatParam(_Strict):
@@ -76,6 +129,8 @@ class FloatParam(_Strict):
             raise ValueError(f"expected low > 0 with log: true, but got low={self.low}")
         if self.log and self.step is not None:
             raise ValueError("expected either log: true or a step, but got both")
+        if self.step is not None and not 0 < self.step <= self.high - self.low:
+            raise ValueError(f"expected 0 < step <= high - low, but got step={self.step}")
         return self
 
 
@@ -95,6 +150,8 @@ class IntParam(_Strict):
             raise ValueError(f"expected low < high, but got low={self.low}, high={self.high}")
         if self.log and (self.low <= 0 or self.step != 1):
             raise ValueError("expected low >= 1 and no step with log: true")
+        if self.step < 1:
+            raise ValueError(f"expected step >= 1, but got step={self.step}")
         return self
 
 
@@ -208,6 +265,8 @@ class EvaluationSpec(_Strict):
                 f"expected weights for exactly the opponents {self.opponents} with "
                 f"combine: weighted, but got {self.weights}"
             )
+        if self.weights and (min(self.weights.values()) < 0 or sum(self.weights.values()) <= 0):
+            raise ValueError(f"expected weights >= 0 with a positive sum, but got {self.weights}")
         return self
 
 
@@ -240,7 +299,10 @@ class StudySpec(_Strict):
                         f"({', '.join(sorted(POLICY_KEYS))}), lr_schedule or an env option "
                         f"({', '.join(sorted(ENV_KEYS))})"
                     )
+        if "policy_kwargs" in self.ppo:
+            check_policy_kwargs(self.ppo["policy_kwargs"])
         for key, val in self.ppo.items():
+            _check_finite(val, f"ppo.{key}")
             if isinstance(val, str) and _looks_numeric(val):
                 raise ValueError(
                     f"ppo.{key}: expected a number, but got the string {val!r}; YAML reads "
@@ -251,19 +313,28 @@ class StudySpec(_Strict):
             raise ValueError(f"{sorted(both)} appear in both ppo and search_space; keep one")
         for key in ENV_KEYS & set(self.ppo):
             raise ValueError(f"ppo.{key}: env options belong under env:, not ppo:")
+        order = list(self.search_space)
         for name, param in self.search_space.items():
             for other, allowed in (param.condition or {}).items():
-                if other not in self.search_space or other == name:
+                if other not in self.search_space or order.index(other) >= order.index(name):
                     raise ValueError(
-                        f"search_space.{name}.condition: expected another searched "
-                        f"parameter, but got {other!r}"
+                        f"search_space.{name}.condition: expected a parameter searched "
+                        f"before {name!r} (conditions are read in file order), but got {other!r}"
                     )
                 if not isinstance(allowed, list):
-                    param.condition[other] = [allowed]
+                    allowed = param.condition[other] = [allowed]
+                cond = self.search_space[other]
+                if isinstance(cond, CategoricalParam):
+                    unknown = [a for a in allowed if a not in cond.option_names]
+                    if unknown:
+                        raise ValueError(
+                            f"search_space.{name}.condition.{other}: expected values among "
+                            f"its choices {cond.option_names}, but got {unknown}; the "
+                            "condition could never hold"
+                        )
         act = self.search_space.get("activation_fn")
-        fixed_act = self.ppo.get("policy_kwargs", {}).get("activation_fn")
         names = act.option_names if isinstance(act, CategoricalParam) else []
-        for a in [*names, *([fixed_act] if fixed_act else [])]:
+        for a in names:
             if a not in ACTIVATIONS:
                 raise ValueError(
                     f"activation_fn: expected one of {list(ACTIVATIONS)}, but got {a!r}"
@@ -341,8 +412,9 @@ def _check_opponents(v: list[str]) -> list[str]:
     if not v:
         raise ValueError("expected at least one opponent, but got none")
     for spec in v:
-        if not spec.startswith("policy:"):
-            make_opponent(spec)  # raises ValueError with the valid forms
+        # Raises ValueError with the valid forms; a policy file must exist and load
+        # (safely: weights and metadata only) before any trial counts on it.
+        make_opponent(spec)
     return v
 
 

@@ -37,7 +37,7 @@ def build_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return classes[kind](seed=seed, **options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise UserError(
             f"key 'sampler.options': {err}; see optuna.samplers.{classes[kind].__name__}"
         ) from None
@@ -63,7 +63,7 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         options.setdefault("min_resource", eval_every)
         options.setdefault("max_resource", spec.budget.total_timesteps)
         return p.HyperbandPruner(**options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # an unknown option, or a value out of range
         raise UserError(f"key 'pruner.options': {err}; see optuna.pruners") from None
 
 

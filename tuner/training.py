@@ -24,7 +24,7 @@ from env.kalaha_env import KalahaEnv
 from env.league import LEAGUE_NAMES, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
 from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress, params_finite
-from tuner.errors import UserError
+from tuner.errors import ConfigError, UserError
 from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
 from tuner.league import SnapshotCallback, league_summary
 from tuner.space import materialize
@@ -69,6 +69,11 @@ def resolve_device(device: str, worker_index: int | None = None) -> str:
     if worker_index is None:
         worker_index = zlib.crc32(worker_name().encode())
     return f"cuda:{worker_index % n}"
+
+
+def _line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300] if text else ''}"
 
 
 @dataclass
@@ -183,7 +188,10 @@ def train(
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned or diverged :class:`TrialProgress` into the trial's state.
     """
-    envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
+    try:
+        envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     callback = TrialEvalCallback(
@@ -198,15 +206,21 @@ def train(
     model = None
     start = time.perf_counter()
     try:
-        model = MaskablePPO(
-            "MlpPolicy",
-            envs,
-            seed=seed,
-            device=device,
-            tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
-            verbose=0,
-            **materialize(ppo_kwargs),
-        )
+        try:
+            model = MaskablePPO(
+                "MlpPolicy",
+                envs,
+                seed=seed,
+                device=device,
+                tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
+                verbose=0,
+                **materialize(ppo_kwargs),
+            )
+        except (TypeError, ValueError, KeyError, AssertionError) as err:
+            # Nothing has trained yet: the configuration is wrong, not the trial unlucky.
+            raise ConfigError(
+                f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}"
+            ) from None
         attach_learner(
             envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
         )

@@ -49,6 +49,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
+from tuner.errors import ConfigError
 from tuner.objective import TrialFailed, objective
 from tuner.progress import TrialHooks
 from tuner.spec import StudySpec
@@ -72,12 +73,20 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 ObjectiveFn = Callable[..., float]
 
 
+# A worker whose trials fail this many times in a row with the same configuration
+# error stops (exit 2): the file is wrong, and every further trial would fail too.
+CONFIG_ERROR_STREAK = 2
+
+
 def budget_used(trials: list[optuna.trial.FrozenTrial]) -> int:
-    """Trials that count towards ``n_trials``: all but those re-queued as a retry."""
+    """Trials that count towards ``n_trials``: all but those re-queued as a retry, and
+    those that failed on a configuration error (the file's fault, fixed and run again)."""
     retried: set[int] = set()
     for t in trials:
         retried.update(t.system_attrs.get("retry_history", []))
-    return sum(1 for t in trials if t.number not in retried)
+    return sum(
+        1 for t in trials if t.number not in retried and not t.user_attrs.get("config_error")
+    )
 
 
 @contextlib.contextmanager
@@ -166,6 +175,8 @@ class WorkerReport:
 
     finished: list[tuple[int, str, float | None]] = field(default_factory=list)
     stopped_by: str | None = None
+    # Set when the worker stopped because its trials kept failing on the configuration.
+    config_error: str | None = None
 
     def count(self, state: str) -> int:
         return sum(1 for _, s, _ in self.finished if s == state)
@@ -179,6 +190,7 @@ class Outcome:
     value: float | None = None
     reason: str | None = None
     requeue: bool = False
+    config_error: bool = False
 
 
 class Worker:
@@ -320,6 +332,9 @@ class Worker:
             return Outcome(TrialState.PRUNED, reason=str(err))
         except TrialFailed as err:
             return Outcome(TrialState.FAIL, reason=str(err), requeue=self._signal is not None)
+        except ConfigError as err:
+            reason = f"configuration error: {err}"
+            return Outcome(TrialState.FAIL, reason=reason, config_error=True)
         except WorkerInterrupted:
             name = self._signal or "SIGINT"
             return Outcome(
@@ -355,6 +370,8 @@ class Worker:
                 if outcome.reason is not None and state in (TrialState.FAIL, TrialState.PRUNED):
                     key = "fail_reason" if state == TrialState.FAIL else "prune_reason"
                     trial.set_user_attr(key, outcome.reason)
+                if outcome.config_error:
+                    trial.set_user_attr("config_error", True)  # not counted in n_trials
                 if state == TrialState.COMPLETE:
                     frozen = self.study.tell(trial, outcome.value)
                 else:
@@ -437,17 +454,28 @@ class Worker:
             return t.number
         return None
 
-    def _run_one(self, trial: optuna.Trial) -> tuple[str, float | None]:
+    def _run_one(self, trial: optuna.Trial) -> tuple[str, float | None, str | None]:
+        """(final state, value, the configuration error that failed it or None)."""
         interval = self.settings.heartbeat_interval
         with Heartbeat(self.storage, trial._trial_id, interval):
             outcome = self._execute(trial)
         final = self._record(trial, outcome)
         value = outcome.value if final == TrialState.COMPLETE else None
-        return final.name, value
+        return final.name, value, outcome.reason if outcome.config_error else None
+
+    def _config_error_streak(self, errors: list[str]) -> bool:
+        """Whether the last trials all failed with one configuration error: stop then."""
+        last = errors[-CONFIG_ERROR_STREAK:]
+        if len(last) < CONFIG_ERROR_STREAK or len(set(last)) != 1:
+            return False
+        self.report.config_error = last[0]
+        log.error("%d trials in a row failed with: %s", CONFIG_ERROR_STREAK, last[0])
+        return True
 
     def run(self) -> WorkerReport:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         start = time.monotonic()
+        config_errors: list[str] = []
         try:
             while not self._signal:
                 if self.max_trials is not None and len(self.report.finished) >= self.max_trials:
@@ -462,8 +490,11 @@ class Worker:
                     continue
                 trial = claimed
                 t0 = time.monotonic()
-                state, value = self._run_one(trial)
+                state, value, config_error = self._run_one(trial)
                 self.report.finished.append((trial.number, state, value))
+                config_errors = [*config_errors, config_error] if config_error else []
+                if self._config_error_streak(config_errors):
+                    break
                 if self.reporter:
                     try:
                         self.reporter.on_trial_end(

@@ -150,6 +150,62 @@ BROKEN = [
         "unexpected keyword",
         "warmup",
     ),
+    # Hardening (issue 12): each of these passed validation and failed every trial, or
+    # was a traceback.
+    (
+        "ppo: {policy_kwargs: {ortho_int: false}}",
+        "ppo.policy_kwargs.ortho_int",
+        "unknown policy setting",
+        "ortho_init",
+    ),
+    ("ppo: {policy_kwargs: [1, 2]}", "ppo.policy_kwargs", "expected a mapping", "[1, 2]"),
+    ("ppo: {learning_rate: .nan}", "ppo.learning_rate", "expected a finite number", "nan"),
+    (
+        "search_space: {n_epochs: {type: int, low: 3, high: 9, step: 0}}",
+        "search_space.n_epochs",
+        "expected step >= 1",
+        "step=0",
+    ),
+    (
+        "search_space: {gamma: {type: float, low: 0.9, high: 0.99, step: -0.01}}",
+        "search_space.gamma",
+        "expected 0 < step",
+        "step=-0.01",
+    ),
+    (
+        "search_space: {gamma: {type: float, low: 0.9, high: .inf}}",
+        "search_space.gamma.high",
+        "finite number",
+        "inf",
+    ),
+    (
+        "search_space: {gamma: {type: float, low: 0.9, high: 0.99, condition: {lr_schedule: "
+        "linear}}, lr_schedule: {type: categorical, choices: [constant, linear]}}",
+        "search_space.gamma.condition",
+        "expected a parameter searched before",
+        "'lr_schedule'",
+    ),
+    (
+        "search_space: {activation_fn: {type: categorical, choices: [tanh, relu]}, gamma: "
+        "{type: float, low: 0.9, high: 0.99, condition: {activation_fn: sigmoid}}}",
+        "search_space.gamma.condition.activation_fn",
+        "expected values among its choices",
+        "sigmoid",
+    ),
+    (
+        "evaluation: {opponents: [random, greedy], combine: weighted, weights: {random: 1.0, "
+        "greedy: -1.0}}",
+        "evaluation",
+        "expected weights >= 0",
+        "-1.0",
+    ),
+    ("env: {opponents: ['policy:nosuch.zip']}", "env.opponents", "does not exist", "nosuch.zip"),
+    (
+        "pruner: {type: median, options: {n_warmup_steps: -5}}",
+        "pruner.options",
+        "cannot be negative",
+        "-5",
+    ),
 ]
 
 
