@@ -8,7 +8,7 @@ import optuna
 from optuna.artifacts import download_artifact
 
 from tuner.errors import UserError
-from tuner.runs import artifact_store, runs_dir
+from tuner.runs import artifact_store, confined, runs_dir
 
 
 def download_trial_model(study: optuna.Study, number: int) -> Path:
@@ -23,7 +23,7 @@ def download_trial_model(study: optuna.Study, number: int) -> Path:
             f"trial {number} of {study.study_name!r} has no model artifact "
             f"(state {trials[number].state.name}); only completed trials keep their model"
         )
-    out = runs_dir() / "downloads" / f"{study.study_name}_trial_{number:04d}.zip"
+    out = confined(runs_dir() / "downloads", f"{study.study_name}_trial_{number:04d}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         out.unlink()

@@ -12,8 +12,38 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tuner.errors import EXIT_BAD_INPUT, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error style: one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _bounded(kind: type, low: float, high: float | None = None, env: str | None = None):
+    """An argparse type: a ``kind`` number in [low, high]; names the variable it came from."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value < low or (high is not None and value > high):
+            limits = f"between {low} and {high}" if high is not None else f">= {low}"
+            source = f" (from ${env})" if env and os.environ.get(env) == text else ""
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'} {limits}, "
+                f"but got {text!r}{source}"
+            )
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _threads(n: int) -> None:
@@ -153,6 +183,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tuner.evaluate import evaluate_policy
 
     _threads(args.threads)
+    opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
+    if not opponents:
+        raise UserError(
+            f"--opponents: expected a comma-separated list such as random,greedy,minimax:2, "
+            f"but got {args.opponents!r}"
+        )
     model_path = args.model
     if model_path is None:
         from tuner.artifacts import download_trial_model
@@ -166,7 +202,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except PolicyFileError as err:
         raise UserError(str(err)) from None
     policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
-    opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
     try:
         results = evaluate_policy(
             policy,
@@ -176,8 +211,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             opening_plies=args.opening_plies,
             seed=args.seed,
         )
-    except ValueError as err:
-        raise UserError(f"--opponents: {err}") from None
+    except ValueError as err:  # an unknown opponent, too many opening plies
+        raise UserError(str(err)) from None
     print(f"{model_path}: {args.games} games per opponent, both seats")
     _print_results(results)
     return 0
@@ -224,9 +259,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna."
-    )
+    parser = _Parser(prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def storage_arg(p: argparse.ArgumentParser) -> None:
@@ -244,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--threads",
-            type=int,
-            default=int(os.environ.get("KALAHA_TORCH_THREADS", "1")),
+            type=_bounded(int, 1, 1024, env="KALAHA_TORCH_THREADS"),
+            default=os.environ.get("KALAHA_TORCH_THREADS", "1"),  # argparse applies the type
             help="torch threads for this process (default 1: one worker per core)",
         )
 
@@ -254,10 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     storage_arg(p)
     run_args(p)
     p.add_argument(
-        "--n-trials", type=int, default=None, help="at most this many trials from this worker"
+        "--n-trials",
+        type=_bounded(int, 1),
+        default=None,
+        help="at most this many trials from this worker",
     )
     p.add_argument(
-        "--timeout", type=float, default=None, help="claim no new trial after this many seconds"
+        "--timeout",
+        type=_bounded(float, 0.0),
+        default=None,
+        help="claim no new trial after this many seconds",
     )
     p.add_argument(
         "--worker-index",
@@ -288,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the configuration of an exported file")
     p.add_argument("file", help="an export (studies/best/STUDY.yaml) or a study name")
     run_args(p)
-    p.add_argument("--timesteps", type=int, default=None, help="override the exported budget")
+    p.add_argument(
+        "--timesteps", type=_bounded(int, 1), default=None, help="override the exported budget"
+    )
     p.add_argument("--out", default=None, help="model path (default runs/models/STUDY.zip)")
     p.add_argument(
         "--seed", type=int, default=None, help="a fresh seed (default: the exported trial's seed)"
@@ -298,13 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="win rates of a saved model against opponents")
     p.add_argument("model", nargs="?", default=None, help="an SB3 .zip model file")
     p.add_argument("--study", default=None, help="load the model artifact of this study ...")
-    p.add_argument("--trial", type=int, default=None, help="... and this trial number")
+    p.add_argument("--trial", type=_bounded(int, 0), default=None, help="... and this trial number")
     storage_arg(p)
     run_args(p)
     p.add_argument("--opponents", default="random,greedy,minimax:2")
-    p.add_argument("--games", type=int, default=200)
-    p.add_argument("--seeds", type=int, default=4)
-    p.add_argument("--opening-plies", type=int, default=2)
+    p.add_argument("--games", type=_bounded(int, 2), default=200)
+    p.add_argument("--seeds", type=_bounded(int, 1, 12), default=4)
+    p.add_argument("--opening-plies", type=_bounded(int, 0), default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--trust-pickle",
@@ -324,13 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     storage_arg(p)
     p.add_argument("--out", default=None, help="folder to write to (default runs/reports/STUDY)")
-    p.add_argument("--top", type=int, default=10, help="rows in the table of top trials")
+    p.add_argument(
+        "--top", type=_bounded(int, 1), default=10, help="rows in the table of top trials"
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard over the storage, with artifacts")
     storage_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--port",
+        type=_bounded(int, 0, 65535),
+        default=8080,
+        help="port (default 8080; 0 picks a free one)",
+    )
     p.add_argument(
         "--artifact-dir", default=None, help="artifact store folder (default runs/artifacts)"
     )
@@ -349,6 +397,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        from tuner.storage import is_permanent, resolve_url, storage_error_line
+
+        if not is_permanent(err):
+            raise  # a bug in the tuner: keep its traceback
+        # A database that cannot be opened or written, met after the start (read-only
+        # file, dropped table): retrying cannot help, so one line instead of a traceback.
+        url = resolve_url(getattr(args, "storage", None))
+        print(f"error: {storage_error_line(url, err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -17,12 +17,25 @@ from typing import Any
 import optuna
 import yaml
 from optuna.trial import TrialState
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from env.policy_files import save_model
 from tuner.errors import UserError
-from tuner.runs import runs_dir, tensorboard_dir
+from tuner.runs import confined, runs_dir, tensorboard_dir
 from tuner.space import to_config
-from tuner.spec import STUDIES_DIR, BudgetSpec, EvaluationSpec, StudySpec
+from tuner.spec import (
+    ENV_KEYS,
+    SCHEDULE_KEYS,
+    STUDIES_DIR,
+    BudgetSpec,
+    EnvSpec,
+    EvaluationSpec,
+    StudySpec,
+    check_ppo_values,
+    format_error,
+    ppo_argument_keys,
+    read_yaml,
+)
 from tuner.status import state_counts
 from tuner.training import TrainingRun, train
 
@@ -31,7 +44,7 @@ PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch
 
 
 def best_path(study_name: str) -> Path:
-    return STUDIES_DIR / "best" / f"{study_name}.yaml"
+    return confined(STUDIES_DIR / "best", f"{study_name}.yaml")
 
 
 def _versions() -> dict[str, str]:
@@ -102,22 +115,64 @@ def write_export(doc: dict[str, Any], path: Path) -> Path:
     return path
 
 
+class ExportFile(BaseModel):
+    """What ``tuner train`` reads from an export; other keys (params, versions) are notes."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
+    ppo_kwargs: dict[str, Any]
+    env_kwargs: dict[str, Any]
+    budget: BudgetSpec
+    evaluation: EvaluationSpec
+    seed: int = Field(ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _settings(self) -> ExportFile:
+        known = ppo_argument_keys() | SCHEDULE_KEYS
+        for key in self.ppo_kwargs:
+            if key not in known:
+                raise ValueError(
+                    f"ppo_kwargs.{key}: unknown setting; expected a MaskablePPO argument "
+                    f"({', '.join(sorted(known))})"
+                )
+        check_ppo_values(self.ppo_kwargs, "ppo_kwargs")
+        schedule = self.ppo_kwargs.get("lr_schedule", "constant")
+        if schedule not in ("constant", "linear"):
+            raise ValueError(
+                f"ppo_kwargs.lr_schedule: expected 'constant' or 'linear', but got {schedule!r}"
+            )
+        env = dict(self.env_kwargs)
+        opponents = env.pop("opponent", ["random"])
+        for key in env:
+            if key not in ENV_KEYS:
+                raise ValueError(
+                    f"env_kwargs.{key}: unknown env option; expected opponent or one of "
+                    f"{sorted(ENV_KEYS)}"
+                )
+        try:
+            EnvSpec.model_validate({**env, "opponents": opponents})
+        except ValidationError as err:
+            message = format_error("env_kwargs", err).replace("opponents", "opponent")
+            raise ValueError(message) from None
+        return self
+
+
 def load_export(path: str | Path) -> dict[str, Any]:
+    """Read and check an export file: every key ``tuner train`` uses, before it trains."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"export file {str(path)!r} does not exist; run `tuner export STUDY` first")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(
             f"{path}: expected an export with format: {FORMAT}, but got "
             f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}"
         )
-    for key in ("ppo_kwargs", "env_kwargs", "budget", "evaluation", "seed"):
-        if key not in doc:
-            raise UserError(f"{path}: key {key!r} is required but missing")
+    try:
+        ExportFile.model_validate(doc)
+    except ValidationError as err:
+        raise UserError(format_error(str(path), err)) from None
     return doc
 
 
@@ -150,7 +205,7 @@ def train_from_export(
     )
     if run.progress.diverged:
         raise UserError(f"training diverged: {run.progress.diverged}")
-    out = out or runs_dir() / "models" / f"{doc['study']}.zip"
+    out = out or confined(runs_dir() / "models", f"{doc['study']}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
     return run, out

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.runs import runs_dir
+from tuner.runs import confined, runs_dir
 from tuner.status import state_counts
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
@@ -32,7 +32,7 @@ PRUNED_COLOR = "#d62728"
 
 
 def default_report_dir(study_name: str) -> Path:
-    return runs_dir() / "reports" / study_name
+    return confined(runs_dir() / "reports", study_name)
 
 
 # --- numbers -------------------------------------------------------------------------

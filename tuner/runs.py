@@ -18,9 +18,41 @@ def runs_dir() -> Path:
     return Path(os.environ.get("KALAHA_RUNS", "runs"))
 
 
+def name_part(name: str, what: str = "study name") -> str:
+    """``name`` as one path component: no separator, not ``.`` or ``..``, not empty.
+
+    Study names come from study files, from the database (any Optuna client can
+    create a study) and from export files; a name such as ``..`` or ``a/../../x``
+    would put logs, reports and models outside the folder meant for them.
+    """
+    from tuner.errors import UserError
+
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or len(name) > 200
+    ):
+        raise UserError(
+            f"{what} {name!r} cannot name a file: expected letters, digits, '_', '-' or '.' "
+            "(not '.' or '..', no '/'); rename it"
+        )
+    return name
+
+
+def confined(base: Path, *names: str) -> Path:
+    """``base / name / ...``, each name checked by :func:`name_part`."""
+    path = base
+    for name in names:
+        path = path / name_part(name)
+    return path
+
+
 def tensorboard_dir(name: str) -> Path:
     """TensorBoard runs of study ``name`` (one run per trial below it)."""
-    return runs_dir() / "tensorboard" / name
+    return confined(runs_dir() / "tensorboard", name)
 
 
 def artifacts_dir() -> Path:

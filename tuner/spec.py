@@ -273,8 +273,8 @@ class EvaluationSpec(_Strict):
 class StudySpec(_Strict):
     """A whole study file."""
 
-    study_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
+    study_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
+    description: str = Field("", max_length=10_000)
     direction: Literal["maximize", "minimize"] = "maximize"
     n_trials: int = Field(ge=1)
     seed: int = 0
@@ -285,6 +285,13 @@ class StudySpec(_Strict):
     budget: BudgetSpec
     env: EnvSpec = Field(default_factory=EnvSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+    @field_validator("study_name")
+    @classmethod
+    def _file_name(cls, v: str) -> str:
+        if set(v) == {"."}:
+            raise ValueError(f"expected a name that can name files, but got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _keys(self) -> StudySpec:
@@ -299,15 +306,7 @@ class StudySpec(_Strict):
                         f"({', '.join(sorted(POLICY_KEYS))}), lr_schedule or an env option "
                         f"({', '.join(sorted(ENV_KEYS))})"
                     )
-        if "policy_kwargs" in self.ppo:
-            check_policy_kwargs(self.ppo["policy_kwargs"])
-        for key, val in self.ppo.items():
-            _check_finite(val, f"ppo.{key}")
-            if isinstance(val, str) and _looks_numeric(val):
-                raise ValueError(
-                    f"ppo.{key}: expected a number, but got the string {val!r}; YAML reads "
-                    "'3e-4' as a string: write floats with a dot and a signed exponent (3.0e-4)"
-                )
+        check_ppo_values(self.ppo, "ppo")
         both = set(self.ppo) & set(self.search_space)
         if both:
             raise ValueError(f"{sorted(both)} appear in both ppo and search_space; keep one")
@@ -400,6 +399,25 @@ def check_training_opponents(v: Any) -> Any:
     return v
 
 
+def check_ppo_values(ppo: dict[str, Any], where: str) -> None:
+    """Fixed MaskablePPO settings (a study's ``ppo``, an export's ``ppo_kwargs``): finite
+    numbers, no numbers hiding in strings, a ``policy_kwargs`` the policy takes."""
+    if "policy_kwargs" in ppo:
+        check_policy_kwargs(ppo["policy_kwargs"], f"{where}.policy_kwargs")
+    for key, val in ppo.items():
+        _check_finite(val, f"{where}.{key}")
+        if isinstance(val, str) and _looks_numeric(val):
+            raise ValueError(
+                f"{where}.{key}: expected a number, but got the string {val!r}; YAML reads "
+                "'3e-4' as a string: write floats with a dot and a signed exponent (3.0e-4)"
+            )
+
+
+def ppo_argument_keys() -> set[str]:
+    """MaskablePPO keyword arguments a file may set (its signature, less what the tuner sets)."""
+    return _ppo_keys()
+
+
 def _looks_numeric(text: str) -> bool:
     try:
         float(text)
@@ -424,7 +442,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     loc = _format_loc(first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
@@ -453,6 +471,75 @@ def resolve_study_path(name_or_path: str | Path) -> Path:
     return STUDIES_DIR / f"{p}.yaml"
 
 
+# A study file is a few KB. The bounds stop a file, or a YAML alias bomb (a few
+# anchors that expand a thousandfold each), from filling memory and the database.
+MAX_YAML_BYTES = 1024 * 1024
+MAX_YAML_EXPANDED = 1_000_000  # nodes plus scalar characters, after alias expansion
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses documents whose aliases expand too far."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
+    """Size of ``node`` once every alias is copied out; raises past the bound."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise yaml.YAMLError("a recursive alias (an anchor used inside itself)")
+    active.add(key)
+    if isinstance(node, yaml.ScalarNode):
+        size = 1 + len(node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(n, memo, active) for n in node.value)
+    else:
+        size = 1 + sum(
+            _expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value
+        )
+    active.discard(key)
+    if size > MAX_YAML_EXPANDED:
+        raise yaml.YAMLError(
+            f"its aliases expand to more than {MAX_YAML_EXPANDED} nodes and characters; "
+            "a study file is a few KB: write the values out, without nested anchors"
+        )
+    memo[key] = size
+    return size
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file the project reads (study, export), bounded, as one-line errors."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise UserError(f"{path}: expected a YAML file, but it is not a regular file")
+        if size > MAX_YAML_BYTES:
+            raise UserError(
+                f"{path}: expected a YAML file of at most {MAX_YAML_BYTES} bytes, but it has {size}"
+            )
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot be read: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path}: expected UTF-8 text, but byte {raw[err.start]:#04x} at offset "
+            f"{err.start} is not; save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)
+    except yaml.YAMLError as err:
+        line = " ".join(str(err).split())
+        raise UserError(f"{path}: not valid YAML: {line[:300]}") from None
+
+
 def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
     """Validate already-loaded YAML data; raise :class:`UserError` on the first problem."""
     if not isinstance(data, dict):
@@ -460,7 +547,7 @@ def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as err:
-        raise UserError(_format_error(source, err)) from None
+        raise UserError(format_error(source, err)) from None
     # Build the sampler and pruner once now: bad options fail here, before storage.
     from tuner.study import build_pruner, build_sampler
 
@@ -481,8 +568,4 @@ def load_spec(name_or_path: str | Path) -> StudySpec:
             f"study file {str(path)!r} does not exist; expected one of {known} "
             "or a path to a .yaml file"
         )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from None
-    return parse_spec(data, str(path))
+    return parse_spec(read_yaml(path), str(path))

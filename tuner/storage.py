@@ -92,6 +92,39 @@ def describe(url: str) -> str:
         return url
 
 
+URL_EXAMPLES = "'sqlite:///runs/optuna.db' or 'postgresql+psycopg2://user:pass@host:5432/db'"
+
+
+def check_url(url: str) -> sqlalchemy.engine.URL:
+    """The storage URL, parsed, with a driver that is installed; a one-line error otherwise.
+
+    SQLAlchemy's own errors for ``postgres://`` (Heroku's spelling), a misspelled
+    driver or a relative ``sqlite://PATH`` are tracebacks, or a file in a surprising
+    place.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise UserError(
+            f"storage URL {url!r} is not a valid SQLAlchemy URL; expected e.g. {URL_EXAMPLES}"
+        ) from None
+    try:
+        parsed.get_dialect().import_dbapi()
+    except Exception as err:
+        hint = " (SQLAlchemy spells it postgresql://)" if parsed.drivername == "postgres" else ""
+        raise UserError(
+            f"storage URL {describe(url)}: the database driver {parsed.drivername!r} is not "
+            f"available{hint} ({type(err).__name__}); expected e.g. {URL_EXAMPLES}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.host:
+        raise UserError(
+            f"storage URL {url!r}: a SQLite URL has no host, but this one reads "
+            f"{parsed.host!r} as one; write sqlite:///relative/path.db (three slashes) "
+            "or sqlite:////absolute/path.db (four)"
+        )
+    return parsed
+
+
 def require_existing(url: str) -> None:
     """Reading commands (status, export, report, evaluate) must not create a SQLite file.
 
@@ -99,7 +132,7 @@ def require_existing(url: str) -> None:
     tables into it: a mistyped path would leave an empty database behind and report
     "no study" as if the study had vanished. Server URLs are left to the connect check.
     """
-    parsed = make_url(url)
+    parsed = check_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     if not os.path.exists(parsed.database):
@@ -175,6 +208,33 @@ def worker_connections(url: str) -> dict[str, int]:
 # --- transient errors and retries ---------------------------------------------------
 
 _TRANSIENT = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+# Errors of the transient classes that no retry heals: a file that cannot be opened
+# or written, a wrong password, a database that does not exist. They fail at once.
+_PERMANENT = (
+    "unable to open database file",
+    "readonly database",
+    "read-only file system",
+    "permission denied",
+    "file is not a database",
+    "database disk image is malformed",
+    "authentication failed",
+    "no password supplied",
+    "does not exist",
+    "no such table",
+)
+
+
+def is_permanent(err: BaseException) -> bool:
+    """A database error whose message says retrying cannot help (see ``_PERMANENT``)."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(getattr(e, "orig", None) or e).lower()
+        if isinstance(e, sqlalchemy.exc.DBAPIError) and any(p in text for p in _PERMANENT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def is_transient(err: BaseException) -> bool:
@@ -186,6 +246,8 @@ def is_transient(err: BaseException) -> bool:
     query catches the ``OperationalError`` (it takes it for too many variables)
     and queries again on the dead transaction.
     """
+    if is_permanent(err):
+        return False
     seen: set[int] = set()
     e: BaseException | None = err
     while e is not None and id(e) not in seen:
@@ -251,17 +313,18 @@ def raised_at(err: BaseException) -> str:
 
 def check_reachable(url: str, settings: StorageSettings) -> None:
     """Connect once, retrying with backoff; a clear :class:`UserError` if it never answers."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise UserError(
-            f"storage URL {url!r} is not a valid SQLAlchemy URL; expected e.g. "
-            "'sqlite:///runs/optuna.db' or 'postgresql+psycopg2://user:pass@host:5432/db'"
-        ) from None
+    parsed = check_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+            folder = os.path.dirname(os.path.abspath(parsed.database))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as err:
+                raise UserError(
+                    f"storage {url}: cannot create the folder {folder!r} for the SQLite "
+                    f"file ({err.strerror}); pick a writable path"
+                ) from None
         return
     engine = sqlalchemy.create_engine(url, **engine_kwargs(url, settings))
     last: Exception | None = None
@@ -500,7 +563,21 @@ def make_storage(
         raise AssertionError("unreachable")
 
     # The server answered check_reachable but may go away before the tables are read.
-    return retry_transient(build, seconds=settings.retry_seconds, what="opening the storage")
+    try:
+        return retry_transient(build, seconds=settings.retry_seconds, what="opening the storage")
+    except sqlalchemy.exc.DBAPIError as err:
+        if is_transient(err):
+            raise
+        raise UserError(storage_error_line(url, err)) from None
+
+
+def storage_error_line(url: str, err: BaseException) -> str:
+    """One line for a database error that retrying cannot heal, with what to check."""
+    return (
+        f"storage {describe(url)} cannot be used: {first_line(err)}. Check the path or "
+        "database name, its permissions and that it is an Optuna database (a file that "
+        "is not one: move it away)"
+    )
 
 
 def _rdb_storage(url: str, settings: StorageSettings) -> ResilientRDBStorage:

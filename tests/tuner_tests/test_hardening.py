@@ -72,3 +72,188 @@ def test_a_configuration_error_stops_the_worker_and_spends_no_budget(runs, tmp_p
     trials = optuna.load_study(study_name="smoke", storage=url).get_trials()
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == data["n_trials"] and budget_used(trials) == data["n_trials"]
+
+
+# --- 7. bounded input, 8. one line instead of a traceback --------------------------------
+
+ALIAS_BOMB = "\n".join(
+    [
+        "study_name: bomb",
+        "n_trials: 2",
+        "budget: {total_timesteps: 100}",
+        "ppo:",
+        "  policy_kwargs:",
+        "    a: &a [x, x, x, x, x, x, x, x, x]",
+        *[
+            f"    {c}: &{c} [{', '.join([f'*{p}'] * 9)}]"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ],
+    ]
+)
+
+
+def test_study_files_that_crashed_or_flooded_are_one_line_errors(runs, tmp_path, capsys):
+    from tuner.cli import main
+
+    cases = {
+        "bomb.yaml": (ALIAS_BOMB.encode(), "aliases expand to more than"),
+        "recursive.yaml": (b"a: &a [*a]\n", "recursive alias"),
+        "latin1.yaml": ("study_name: caf\u00e9\n".encode("latin-1"), "expected UTF-8 text"),
+        "huge.yaml": (
+            b"study_name: big\ndescription: " + b"x" * (2 * 1024 * 1024) + b"\n",
+            "expected a YAML file of at most",
+        ),
+        "long_description.yaml": (
+            yaml.safe_dump(smoke_data(description="x" * 20_000)).encode(),
+            "key 'description'",
+        ),
+        "dots.yaml": (yaml.safe_dump(smoke_data(study_name="..")).encode(), "can name files"),
+    }
+    db = tmp_path / "nothing.db"
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        code = main(["tune", str(path), "--storage", f"sqlite:///{db}"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and message in err, (name, err)
+    assert not db.exists(), "nothing is written for a bad file"
+
+
+def test_bad_arguments_urls_and_storage_files_are_one_line_errors(runs, tmp_path, capsys):
+    from tuner.cli import main
+
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database at all" * 100)
+    cases = [
+        (["tune", "smoke", "--threads", "0"], "--threads: expected an integer between 1"),
+        (["tune", "smoke", "--n-trials", "-1"], "--n-trials: expected an integer >= 1"),
+        (["tune", "smoke", "--timeout", "-5"], "--timeout: expected a number >= 0"),
+        (["dashboard", "--port", "99999"], "--port: expected an integer between 0 and 65535"),
+        (["evaluate", "x.zip", "--opponents", ","], "--opponents: expected a comma-separated"),
+        (["evaluate", "x.zip", "--games", "0"], "--games: expected an integer >= 2"),
+        (["status", "smoke", "--storage", "postgres://u@h/db"], "spells it postgresql://"),
+        (["status", "smoke", "--storage", "postgresq://u@h/db"], "driver 'postgresq'"),
+        (["status", "smoke", "--storage", "postgresql+psycopg3://u@h/db"], "not available"),
+        (["status", "smoke", "--storage", "sqlite://runs/x.db"], "a SQLite URL has no host"),
+        (["status", "smoke", "--storage", f"sqlite:///{corrupt}"], "file is not a database"),
+        (["tune", "smoke", "--storage", f"sqlite:///{corrupt}"], "file is not a database"),
+    ]
+    for argv, message in cases:
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # argparse's errors exit from inside parse_args
+            code = stop.code
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and message in err, (argv, err)
+
+
+def test_threads_from_the_environment_are_checked(runs):
+    result = run_cli("tune", "smoke", runs_path=runs, KALAHA_TORCH_THREADS="abc")
+    assert_one_line_error(result, "--threads", "'abc' (from $KALAHA_TORCH_THREADS)")
+    assert not (runs / "optuna.db").exists()
+
+
+# --- 6. permanent storage errors fail at once ---------------------------------------------
+
+
+def test_a_storage_that_cannot_be_opened_fails_at_once(runs, tmp_path):
+    """A path SQLite cannot open was retried for 120 s as a lost connection, then a
+    traceback; now one line. The retry window is left long, so a retry would time out."""
+    for url, message in [
+        ("sqlite:////proc/optuna.db", "unable to open database file"),
+        ("sqlite:////proc/kalaha/optuna.db", "cannot create the folder '/proc/kalaha'"),
+    ]:
+        result = run_cli(
+            "tune", "smoke", "--storage", url, runs_path=runs, timeout=100,
+            KALAHA_RETRY_SECONDS="600",
+        )  # fmt: skip
+        assert_one_line_error(result, message)
+
+
+# --- 9. names cannot put files outside their folders ---------------------------------------
+
+
+def test_a_study_name_from_the_database_cannot_escape_the_runs_folder(runs, tmp_path, capsys):
+    from tuner.cli import main
+
+    db = runs / "optuna.db"
+    runs.mkdir(parents=True)
+    optuna.create_study(study_name="../../escaped", storage=f"sqlite:///{db}")
+    code = main(["report", "../../escaped", "--storage", f"sqlite:///{db}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot name a file" in err, err
+    assert not (tmp_path / "escaped").exists() and not (runs.parent / "escaped").exists()
+
+
+# --- 8. hand-edited export files -----------------------------------------------------------
+
+
+def valid_export() -> dict:
+    from tuner.export import FORMAT
+    from tuner.space import to_config
+    from tuner.spec import parse_spec
+
+    spec = parse_spec(smoke_data(), "smoke")
+    config = to_config(spec, {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "tiny"})
+    return {
+        "format": FORMAT,
+        "study": "smoke",
+        "trial": 0,
+        "ppo_kwargs": config.ppo_kwargs,
+        "env_kwargs": config.env_kwargs,
+        "budget": spec.budget.model_dump(),
+        "evaluation": spec.evaluation.model_dump(),
+        "seed": 0,
+    }
+
+
+def edited(path: str, value) -> dict:
+    doc = valid_export()
+    *parents, last = path.split(".")
+    target = doc
+    for p in parents:
+        target = target[p]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return doc
+
+
+EXPORT_EDITS = [
+    ("ppo_kwargs", [1, 2], "ppo_kwargs"),
+    ("ppo_kwargs", KeyError, "ppo_kwargs"),
+    ("ppo_kwargs.policy_kwargs", {"ortho_int": False}, "ortho_int"),
+    ("ppo_kwargs.policy_kwargs", {"activation_fn": "sigmoid"}, "activation_fn"),
+    ("ppo_kwargs.gamma", float("inf"), "finite"),
+    ("ppo_kwargs.lerning_rate", 0.1, "ppo_kwargs.lerning_rate: unknown setting"),
+    ("ppo_kwargs.lr_schedule", "cosine", "lr_schedule"),
+    ("ppo_kwargs.n_steps", "many", "MaskablePPO cannot be built"),
+    ("env_kwargs.seeds", 99, "env_kwargs"),
+    ("env_kwargs.opponent", ["minimax:0"], "an opponent is one of"),
+    ("env_kwargs.colour", "red", "env_kwargs.colour: unknown env option"),
+    ("budget.n_envs", 0, "budget.n_envs"),
+    ("budget", "big", "budget"),
+    ("evaluation.opponents", [], "evaluation.opponents"),
+    ("seed", "abc", "seed"),
+    ("seed", -1, "seed"),
+    ("study", "../../etc", "study"),
+    ("format", "other", "expected an export with format"),
+]
+
+
+def test_hand_edited_export_files_are_one_line_errors(runs, tmp_path, capsys):
+    from tuner.cli import main
+
+    for i, (key, value, message) in enumerate(EXPORT_EDITS):
+        path = tmp_path / f"edit{i}.yaml"
+        path.write_text(yaml.safe_dump(edited(key, value)))
+        code = main(["train", str(path), "--timesteps", "64", "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and message in err, (key, value, err)
+    for content, message in [(b"- a list\n", "expected an export"), (b"\xff\xfe", "UTF-8")]:
+        path = tmp_path / "raw.yaml"
+        path.write_bytes(content)
+        assert main(["train", str(path)]) == 2
+        assert message in capsys.readouterr().err
+    assert not (runs / "models").exists(), "no model is written for a bad export"
