@@ -353,18 +353,28 @@ def check_reachable(url: str, settings: StorageSettings) -> None:
 
 
 def requeue_trial(
-    study: optuna.Study, failed: optuna.trial.FrozenTrial, max_retry: int | None, reason: str = ""
+    study: optuna.Study,
+    failed: optuna.trial.FrozenTrial,
+    max_retry: int | None,
+    reason: str = "",
+    *,
+    stopped: bool = False,
 ) -> bool:
     """Add a WAITING copy of ``failed`` (same parameters) unless it was retried ``max_retry`` times.
 
     The system attrs are those of Optuna's ``RetryHeartbeatStaleTrialCallback``
     (``failed_trial``: the first trial of the chain; ``retry_history``: every
-    trial of it), so Optuna's tools read them. The retry's user attrs record
+    trial of it), so Optuna's tools read them; ``stopped_by_signal`` counts the stops
+    of the chain that were a signal's, which ``max_retry`` does not count (``stopped``
+    marks this one). The retry's user attrs record
     which trial it retries (``retry_of``) and why (``retry_reason``); the failed
     trial's own user attrs (its fail reason, its partial results) are not copied.
     """
     history = [*failed.system_attrs.get("retry_history", []), failed.number]
-    if max_retry is not None and len(history) > max_retry:
+    # A trial stopped by a signal (a scale-down, Ctrl-C) did nothing wrong: such stops
+    # are always re-queued and never use up the retries that faults get.
+    stops = failed.system_attrs.get("stopped_by_signal", 0) + int(stopped)
+    if not stopped and max_retry is not None and len(history) - stops > max_retry:
         log.warning("trial %d is not retried: it was retried %d times", failed.number, max_retry)
         return False
     study.add_trial(
@@ -377,6 +387,7 @@ def requeue_trial(
                 **failed.system_attrs,
                 "failed_trial": failed.system_attrs.get("failed_trial", failed.number),
                 "retry_history": history,
+                "stopped_by_signal": stops,
             },
         )
     )

@@ -191,6 +191,8 @@ class Outcome:
     reason: str | None = None
     requeue: bool = False
     config_error: bool = False
+    # Stopped by a signal: re-queued without using up a retry (see ``requeue_trial``).
+    stopped: bool = False
 
 
 class Worker:
@@ -331,14 +333,18 @@ class Worker:
         except optuna.TrialPruned as err:
             return Outcome(TrialState.PRUNED, reason=str(err))
         except TrialFailed as err:
-            return Outcome(TrialState.FAIL, reason=str(err), requeue=self._signal is not None)
+            stopped = self._signal is not None
+            return Outcome(TrialState.FAIL, reason=str(err), requeue=stopped, stopped=stopped)
         except ConfigError as err:
             reason = f"configuration error: {err}"
             return Outcome(TrialState.FAIL, reason=reason, config_error=True)
         except WorkerInterrupted:
             name = self._signal or "SIGINT"
             return Outcome(
-                TrialState.FAIL, reason=f"worker stopped: {name} received twice", requeue=True
+                TrialState.FAIL,
+                reason=f"worker stopped: {name} received twice",
+                requeue=True,
+                stopped=True,
             )
         except UpdateFinishedTrialError:
             # Another worker failed this trial as stale (and re-queued it) while it ran.
@@ -389,7 +395,11 @@ class Worker:
                 frozen = storage.get_trial(trial._trial_id)
                 self._retry(
                     lambda: requeue_trial(
-                        self.study, frozen, self.settings.max_retry, outcome.reason or ""
+                        self.study,
+                        frozen,
+                        self.settings.max_retry,
+                        outcome.reason or "",
+                        stopped=outcome.stopped,
                     ),
                     "re-queueing the trial",
                 )

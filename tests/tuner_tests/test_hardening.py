@@ -8,6 +8,8 @@ paths that escaped the runs folder.
 
 from __future__ import annotations
 
+import time
+
 import optuna
 import yaml
 from optuna.trial import TrialState
@@ -257,3 +259,62 @@ def test_hand_edited_export_files_are_one_line_errors(runs, tmp_path, capsys):
         assert main(["train", str(path)]) == 2
         assert message in capsys.readouterr().err
     assert not (runs / "models").exists(), "no model is written for a bad export"
+
+
+# --- 5. graceful stops do not use up the retry budget ---------------------------------------
+
+
+def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
+    """Three SIGTERMs on the same parameters (three scale-downs) used to drop them for
+    good ("retried 2 times") and count their FAIL in the budget."""
+    import os
+    import signal
+
+    from tuner.objective import TrialFailed
+    from tuner.spec import parse_spec
+    from tuner.storage import StorageSettings
+    from tuner.worker import Worker
+
+    spec = parse_spec(
+        {
+            "study_name": "stops",
+            "n_trials": 1,
+            "sampler": {"type": "random"},
+            "pruner": {"type": "none"},
+            "budget": {"total_timesteps": 8, "n_evaluations": 1},
+            "search_space": {"gamma": {"type": "float", "low": 0.9, "high": 0.999}},
+        },
+        "test",
+    )
+
+    def stopped_by_sigterm(trial, _spec, *, should_stop, **_):
+        trial.suggest_float("gamma", 0.9, 0.999)
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, handled by the worker
+        deadline = time.monotonic() + 10
+        while should_stop() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise TrialFailed(f"worker stopped: {should_stop()}")
+
+    def finishes(trial, _spec, **_):
+        return trial.suggest_float("gamma", 0.9, 0.999)
+
+    url = f"sqlite:///{runs / 'stops.db'}"
+    runs.mkdir(parents=True)
+    settings = StorageSettings(max_retry=2)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for _ in range(3):
+            worker = Worker(
+                spec, url, device="cpu", settings=settings, objective_fn=stopped_by_sigterm
+            )
+            assert worker.run().stopped_by == "SIGTERM"
+        report = Worker(spec, url, device="cpu", settings=settings, objective_fn=finishes).run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    trials = optuna.load_study(study_name="stops", storage=url).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
+    assert len({t.params["gamma"] for t in trials}) == 1, "the same parameters each time"
+    assert trials[-1].system_attrs["stopped_by_signal"] == 3
+    assert report.finished == [(3, "COMPLETE", trials[-1].value)]
+    assert budget_used(trials) == spec.n_trials == 1
