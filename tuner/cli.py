@@ -69,6 +69,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         device=args.device,
         worker_index=args.worker_index,
         reporter=Reporter(spec.budget.total_timesteps),
+        accept_changes=args.accept_changes,
     )
     print(
         f"worker on study {spec.study_name!r} ({describe(resolve_url(args.storage))}), "
@@ -94,7 +95,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     from tuner.study import create_study
 
     spec = load_spec(args.study)
-    create_study(spec, make_storage(args.storage))
+    create_study(spec, make_storage(args.storage), accept_changes=args.accept_changes)
     print(f"study {spec.study_name!r} is ready ({spec.n_trials} trials)")
     return 0
 
@@ -269,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="SQLAlchemy URL (default: $OPTUNA_STORAGE, else the SQLite file runs/optuna.db)",
         )
 
+    def accept_changes_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--accept-changes",
+            action="store_true",
+            help="go on although the study file differs from the one the study was created "
+            "with (the change is recorded in the study's spec_changes)",
+        )
+
     def run_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--device",
@@ -306,11 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
         else None,
         help="seeds the sampler and picks the GPU (default: $WORKER_INDEX, else a random seed)",
     )
+    accept_changes_arg(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("create", help="create the study if it is missing")
     p.add_argument("study")
     storage_arg(p)
+    accept_changes_arg(p)
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("status", help="trial counts per state, best trial, running trials")

@@ -7,6 +7,7 @@ workers would propose the same first trials).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import warnings
 from typing import Any
@@ -67,8 +68,90 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         raise UserError(f"key 'pruner.options': {err}; see optuna.pruners") from None
 
 
-def create_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study if it is missing (idempotent); record the spec on it."""
+# Changes of a study file that keep its trials comparable: allowed, and recorded.
+COMPATIBLE_KEYS = ("description", "n_trials")
+
+
+def spec_changes(old: Any, new: Any, where: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two JSON-like specs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            path = f"{where}.{key}" if where else str(key)
+            if key not in new:
+                out.append(f"{path}: {_short(old[key])} -> (removed)")
+            elif key not in old:
+                out.append(f"{path}: (absent) -> {_short(new[key])}")
+            else:
+                out.extend(spec_changes(old[key], new[key], path))
+        return out
+    return [] if old == new else [f"{where}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _stored_spec(study: optuna.Study) -> dict[str, Any] | None:
+    """The spec recorded at creation, with the defaults of today's schema filled in, so
+    that a field added to the schema since is not taken for a change of the file."""
+    from tuner.spec import parse_spec
+
+    stored = study.user_attrs.get("spec")
+    if stored is None:
+        return None
+    try:
+        return parse_spec(stored, f"study {study.study_name!r}").model_dump(mode="json")
+    except UserError:
+        return stored  # compared as it is; the differences are named
+
+
+def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> None:
+    """Compare the file with the spec stored at creation: go on, record, or refuse."""
+    stored = _stored_spec(study)
+    new = spec.model_dump(mode="json")
+    if stored is None:
+        study.set_user_attr("spec", new)
+        study.set_user_attr("n_trials", spec.n_trials)
+        return
+    changes = spec_changes(stored, new)
+    if not changes:
+        return
+    compatible = [
+        c
+        for c in changes
+        if c.split(":")[0] == "description"
+        or (c.split(":")[0] == "n_trials" and spec.n_trials > stored.get("n_trials", 0))
+    ]
+    others = [c for c in changes if c not in compatible]
+    if others and not accept_changes:
+        shown = "; ".join(others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
+        raise UserError(
+            f"study {spec.study_name!r} was created from a different study file ({shown}): "
+            "its trials would mix two configurations. Use a new study_name, restore the "
+            "file, or pass --accept-changes to record the change and go on"
+        )
+    history = list(study.user_attrs.get("spec_changes", []))
+    history.append(
+        {
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "changes": changes,
+            "accepted_by_flag": bool(others),
+        }
+    )
+    study.set_user_attr("spec_changes", history)
+    study.set_user_attr("spec", new)
+    study.set_user_attr("n_trials", spec.n_trials)
+
+
+def create_study(
+    spec: StudySpec, storage: optuna.storages.BaseStorage, *, accept_changes: bool = False
+) -> optuna.Study:
+    """Create the study if it is missing (idempotent); record the spec on it.
+
+    An existing study's stored spec is compared with the file (see ``_check_drift``).
+    """
     study = optuna.create_study(
         study_name=spec.study_name,
         storage=storage,
@@ -80,9 +163,7 @@ def create_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optun
             f"study {spec.study_name!r} exists with direction {study.direction.name.lower()}, "
             f"but the study file says {spec.direction}; rename the study or fix the file"
         )
-    if "spec" not in study.user_attrs:
-        study.set_user_attr("spec", spec.model_dump(mode="json"))
-        study.set_user_attr("n_trials", spec.n_trials)
+    _check_drift(study, spec, accept_changes)
     return study
 
 
@@ -90,9 +171,11 @@ def load_study(
     spec: StudySpec,
     storage: optuna.storages.BaseStorage,
     seed: int,
+    *,
+    accept_changes: bool = False,
 ) -> optuna.Study:
     """Create or load the study with this worker's sampler and pruner."""
-    create_study(spec, storage)
+    create_study(spec, storage, accept_changes=accept_changes)
     return optuna.load_study(
         study_name=spec.study_name,
         storage=storage,

@@ -210,6 +210,7 @@ class Worker:
         settings: StorageSettings | None = None,
         reporter: TrialHooks | None = None,
         objective_fn: ObjectiveFn | None = None,
+        accept_changes: bool = False,
     ) -> None:
         self.spec = spec
         self.settings = settings or StorageSettings()
@@ -217,7 +218,8 @@ class Worker:
         self.storage = make_storage(storage_url, self.settings)
         self.seed = worker_seed(spec, worker_index)
         self.study = self._retry(
-            lambda: load_study(spec, self.storage, self.seed), "loading the study"
+            lambda: load_study(spec, self.storage, self.seed, accept_changes=accept_changes),
+            "loading the study",
         )
         self.max_trials = max_trials
         self.timeout = timeout

@@ -318,3 +318,52 @@ def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
     assert trials[-1].system_attrs["stopped_by_signal"] == 3
     assert report.finished == [(3, "COMPLETE", trials[-1].value)]
     assert budget_used(trials) == spec.n_trials == 1
+
+
+# --- 3. a changed study file is compared with the stored one --------------------------------
+
+
+def test_a_changed_study_file_is_refused_or_recorded(runs, tmp_path, capsys):
+    from tuner.cli import main
+
+    url = f"sqlite:///{runs / 'optuna.db'}"
+    data = smoke_data()
+    path = write_study(tmp_path / "smoke.yaml", data)
+
+    def create(*flags: str) -> tuple[int, str]:
+        code = main(["create", str(path), "--storage", url, *flags])
+        return code, capsys.readouterr().err.strip()
+
+    assert create() == (0, "")
+    assert create() == (0, ""), "the same file goes on"
+
+    # Comparable: a larger budget and a new description are allowed, and recorded.
+    data = {**data, "n_trials": 9, "description": "more trials"}
+    write_study(path, data)
+    assert create() == (0, "")
+    study = optuna.load_study(study_name="smoke", storage=url)
+    assert study.user_attrs["n_trials"] == 9 and study.user_attrs["spec"]["n_trials"] == 9
+    (record,) = study.user_attrs["spec_changes"]
+    assert "n_trials: 6 -> 9" in record["changes"] and not record["accepted_by_flag"]
+
+    # Not comparable: a changed search space, or a smaller budget, is refused by name.
+    space = {**data["search_space"], "gamma": {"type": "float", "low": 0.9, "high": 0.99}}
+    for changed, named in [
+        ({**data, "search_space": space}, "search_space.gamma.high: 0.999 -> 0.99"),
+        ({**data, "n_trials": 3}, "n_trials: 9 -> 3"),
+    ]:
+        write_study(path, changed)
+        code, err = create()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert named in err and "new study_name" in err and "--accept-changes" in err, err
+    assert optuna.load_study(study_name="smoke", storage=url).user_attrs["spec"]["n_trials"] == 9
+
+    # The explicit flag goes on and records what changed.
+    write_study(path, {**data, "search_space": space})
+    assert create("--accept-changes") == (0, "")
+    study = optuna.load_study(study_name="smoke", storage=url)
+    last = study.user_attrs["spec_changes"][-1]
+    assert last["accepted_by_flag"] and last["changes"] == [
+        "search_space.gamma.high: 0.999 -> 0.99"
+    ]
+    assert study.user_attrs["spec"]["search_space"]["gamma"]["high"] == 0.99
