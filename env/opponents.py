@@ -148,12 +148,20 @@ def _minimax_scores(
     return scores
 
 
+# Beyond this depth one move of one game takes minutes, and an evaluation never ends
+# (a search cannot be interrupted: a signal is handled when the search returns).
+MAX_MINIMAX_DEPTH = 12
+
+
 class MinimaxOpponent:
     """Alpha-beta minimax of depth ``k`` on the store difference."""
 
     def __init__(self, depth: int = 4, tie_break: str = "first", empty_capture: bool = False):
-        if depth < 1:
-            raise ValueError(f"minimax depth must be at least 1, but got {depth}")
+        if not 1 <= depth <= MAX_MINIMAX_DEPTH:
+            raise ValueError(
+                f"minimax depth must be between 1 and {MAX_MINIMAX_DEPTH}, but got {depth} "
+                "(deeper searches take minutes per move)"
+            )
         self.depth = depth
         self.name = f"minimax:{depth}"
         self.tie_break = tie_break

@@ -7,9 +7,13 @@ workers would propose the same first trials).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -152,19 +156,48 @@ def create_study(
 
     An existing study's stored spec is compared with the file (see ``_check_drift``).
     """
-    study = optuna.create_study(
-        study_name=spec.study_name,
-        storage=storage,
-        direction=spec.direction,
-        load_if_exists=True,
-    )
-    if study.direction.name.lower() != spec.direction:
-        raise UserError(
-            f"study {spec.study_name!r} exists with direction {study.direction.name.lower()}, "
-            f"but the study file says {spec.direction}; rename the study or fix the file"
+    with signals_deferred():  # a study is never left without its recorded spec
+        study = optuna.create_study(
+            study_name=spec.study_name,
+            storage=storage,
+            direction=spec.direction,
+            load_if_exists=True,
         )
-    _check_drift(study, spec, accept_changes)
+        if study.direction.name.lower() != spec.direction:
+            raise UserError(
+                f"study {spec.study_name!r} exists with direction "
+                f"{study.direction.name.lower()}, but the study file says {spec.direction}; "
+                "rename the study or fix the file"
+            )
+        _check_drift(study, spec, accept_changes)
     return study
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done; they are delivered after it.
+
+    For the few storage writes that belong together (a new study and its spec): a
+    Ctrl-C between them left a study that later commands could not check.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread handles signals
+        return
+    pending: list[int] = []
+    # A handler that notes the signal, not a blocked mask: the kernel would hand a
+    # blocked signal to another thread (torch's, SQLAlchemy's), and Python runs its
+    # handler in the main thread at once.
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: pending.append(signum))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in pending:
+            signal.raise_signal(s)  # now, to the handler that was there before
 
 
 def load_study(

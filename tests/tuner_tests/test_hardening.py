@@ -367,3 +367,46 @@ def test_a_changed_study_file_is_refused_or_recorded(runs, tmp_path, capsys):
         "search_space.gamma.high: 0.999 -> 0.99"
     ]
     assert study.user_attrs["spec"]["search_space"]["gamma"]["high"] == 0.99
+
+
+# --- 10. the smaller ones ---------------------------------------------------------------------
+
+
+def test_minimax_deeper_than_the_cap_is_refused_before_it_hangs(runs, tmp_path, capsys):
+    """minimax:99 searched forever in an evaluation and in ``tuner evaluate``."""
+    from env.opponents import MAX_MINIMAX_DEPTH, make_opponent
+    from tuner.cli import main
+
+    assert make_opponent(f"minimax:{MAX_MINIMAX_DEPTH}").depth == MAX_MINIMAX_DEPTH
+    data = smoke_data()
+    data["evaluation"]["opponents"] = ["random", "minimax:99"]
+    path = write_study(tmp_path / "deep.yaml", data)
+    assert main(["tune", str(path), "--storage", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
+    assert f"between 1 and {MAX_MINIMAX_DEPTH}" in capsys.readouterr().err
+
+
+def test_a_signal_during_study_creation_waits_until_its_spec_is_recorded(runs, monkeypatch):
+    """Ctrl-C right after the study row was written used to leave it without its spec."""
+    import os
+    import signal
+
+    import pytest
+
+    from tuner.spec import parse_spec
+    from tuner.storage import make_storage
+    from tuner.study import create_study
+
+    storage = make_storage(f"sqlite:///{runs / 'optuna.db'}")
+    create_new_study = storage.create_new_study
+
+    def created_then_interrupted(*args, **kwargs):
+        study_id = create_new_study(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, right after the row exists
+        return study_id
+
+    monkeypatch.setattr(storage, "create_new_study", created_then_interrupted)
+    spec = parse_spec(smoke_data(), "smoke")
+    with pytest.raises(KeyboardInterrupt):  # delivered, once the spec is recorded
+        create_study(spec, storage)
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{runs / 'optuna.db'}")
+    assert study.user_attrs["spec"] == spec.model_dump(mode="json")
