@@ -220,7 +220,6 @@ _PERMANENT = (
     "authentication failed",
     "no password supplied",
     "does not exist",
-    "no such table",
 )
 
 
