@@ -129,7 +129,12 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
         or (c.split(":")[0] == "n_trials" and spec.n_trials > stored.get("n_trials", 0))
     ]
     others = [c for c in changes if c not in compatible]
-    if others and not accept_changes:
+    # A file whose every trial failed on a configuration error never built a model:
+    # fixing it changes nothing that ran, so the fix goes on (and is recorded).
+    trials = study.get_trials(deepcopy=False)
+    never_built = bool(trials) and all(t.user_attrs.get("config_error") for t in trials)
+    needs_flag = bool(others) and not never_built
+    if needs_flag and not accept_changes:
         shown = "; ".join(others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
         raise UserError(
             f"study {spec.study_name!r} was created from a different study file ({shown}): "
@@ -141,7 +146,7 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
         {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "changes": changes,
-            "accepted_by_flag": bool(others),
+            "accepted_by_flag": needs_flag,
         }
     )
     study.set_user_attr("spec_changes", history)
