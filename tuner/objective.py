@@ -47,7 +47,13 @@ def objective(
     should_stop: Callable[[], str | None] | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    seed: int | None = None,
 ) -> float:
+    """Train the trial's configuration; its value is the study's objective.
+
+    ``seed`` defaults to ``spec.seed + trial.number``; verify jobs (``tuner.verify``)
+    pass the fresh seed they were queued with.
+    """
     values = sample(spec, trial)
     config = to_config(spec, values)
     trial.set_user_attr("real_params", real_values(spec, config.ppo_kwargs, config.env_kwargs))
@@ -62,7 +68,7 @@ def objective(
         n_envs=spec.budget.n_envs,
         n_evaluations=spec.budget.n_evaluations,
         evaluation=spec.evaluation,
-        seed=spec.seed + trial.number,
+        seed=spec.seed + trial.number if seed is None else seed,
         device=device,
         tensorboard_log=tensorboard_dir(spec.study_name),
         tb_log_name=f"trial_{trial.number:04d}",
