@@ -43,7 +43,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         device=args.device,
         worker_index=args.worker_index,
-        reporter=Reporter(spec.budget.total_timesteps),
+        reporter=Reporter(spec.budget.total_timesteps * spec.budget.seeds),
         **options,
     )
     budget = "its queued jobs" if options else f"{spec.n_trials} trials"
@@ -174,7 +174,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         device=args.device,
         worker_index=args.worker_index,
-        reporter=Reporter(cspec.budget.total_timesteps),
+        reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.seeds),
         objective_fn=verify_objective,
         queue_only=True,
     )

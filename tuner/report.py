@@ -39,11 +39,15 @@ def default_report_dir(study_name: str) -> Path:
 
 
 def trial_budget(study: optuna.Study) -> int | None:
-    """Timesteps one trial gets when it is not pruned (from the study's recorded spec)."""
+    """Timesteps one trial gets when it is not pruned (from the study's recorded spec).
+
+    With ``budget.seeds: S`` a trial trains S runs of ``total_timesteps`` each.
+    """
     spec = study.user_attrs.get("spec") or {}
     total = (spec.get("budget") or {}).get("total_timesteps")
+    seeds = (spec.get("budget") or {}).get("seeds", 1)
     if isinstance(total, int) and total > 0:
-        return total
+        return total * (seeds if isinstance(seeds, int) and seeds > 0 else 1)
     done = [
         int(t.user_attrs["timesteps"])
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -57,13 +57,17 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         if kind == "percentile":
             options.setdefault("percentile", 25.0)
             return p.PercentilePruner(**options)
+        if kind == "wilcoxon":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return p.WilcoxonPruner(**options)
         if kind == "successive_halving":
             options.setdefault("min_resource", eval_every)
             return p.SuccessiveHalvingPruner(**options)
         options.setdefault("min_resource", eval_every)
         options.setdefault("max_resource", spec.budget.total_timesteps)
         return p.HyperbandPruner(**options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise UserError(f"key 'pruner.options': {err}; see optuna.pruners") from None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import signal
 import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
@@ -33,10 +34,11 @@ from scipy.stats import spearmanr
 from support import run_cli
 
 from tuner.cli import main
+from tuner.errors import UserError
 from tuner.export import load_export
 from tuner.report import write_report
 from tuner.space import to_config
-from tuner.spec import load_spec
+from tuner.spec import StudySpec, load_spec, parse_spec
 from tuner.storage import make_storage, study_names
 from tuner.study import create_study
 from tuner.verify import (
@@ -312,3 +314,63 @@ def test_unknown_study_or_missing_jobs_is_one_line_and_exit_2(handmade, runs, ca
     result = run_cli("verify", "faults", "--storage", url, "--top", "0", runs_path=runs)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+# --- budget.seeds: several seeds per trial, the Wilcoxon pruner --------------------------
+
+
+def seeds_spec(seeds: int, pruner: dict) -> StudySpec:
+    data = yaml.safe_load(Path(FAULTS).read_text())
+    data["budget"]["seeds"] = seeds
+    data["pruner"] = pruner
+    data["n_trials"] = 1
+    return parse_spec(data)
+
+
+def test_several_seeds_per_trial_report_each_seed_and_the_mean(runs, tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    spec = seeds_spec(2, {"type": "none"})
+    Worker(spec, url, worker_index=0, device="cpu").run()
+    (trial,) = optuna.load_study(study_name="faults", storage=url).trials
+    assert trial.state == TrialState.COMPLETE
+    values = trial.user_attrs["seed_values"]
+    assert len(values) == 2 and trial.value == pytest.approx(sum(values) / 2)
+    assert trial.intermediate_values == {0: values[0], 1: values[1]}, "step = seed index"
+    assert trial.user_attrs["timesteps"] >= 2 * spec.budget.total_timesteps
+
+
+def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_path):
+    """A best trial that won every seed: the next trial is pruned once 3 seeds lost (p 1/8)."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    spec = seeds_spec(4, {"type": "wilcoxon", "options": {"p_threshold": 0.2}})
+    study = create_study(spec, make_storage(url))
+    params = {"learning_rate": 1e-3, "gamma": 0.95, "net_arch": "tiny"}
+    study.add_trial(
+        create_trial(
+            value=1.0,
+            params=params,
+            distributions=DISTRIBUTIONS,
+            intermediate_values={i: 1.0 for i in range(4)},
+        )
+    )
+    study.set_user_attr("n_trials", 2)
+    Worker(spec.model_copy(update={"n_trials": 2}), url, worker_index=0, device="cpu").run()
+    trial = optuna.load_study(study_name="faults", storage=url).trials[1]
+    assert trial.state == TrialState.PRUNED, trial.user_attrs
+    assert trial.user_attrs["prune_reason"].startswith("pruned after seed 3 of 4")
+    assert sorted(trial.intermediate_values) == [0, 1, 2], "one report per seed, no fourth"
+    assert len(trial.user_attrs["seed_values"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("seeds", "pruner", "expected"),
+    [
+        (2, {"type": "median"}, "expected wilcoxon or none with budget.seeds: 2, but got median"),
+        (1, {"type": "wilcoxon"}, "budget.seeds: expected at least 2 with pruner.type: wilcoxon"),
+        (3, {"type": "wilcoxon", "options": {"p_threshold": 2}}, "p_threshold must be between"),
+    ],
+)
+def test_seeds_and_pruner_that_do_not_fit_are_one_clear_error(seeds, pruner, expected):
+    with pytest.raises(UserError) as err:
+        seeds_spec(seeds, pruner)
+    assert expected in str(err.value)
