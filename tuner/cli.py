@@ -56,6 +56,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
     stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
     print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
+    if options:  # a verify worker: where the verification stands now
+        from tuner.verify import conclude
+
+        print(conclude(worker.study) or "", flush=True)
     return 0
 
 
@@ -136,12 +140,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from tuner.verify import (
         base_name,
         companion_spec,
-        format_table,
+        conclude,
         positive,
         queue_jobs,
-        save_dashboard_note,
         study_spec,
-        summarize,
         verify_objective,
     )
     from tuner.worker import Worker
@@ -180,10 +182,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     report = worker.run()
     print(f"worker done: {len(report.finished)} verify jobs", flush=True)
-    result = summarize(study)
-    if result is not None:
-        print(format_table(result))
-        save_dashboard_note(worker.study, result)
+    print(conclude(worker.study) or "")
     return 0
 
 

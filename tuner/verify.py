@@ -484,3 +484,20 @@ def save_dashboard_note(companion: optuna.Study, v: Verification) -> None:
         f"```\n{format_table(v)}\n```\n"
     )
     save_note(companion, body)
+
+
+def conclude(companion: optuna.Study) -> str | None:
+    """After a verify worker: the table, also saved as the companion's dashboard note.
+
+    ``None`` when the base study is gone (nothing to compare with).
+    """
+    from tuner.storage import study_names
+
+    base = base_name(companion.study_name)
+    if base is None or base not in study_names(companion._storage):
+        return None
+    v = summarize(optuna.load_study(study_name=base, storage=companion._storage), companion)
+    if v is None:
+        return None
+    save_dashboard_note(companion, v)
+    return format_table(v)

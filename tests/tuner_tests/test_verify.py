@@ -30,6 +30,7 @@ from fault_support import (
 )
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
+from optuna_dashboard import get_note
 from scipy.stats import spearmanr
 from support import run_cli
 
@@ -110,6 +111,9 @@ def test_verify_jobs_spread_over_two_workers_without_duplicates(runs, pg_url, ca
         assert job.user_attrs["verify_seed"] not in {spec.seed + n for n in originals}
         assert job.intermediate_values, "the job reported its evaluations"
     assert len(load_trials(pg_url)) == 2, "the study itself gained no trial"
+    assert "verification of 'faults' (faults:verify)" in outputs[0][0] + outputs[1][0]
+    note = get_note(optuna.load_study(study_name=COMPANION, storage=pg_url))
+    assert note.startswith("# Verification of `faults`") and "rank correlation" in note
 
     # The verification, and the export that uses it.
     v = summarize(study)
