@@ -144,7 +144,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         positive,
         queue_jobs,
         study_spec,
-        verify_objective,
+        worker_options,
     )
     from tuner.worker import Worker
 
@@ -177,8 +177,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         device=args.device,
         worker_index=args.worker_index,
         reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.seeds),
-        objective_fn=verify_objective,
-        queue_only=True,
+        **worker_options(),
     )
     report = worker.run()
     print(f"worker done: {len(report.finished)} verify jobs", flush=True)

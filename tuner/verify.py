@@ -225,7 +225,12 @@ def worker_setup(name: str, storage_url: str | None) -> tuple[StudySpec, dict[st
             f"queue them first with `tuner verify {base} --top K --seeds S`"
         )
     spec = study_spec(optuna.load_study(study_name=base, storage=storage))
-    return companion_spec(spec), {"queue_only": True, "objective_fn": verify_objective}
+    return companion_spec(spec), worker_options()
+
+
+def worker_options() -> dict[str, Any]:
+    """What makes a :class:`~tuner.worker.Worker` a verify worker: queued jobs, their seeds."""
+    return {"queue_only": True, "objective_fn": verify_objective}
 
 
 # --- the results ---------------------------------------------------------------------
