@@ -70,6 +70,13 @@ tensorboard: install ## TensorBoard on 127.0.0.1:TENSORBOARD_PORT for the trials
 report: install ## HTML report and PNGs of STUDY in runs/reports/STUDY/
 	$(BIN)/tuner report $(STUDY) $(ARGS)
 
+TOP ?= 3
+SEEDS ?= 3
+
+.PHONY: verify
+verify: install ## Re-train the TOP (3) best configurations of STUDY with SEEDS (3) fresh seeds; more workers: make tune STUDY=STUDY:verify
+	$(BIN)/tuner verify $(STUDY) --top $(TOP) --seeds $(SEEDS) $(ARGS)
+
 .PHONY: export
 export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml
 	$(BIN)/tuner export $(STUDY) $(ARGS)

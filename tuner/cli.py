@@ -57,9 +57,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tuner.progress import Reporter
     from tuner.spec import load_spec
     from tuner.storage import describe, resolve_url
+    from tuner.verify import base_name, worker_setup
     from tuner.worker import Worker
 
-    spec = load_spec(args.study)
+    options: dict = {}
+    if base_name(args.study) is not None:  # STUDY:verify: run the queued verify jobs
+        spec, options = worker_setup(args.study, args.storage)
+    else:
+        spec = load_spec(args.study)
     _threads(args.threads)
     worker = Worker(
         spec,
@@ -68,12 +73,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         device=args.device,
         worker_index=args.worker_index,
-        reporter=Reporter(spec.budget.total_timesteps),
+        reporter=Reporter(spec.budget.total_timesteps * spec.budget.seeds),
         accept_changes=args.accept_changes,
+        **options,
     )
+    budget = "its queued jobs" if options else f"{spec.n_trials} trials"
     print(
         f"worker on study {spec.study_name!r} ({describe(resolve_url(args.storage))}), "
-        f"device {worker.device}, budget {spec.n_trials} trials",
+        f"device {worker.device}, budget {budget}",
         flush=True,
     )
     report = worker.run()
@@ -86,6 +93,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
     stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
     print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
+    if options:  # a verify worker: where the verification stands now
+        from tuner.verify import conclude
+
+        print(conclude(worker.study) or "", flush=True)
     return 0
 
 
@@ -133,17 +144,81 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tuner.export import best_path, best_trial, export_document, write_export
+    from tuner.export import best_path, export_document, write_export
     from tuner.spec import load_spec, parse_spec
+    from tuner.verify import select_for_export
 
     study, _ = _load_existing(args.study, args.storage)
-    trial = best_trial(study)
+    chosen = select_for_export(study)
+    trial = chosen.trial
     spec_data = study.user_attrs.get("spec")
     spec = (
         parse_spec(spec_data, f"study {study.study_name!r}") if spec_data else load_spec(args.study)
     )
-    path = write_export(export_document(spec, trial), Path(args.out or best_path(spec.study_name)))
+    doc = {**export_document(spec, trial), **chosen.record()}
+    path = write_export(doc, Path(args.out or best_path(spec.study_name)))
     print(f"trial {trial.number} (value {trial.value:.4f}) exported to {path}")
+    if chosen.note:
+        print(f"note: {chosen.note}")
+    print(f"rule: {chosen.rule}")
+    if chosen.verification:
+        v = chosen.verification
+        iv = v["interval"]
+        print(
+            f"verified: mean {v['mean']:.4f} over {len(v['seeds'])} fresh seeds"
+            + (f", {v['confidence']:.0%} interval [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
+            + f"; original rank {v['original_rank']}, verified rank {v['verified_rank']}"
+        )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tuner.progress import Reporter
+    from tuner.verify import (
+        base_name,
+        companion_spec,
+        conclude,
+        positive,
+        queue_jobs,
+        study_spec,
+        worker_options,
+    )
+    from tuner.worker import Worker
+
+    positive(args.top, "--top", "configurations")
+    positive(args.seeds, "--seeds", "seeds")
+    if base_name(args.study) is not None:
+        raise UserError(
+            f"expected the name of a study to verify, but got its companion {args.study!r}; "
+            f"run `tuner verify {base_name(args.study)}`"
+        )
+    study, storage = _load_existing(args.study, args.storage)
+    spec = study_spec(study)
+    queued = queue_jobs(study, storage, args.top, args.seeds, spec)
+    print(
+        f"verify {args.top} configurations (trials "
+        f"{', '.join(str(t.number) for t in queued.configurations)}) x {args.seeds} seeds "
+        f"{queued.seeds}: {queued.queued} jobs queued, {queued.already} already there, "
+        f"in study {queued.companion!r}",
+        flush=True,
+    )
+    if args.queue_only:
+        print(f"run them with `tuner tune {queued.companion}` on any number of workers")
+        return 0
+    _threads(args.threads)
+    cspec = companion_spec(spec)
+    worker = Worker(
+        cspec,
+        args.storage,
+        timeout=args.timeout,
+        device=args.device,
+        worker_index=args.worker_index,
+        reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.seeds),
+        **worker_options(),
+    )
+    report = worker.run()
+    print(f"worker done: {len(report.finished)} verify jobs", flush=True)
+    print(conclude(worker.study) or "")
     return 0
 
 
@@ -334,6 +409,27 @@ def build_parser() -> argparse.ArgumentParser:
     storage_arg(p)
     p.add_argument("--out", default=None, help="where to write (default studies/best/STUDY.yaml)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "verify", help="re-train the top K configurations with S fresh seeds (study STUDY:verify)"
+    )
+    p.add_argument("study")
+    storage_arg(p)
+    run_args(p)
+    p.add_argument("--top", type=int, default=3, help="configurations to verify (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default 3)")
+    p.add_argument(
+        "--queue-only",
+        action="store_true",
+        help="only queue the jobs; workers run them with `tuner tune STUDY:verify`",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="claim no new job after this many seconds"
+    )
+    p.add_argument(
+        "--worker-index", type=int, default=None, help="picks the GPU (default: by a hash)"
+    )
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("train", help="train the configuration of an exported file")
     p.add_argument("file", help="an export (studies/best/STUDY.yaml) or a study name")

@@ -109,6 +109,8 @@ def write_export(doc: dict[str, Any], path: Path) -> Path:
         f"# Best trial of study {doc['study']!r} (trial {doc['trial']}, value {doc['value']}).\n"
         f"# Retrain it with: tuner train {path}\n"
     )
+    if doc.get("selection"):
+        header += f"# Chosen by the rule {doc['selection'].split(':')[0]!r}: see selection below.\n"
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(header + yaml.safe_dump(_plain(doc), sort_keys=False))
     tmp.replace(path)  # never leave a half-written export behind

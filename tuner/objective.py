@@ -22,7 +22,7 @@ from tuner.callbacks import Evaluation
 from tuner.runs import artifact_store, tensorboard_dir
 from tuner.space import sample, to_config
 from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
-from tuner.training import train
+from tuner.training import TrainingRun, train
 
 
 class TrialFailed(Exception):
@@ -40,6 +40,13 @@ def real_values(spec: StudySpec, config_ppo: dict[str, Any], config_env: dict[st
     return out
 
 
+# Seed i of a trial with ``budget.seeds`` runs is its seed + SEED_RUN_STRIDE * i: run 0 is
+# the single-seed trial's run (the export retrains it), the others never meet a study
+# trial's seed (spec.seed + number) or a verify job's (tuner.verify), and stay below
+# 2**32 (numpy's limit) for the 32 seeds a spec allows.
+SEED_RUN_STRIDE = 100_000_000
+
+
 def objective(
     trial: optuna.Trial,
     spec: StudySpec,
@@ -48,30 +55,79 @@ def objective(
     should_stop: Callable[[], str | None] | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    seed: int | None = None,
 ) -> float:
+    """Train the trial's configuration; its value is the study's objective.
+
+    ``seed`` defaults to ``spec.seed + trial.number``; verify jobs (``tuner.verify``)
+    pass the fresh seed they were queued with. With ``budget.seeds: S`` the
+    configuration trains S times and the value is the mean; each run's value is
+    reported with its seed index as the step, which is what Optuna's
+    ``WilcoxonPruner`` pairs across trials (one report per instance).
+    """
     values = sample(spec, trial)
     config = to_config(spec, values)
     trial.set_user_attr("real_params", real_values(spec, config.ppo_kwargs, config.env_kwargs))
     trial.set_user_attr("config", config.as_dict())
     if config.adjustments:
         trial.set_user_attr("adjustments", config.adjustments)
+    base_seed = spec.seed + trial.number if seed is None else seed
+    n_seeds = spec.budget.seeds
 
-    run = train(
-        config.ppo_kwargs,
-        config.env_kwargs,
-        total_timesteps=spec.budget.total_timesteps,
-        n_envs=spec.budget.n_envs,
-        n_evaluations=spec.budget.n_evaluations,
-        evaluation=spec.evaluation,
-        seed=spec.seed + trial.number,
-        device=device,
-        tensorboard_log=tensorboard_dir(spec.study_name),
-        tb_log_name=f"trial_{trial.number:04d}",
-        trial=trial,
-        should_stop=should_stop,
-        on_evaluation=on_evaluation,
-        on_step=on_step,
-    )
+    runs: list[TrainingRun] = []
+    seed_values: list[float] = []
+    for index in range(n_seeds):
+        offset = index * spec.budget.total_timesteps
+        run = train(
+            config.ppo_kwargs,
+            config.env_kwargs,
+            total_timesteps=spec.budget.total_timesteps,
+            n_envs=spec.budget.n_envs,
+            n_evaluations=spec.budget.n_evaluations,
+            evaluation=spec.evaluation,
+            seed=base_seed + SEED_RUN_STRIDE * index,
+            device=device,
+            tensorboard_log=tensorboard_dir(spec.study_name),
+            tb_log_name=f"trial_{trial.number:04d}" + (f"_seed{index}" if n_seeds > 1 else ""),
+            # One seed: the evaluations go to the pruner (step = timestep). Several: the
+            # runs' values do (step = seed index), below.
+            trial=trial if n_seeds == 1 else None,
+            should_stop=should_stop,
+            on_evaluation=on_evaluation,
+            on_step=(lambda t, offset=offset: on_step(offset + t)) if on_step else None,
+        )
+        runs.append(run)
+        if index == 0:
+            _record_run(trial, run)
+        value = _run_value(spec, run)
+        seed_values.append(value)
+        if n_seeds == 1:
+            break
+        trial.set_user_attr("seed_values", seed_values)
+        trial.set_user_attr("timesteps", sum(r.timesteps for r in runs))
+        trial.report(value, index)
+        if index < n_seeds - 1 and trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after seed {index + 1} of {n_seeds}: mean {_mean(seed_values):.3f}, "
+                "its seeds significantly worse than the best trial's"
+            )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
+        save_model(runs[0].model, path)  # seed 0's: the one `tuner train` retrains from an export
+        artifact_id = upload_artifact(
+            artifact_store=artifact_store(), file_path=str(path), study_or_trial=trial
+        )
+    trial.set_user_attr("model_artifact_id", artifact_id)
+    return _mean(seed_values)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
+    """What one training run measured, as the trial's user attrs."""
     progress = run.progress
     trial.set_user_attr("timesteps", run.timesteps)
     trial.set_user_attr("device", run.device)
@@ -88,6 +144,10 @@ def objective(
         trial.set_user_attr("win_rates", {k: round(r.win_rate, 4) for k, r in last.items()})
         trial.set_user_attr("eval_results", {k: r.as_dict() for k, r in last.items()})
 
+
+def _run_value(spec: StudySpec, run: TrainingRun) -> float:
+    """A finished run's value by the study's rule; raise how it ended otherwise."""
+    progress = run.progress
     if progress.stopped:
         raise TrialFailed(f"worker stopped: {progress.stopped}")
     if progress.diverged:
@@ -99,18 +159,7 @@ def objective(
         )
     if not progress.evaluations:
         raise TrialFailed("training ended before any evaluation")
-
     scores = [e.score for e in progress.evaluations]
     if spec.evaluation.objective == "best":
-        value = max(scores) if spec.direction == "maximize" else min(scores)
-    else:
-        value = scores[-1]
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
-        save_model(run.model, path)
-        artifact_id = upload_artifact(
-            artifact_store=artifact_store(), file_path=str(path), study_or_trial=trial
-        )
-    trial.set_user_attr("model_artifact_id", artifact_id)
-    return value
+        return max(scores) if spec.direction == "maximize" else min(scores)
+    return scores[-1]

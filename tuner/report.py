@@ -39,11 +39,15 @@ def default_report_dir(study_name: str) -> Path:
 
 
 def trial_budget(study: optuna.Study) -> int | None:
-    """Timesteps one trial gets when it is not pruned (from the study's recorded spec)."""
+    """Timesteps one trial gets when it is not pruned (from the study's recorded spec).
+
+    With ``budget.seeds: S`` a trial trains S runs of ``total_timesteps`` each.
+    """
     spec = study.user_attrs.get("spec") or {}
     total = (spec.get("budget") or {}).get("total_timesteps")
+    seeds = (spec.get("budget") or {}).get("seeds", 1)
     if isinstance(total, int) and total > 0:
-        return total
+        return total * (seeds if isinstance(seeds, int) and seeds > 0 else 1)
     done = [
         int(t.user_attrs["timesteps"])
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -445,6 +449,7 @@ def render_html(
     top_k: int,
     importances: dict[str, float],
     savings: PruningSavings | None,
+    verification: str = "",
 ) -> str:
     from plotly.offline import get_plotlyjs
 
@@ -475,7 +480,9 @@ def render_html(
         f"<p><b>Best:</b> {e(best_text)}</p>",
         "<nav>"
         + "".join(f'<a href="#{f.key}">{e(f.title)}</a>' for f in figures)
-        + '<a href="#top-trials">Top trials</a><a href="#pruning">Pruning</a></nav>',
+        + '<a href="#top-trials">Top trials</a><a href="#pruning">Pruning</a>'
+        + ('<a href="#verification">Verification</a>' if verification else "")
+        + "</nav>",
     ]
     for f in figures:
         parts.append(f'<h2 id="{f.key}">{e(f.title)}</h2>')
@@ -503,6 +510,10 @@ def render_html(
         top_trials_table(study, top_k),
         '<h2 id="pruning">Compute saved by pruning</h2>',
         savings_html(savings),
+    ]
+    if verification:
+        parts += ['<h2 id="verification">Verification with fresh seeds</h2>', verification]
+    parts += [
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -510,6 +521,8 @@ def render_html(
 
 def write_report(study: optuna.Study, out_dir: Path | str | None = None, *, top_k: int = 10):
     """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
+    from tuner.verify_report import section_html
+
     out = Path(out_dir) if out_dir is not None else default_report_dir(study.study_name)
     out.mkdir(parents=True, exist_ok=True)
     importances = param_importances(study)
@@ -520,6 +533,7 @@ def write_report(study: optuna.Study, out_dir: Path | str | None = None, *, top_
         top_k=top_k,
         importances=importances,
         savings=pruning_savings(study),
+        verification=section_html(study, out),
     )
     path = out / "report.html"
     path.write_text(text, encoding="utf-8")

@@ -197,7 +197,9 @@ class SamplerSpec(_Strict):
 
 
 class PrunerSpec(_Strict):
-    type: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    type: Literal["median", "percentile", "successive_halving", "hyperband", "wilcoxon", "none"] = (
+        "median"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -239,6 +241,8 @@ class BudgetSpec(_Strict):
     total_timesteps: int = Field(ge=1)
     n_evaluations: int = Field(3, ge=1)
     n_envs: int = Field(8, ge=1, le=256)
+    # Training runs (seeds) per trial; the trial's value is their mean (tuner.objective).
+    seeds: int = Field(1, ge=1, le=32)
 
 
 class EvaluationSpec(_Strict):
@@ -370,6 +374,18 @@ class StudySpec(_Strict):
                 )
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")
+        # With several seeds a trial reports one value per seed (step = seed index), which
+        # only the Wilcoxon pruner reads that way; it compares seeds, so it needs several.
+        if self.budget.seeds > 1 and self.pruner.type not in ("wilcoxon", "none"):
+            raise ValueError(
+                f"pruner.type: expected wilcoxon or none with budget.seeds: "
+                f"{self.budget.seeds}, but got {self.pruner.type}"
+            )
+        if self.pruner.type == "wilcoxon" and self.budget.seeds < 2:
+            raise ValueError(
+                "budget.seeds: expected at least 2 with pruner.type: wilcoxon (it compares "
+                f"a trial's seeds with the best trial's), but got {self.budget.seeds}"
+            )
         return self
 
 

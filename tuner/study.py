@@ -62,6 +62,10 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         if kind == "percentile":
             options.setdefault("percentile", 25.0)
             return p.PercentilePruner(**options)
+        if kind == "wilcoxon":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return p.WilcoxonPruner(**options)
         if kind == "successive_halving":
             options.setdefault("min_resource", eval_every)
             return p.SuccessiveHalvingPruner(**options)

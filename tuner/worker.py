@@ -211,6 +211,7 @@ class Worker:
         reporter: TrialHooks | None = None,
         objective_fn: ObjectiveFn | None = None,
         accept_changes: bool = False,
+        queue_only: bool = False,
     ) -> None:
         self.spec = spec
         self.settings = settings or StorageSettings()
@@ -225,6 +226,9 @@ class Worker:
         self.timeout = timeout
         self.reporter = reporter
         self.objective = objective_fn or objective
+        # Run only queued (WAITING) trials, never sample new ones: a companion study of
+        # verify jobs (tuner.verify), whose every trial was enqueued with its config.
+        self.queue_only = queue_only
         self.report = WorkerReport()
         self.name = worker_name()
         self._signal: str | None = None
@@ -288,7 +292,7 @@ class Worker:
             self._fail_stale(with_orphans=locked)
             trials = self.study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
-            if waiting or budget_used(trials) < self.spec.n_trials:
+            if waiting or (not self.queue_only and budget_used(trials) < self.spec.n_trials):
                 trial = self.study.ask()
                 # The first heartbeat, under the lock: see `orphan_trial_ids`.
                 if self.storage.get_heartbeat_interval() is not None:

@@ -63,10 +63,10 @@ def by_state(trials: list[FrozenTrial], state: TrialState) -> list[FrozenTrial]:
     return [t for t in trials if t.state == state]
 
 
-def running_trial_of(url: str, pid: int) -> FrozenTrial | None:
+def running_trial_of(url: str, pid: int, name: str = FAULTS_NAME) -> FrozenTrial | None:
     """The RUNNING trial of worker process ``pid`` once its training has begun."""
     try:
-        trials = load_trials(url)
+        trials = load_trials(url, name)
     except KeyError:  # the study does not exist yet
         return None
     for t in trials:
