@@ -7,6 +7,7 @@ from sb3_contrib import MaskablePPO
 from support import run_cli
 
 from env.opponents import make_opponent
+from env.policy_files import save_model
 from env.vec_env import KalahaVecEnv
 from tuner.play import play
 
@@ -39,7 +40,7 @@ def test_a_scripted_person_plays_a_whole_game_and_the_rules_hold():
 def test_play_command_against_a_saved_agent(tmp_path):
     model = MaskablePPO("MlpPolicy", KalahaVecEnv(2, seed=0), policy_kwargs={"net_arch": [8]})
     path = tmp_path / "agent.zip"
-    model.save(path)
+    save_model(model, path)
     moves = "x\n" + "1\n2\n3\n4\n5\n6\n" * 60
     done = run_cli("play", str(path), runs_path=tmp_path / "runs", input=moves)
     assert done.returncode == 0, done.stderr
