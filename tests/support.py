@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +58,32 @@ def spawn_cli(*args: str, runs_path: Path, **extra: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float) -> re.Match[str]:
+    """Read ``proc``'s stdout until a line matches ``pattern``; fail if it exits or is slow.
+
+    How a test learns the port of a server started with ``--port 0`` (the server binds
+    a free port itself and prints it: no port found free and then taken by another).
+    """
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=min(left, 1.0))
+        except queue.Empty:
+            continue
+        if line is None:
+            raise AssertionError(f"exited with {proc.wait(timeout=10)} before {pattern!r}: {seen}")
+        seen.append(line.rstrip())
+        if m := re.search(pattern, line):
+            return m
+    raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f}s: {seen}")

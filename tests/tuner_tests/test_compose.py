@@ -31,10 +31,10 @@ from compose_support import (
     merge,
     read_env_file,
 )
-from fault_support import free_port, load_trials, wait_for
+from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from support import REPO_ROOT
+from support import REPO_ROOT, wait_for_line
 
 from tuner.cli import build_parser
 from tuner.spec import load_spec
@@ -223,6 +223,7 @@ def service_run(compose_doc: dict, name: str, runs: Path) -> tuple[list[str], di
     return [sys.executable, "-m", "tuner", *service["command"]], env
 
 
+@pytest.mark.postgres
 def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     """create-study once, then two workers (``--scale worker=2``), then the dashboard."""
     u = make_url(pg_url)
@@ -277,12 +278,13 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     assert len(worker_apps) == 2, peak
     assert all(1 <= peak[a] <= 2 * pool for a in worker_apps), peak
 
-    # The dashboard's command, on a free port (8080 may be taken on a test machine).
+    # The dashboard's command on port 0: it binds a free port itself and prints its URL
+    # (8080 may be taken on a test machine).
     argv, env = service_run(compose_doc, "dashboard", runs)
-    port = free_port()
-    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--port") + 1] = "0"
     dash = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
+        port = int(wait_for_line(dash, r"http://127\.0\.0\.1:(\d+)/", 60).group(1))
 
         def studies() -> list | None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
@@ -292,4 +294,5 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
         assert [s["study_name"] for s in listed] == [spec.study_name]
     finally:
         dash.terminate()
-        dash.communicate(timeout=30)
+        dash.wait(timeout=30)  # its stdout belongs to wait_for_line's reader
+        dash.stderr.close()

@@ -9,6 +9,7 @@ with exactly ``n_trials`` trials counted.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -20,12 +21,12 @@ from fault_support import (
     PrivatePostgres,
     by_state,
     finish,
-    free_port,
     load_trials,
     pg_bindir,
     reaping,
     running_trial_of,
     spawn_worker,
+    unused_port,
     wait_for,
 )
 from optuna.trial import FrozenTrial, TrialState
@@ -189,7 +190,11 @@ def test_status_flags_a_stale_running_trial_then_a_worker_retries_it(runs, pg_ur
 
 
 def test_unreachable_postgres_at_start_is_a_clear_error(runs):
-    port = free_port()  # nothing listens there
+    with unused_port() as port:  # nothing listens there, and nothing can while we hold it
+        check_unreachable_postgres(runs, port)
+
+
+def check_unreachable_postgres(runs, port: int) -> None:
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/kalaha"
     for command in (["tune", FAULTS], ["status", FAULTS]):
         result = run_cli(
@@ -214,7 +219,13 @@ def test_unreachable_postgres_at_start_is_a_clear_error(runs):
 @pytest.fixture
 def private_pg():
     if pg_bindir() is None:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
+        message = (
+            "no PostgreSQL server binaries (initdb, pg_ctl) in `pg_config --bindir` or "
+            "/usr/lib/postgresql/*/bin; install the server package (apt-get install postgresql)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)  # under CI a missing dependency is a failure, not a skip
+        pytest.skip(message)
     cluster = PrivatePostgres()
     try:
         cluster.init_and_start()

@@ -249,6 +249,7 @@ def test_smoke_study_on_sqlite_via_the_cli(runs):
     assert any((runs / "artifacts").iterdir())
 
 
+@pytest.mark.postgres
 def test_smoke_study_on_postgres(runs, pg_url):
     spec = parse_spec(tiny_spec(n_trials=3))
     report = Worker(spec, pg_url, worker_index=0, device="cpu").run()
@@ -333,6 +334,7 @@ def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
     assert complete.state == TrialState.COMPLETE and not math.isnan(complete.value)
 
 
+@pytest.mark.postgres
 def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
     """Two worker processes: n_trials in total, each trial run once, different proposals."""
     procs = [
