@@ -56,3 +56,18 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KALAHA_RUNS", str(path))
     monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     return path
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Train on one CPU thread, as a worker does (one per core), restored afterwards.
+
+    Also what makes two trainings of one configuration bit-identical: the same
+    reductions in the same order.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
