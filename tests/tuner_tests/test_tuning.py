@@ -265,29 +265,6 @@ def test_smoke_study_on_postgres(runs, pg_url):
             assert trial.user_attrs["prune_reason"].startswith("pruned at timestep")
 
 
-def test_pruning_prunes_hopeless_trials(runs):
-    """Trials that cannot learn (learning rate 1e-9) are pruned at their first evaluation."""
-    spec = parse_spec(
-        tiny_spec(
-            n_trials=5,
-            pruner={"type": "percentile", "options": {"percentile": 50.0, "n_startup_trials": 2}},
-        )
-    )
-    url = f"sqlite:///{runs / 'prune.db'}"
-    worker = Worker(spec, url, worker_index=0, device="cpu")
-    good = {"learning_rate": 3.0e-3, "gamma": 0.99, "net_arch": "small"}
-    bad = {"learning_rate": 1.0e-4, "gamma": 0.9, "net_arch": "tiny"}
-    for params in (good, good, bad, bad, bad):
-        worker.study.enqueue_trial(params)
-    worker.run()
-    trials = load_trials("smoke", url)
-    pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    assert len(trials) == 5 and pruned, [(t.state, t.intermediate_values) for t in trials]
-    for t in pruned:
-        assert len(t.intermediate_values) < spec.budget.n_evaluations
-        assert t.user_attrs["timesteps"] < spec.budget.total_timesteps
-
-
 class AlwaysPrune(optuna.pruners.BasePruner):
     def prune(self, study, trial) -> bool:
         return True
