@@ -57,16 +57,20 @@ def assert_study_done(trials: list[FrozenTrial]) -> None:
         assert_intact(t)
 
 
-def retry_of(trials: list[FrozenTrial], failed: FrozenTrial) -> FrozenTrial:
+def retry_of(
+    trials: list[FrozenTrial], failed: FrozenTrial, may_lack_params: bool = False
+) -> FrozenTrial:
     """The trial that retried ``failed``: same parameters, and it says so.
 
-    A trial that lost the database before its first parameter was stored has none to
-    repeat: its retry samples afresh.
+    A trial stopped while it trained has its parameters, and its retry repeats them.
+    Only a trial that lost the database before its first parameter was stored (the
+    restart test, ``may_lack_params``) has none to repeat: its retry samples afresh.
     """
     retries = [t for t in trials if t.user_attrs.get("retry_of") == failed.number]
     assert len(retries) == 1, [(t.number, t.user_attrs.get("retry_of")) for t in trials]
     retry = retries[0]
     assert retry.system_attrs["retry_history"][-1] == failed.number
+    assert failed.params or may_lack_params, f"trial {failed.number} failed without parameters"
     if failed.params:
         assert retry.params == failed.params
     return retry
@@ -268,4 +272,4 @@ def test_postgres_restart_mid_study(runs, private_pg):
     failed = by_state(trials, TrialState.FAIL)
     assert len(failed) <= len(procs), [(t.number, t.user_attrs.get("fail_reason")) for t in failed]
     for t in failed:
-        assert retry_of(trials, t).state == TrialState.COMPLETE
+        assert retry_of(trials, t, may_lack_params=True).state == TrialState.COMPLETE
