@@ -15,9 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli_env(runs_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run: a private runs folder, and the CPU for training.
+
+    ``KALAHA_DEVICE=cpu`` is ``--device cpu`` for every command: on a GPU host the
+    default ``auto`` would train on the GPU, and the tests where the device is not
+    the point would test something else. A test about devices passes ``--device``
+    (which wins) or ``KALAHA_DEVICE`` itself.
+    """
     env = dict(os.environ)
     env.pop("OPTUNA_STORAGE", None)
-    env.update({"KALAHA_RUNS": str(runs_path), "PYTHONUNBUFFERED": "1"}, **extra)
+    env.update(
+        {"KALAHA_RUNS": str(runs_path), "PYTHONUNBUFFERED": "1", "KALAHA_DEVICE": "cpu"}, **extra
+    )
     return env
 
 

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from compose_support import (
     COMPOSE_FILE,
     CPU_FILE,
@@ -265,9 +266,11 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+    # The service's own --device auto: the CPU here, a GPU on a GPU host.
+    device = "device cuda:" if torch.cuda.is_available() else "device cpu"
     for p, (out, err) in zip(workers, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
-        assert "Traceback" not in err and "device cpu" in out
+        assert "Traceback" not in err and device in out, out
     trials = load_trials(pg_url, spec.study_name)
     assert budget_used(trials) == spec.n_trials == len(trials)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -284,7 +287,7 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     argv[argv.index("--port") + 1] = "0"
     dash = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        port = int(wait_for_line(dash, r"http://127\.0\.0\.1:(\d+)/", 60).group(1))
+        port = int(wait_for_line(dash, r"Open http://[\d.]+:(\d+)/", 60).group(1))
 
         def studies() -> list | None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
