@@ -344,7 +344,12 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
 # builds another env; the trial's seed differs from the study's, so one that trains
 # with the study seed (or 0) trains another agent.
 ROUND_TRIP_ENV = {
-    "opponents": ["random", "greedy"],
+    # a self-play league: past selves (a snapshot every 512 steps, 2 kept, drawn
+    # uniformly) beside fixed opponents, in shares
+    "opponents": {"pool": 0.5, "random": 0.25, "greedy": 0.25},
+    "snapshot_every": 512,
+    "pool_size": 2,
+    "pool_sampling": "uniform",
     "seeds": 5,
     "opening_plies": 2,
     "store_diff_coef": 0.25,
@@ -392,6 +397,7 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     expected_env = {**ROUND_TRIP_ENV, "empty_capture": False}
     expected_env["opponent"] = expected_env.pop("opponents")
     assert doc["env_kwargs"] == expected_env
+    assert best.user_attrs["league"]["snapshots_taken"] >= 2, "it trained against past selves"
 
     model = tmp_path / "agent.zip"
     result = run_cli("train", str(out), "--out", str(model), "--device", "cpu", runs_path=runs)
