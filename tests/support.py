@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli_env(runs_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run: a private runs folder, and the CPU for training.
+
+    ``KALAHA_DEVICE=cpu`` is ``--device cpu`` for every command: on a GPU host the
+    default ``auto`` would train on the GPU, and the tests where the device is not
+    the point would test something else. A test about devices passes ``--device``
+    (which wins) or ``KALAHA_DEVICE`` itself.
+    """
     env = dict(os.environ)
     env.pop("OPTUNA_STORAGE", None)
-    env.update({"KALAHA_RUNS": str(runs_path), "PYTHONUNBUFFERED": "1"}, **extra)
+    env.update(
+        {"KALAHA_RUNS": str(runs_path), "PYTHONUNBUFFERED": "1", "KALAHA_DEVICE": "cpu"}, **extra
+    )
     return env
 
 
@@ -54,3 +67,32 @@ def spawn_cli(*args: str, runs_path: Path, **extra: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float) -> re.Match[str]:
+    """Read ``proc``'s stdout until a line matches ``pattern``; fail if it exits or is slow.
+
+    How a test learns the port of a server started with ``--port 0`` (the server binds
+    a free port itself and prints it: no port found free and then taken by another).
+    """
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=min(left, 1.0))
+        except queue.Empty:
+            continue
+        if line is None:
+            raise AssertionError(f"exited with {proc.wait(timeout=10)} before {pattern!r}: {seen}")
+        seen.append(line.rstrip())
+        if m := re.search(pattern, line):
+            return m
+    raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f}s: {seen}")

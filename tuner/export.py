@@ -99,8 +99,13 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
 
 
 def _plain(data: Any) -> Any:
-    """Round-trip through YAML so tuples and lists compare equal to JSON user attrs."""
-    return yaml.safe_load(yaml.safe_dump(data))
+    """Round-trip through YAML so tuples and lists compare equal to JSON user attrs.
+
+    Key order is kept: the order of an opponent mix (``{pool: 0.5, random: 0.25}``)
+    decides which games each opponent plays, so a sorted export would retrain
+    another agent than the trial's.
+    """
+    return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))
 
 
 def write_export(doc: dict[str, Any], path: Path) -> Path:

@@ -122,15 +122,38 @@ def reaping(procs: list[subprocess.Popen]) -> Iterator[list[subprocess.Popen]]:
                 p.communicate()
 
 
-def free_port() -> int:
+@contextlib.contextmanager
+def unused_port() -> Iterator[int]:
+    """A local port where nothing listens, held for the ``with`` block.
+
+    The socket is bound but never listens: a connection there is refused at once,
+    and no other program can take the port meanwhile (a port merely found free
+    and released can be taken before the test uses it).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def pg_bindir() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return found[-1].parent if found else None
+    """The PostgreSQL server binaries (initdb, pg_ctl): ``pg_config --bindir``, else Debian's.
+
+    ``pg_config`` names the installation's own bin folder on any layout; Debian keeps
+    the server binaries off ``PATH`` under ``/usr/lib/postgresql/N/bin``.
+    """
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout.strip()
+            candidates.append(Path(out))
+    candidates += [p.parent for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))][::-1]
+    for bindir in candidates:
+        if (bindir / "pg_ctl").is_file() and (bindir / "initdb").is_file():
+            return bindir
+    return None
 
 
 class PrivatePostgres:
@@ -143,19 +166,18 @@ class PrivatePostgres:
     def __init__(self) -> None:
         bindir = pg_bindir()
         if bindir is None:
-            raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
+            raise RuntimeError(
+                "no PostgreSQL server binaries (initdb, pg_ctl): not in `pg_config --bindir` "
+                "nor under /usr/lib/postgresql/*/bin"
+            )
         self.bindir = bindir
         self.base = Path(tempfile.mkdtemp(prefix="kalaha-pg-"))
         self.data = self.base / "data"
         self.log = self.base / "server.log"
-        self.port = free_port()
+        self.port = 0  # chosen at each start
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres", "postgres")
-        self.options = (
-            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c max_connections=60"
-        )
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         subprocess.run(
@@ -172,8 +194,32 @@ class PrivatePostgres:
         )  # fmt: skip
         self.start()
 
-    def start(self) -> None:
-        self.pg_ctl("-o", self.options, "-l", str(self.log), "-w", "start")
+    def _options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c max_connections=60"
+        )
+
+    def start(self, attempts: int = 5) -> None:
+        """Start the server; on the first start pick a port, and another if it was taken.
+
+        A port found free can be taken by another program before the server binds it;
+        the server then fails to start and says so in its log, and we try another.
+        A restart keeps the port (the workers' URL names it).
+        """
+        first = self.port == 0
+        for attempt in range(attempts if first else 1):
+            if first:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    self.port = s.getsockname()[1]
+            try:
+                self.pg_ctl("-o", self._options(), "-l", str(self.log), "-w", "start")
+                return
+            except subprocess.CalledProcessError:
+                log = self.log.read_text(errors="replace") if self.log.exists() else ""
+                if not first or "could not bind" not in log or attempt == attempts - 1:
+                    raise
 
     def stop(self, mode: str = "fast") -> None:
         self.pg_ctl("-m", mode, "-w", "stop")

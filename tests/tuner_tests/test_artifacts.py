@@ -24,9 +24,15 @@ from tuner.cli import main
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, optuna.Study]:
     """The smoke study, tuned once for this module by the CLI, with its runs folder."""
     runs = tmp_path_factory.mktemp("artifacts") / "runs"
-    result = run_cli("tune", "smoke", "--worker-index", "0", runs_path=runs)
+    created = run_cli("create", "smoke", runs_path=runs)
+    assert created.returncode == 0, created.stderr
+    storage = f"sqlite:///{runs / 'optuna.db'}"
+    # Trial 0 diverges (FAIL, no model), so that a trial without a model is there for sure.
+    optuna.load_study(study_name="smoke", storage=storage).enqueue_trial({"learning_rate": 1.0e30})
+    result = run_cli("tune", "smoke", "--worker-index", "0", "--device", "cpu", runs_path=runs)
     assert result.returncode == 0, result.stderr
-    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{runs / 'optuna.db'}")
+    study = optuna.load_study(study_name="smoke", storage=storage)
+    assert study.trials[0].state == TrialState.FAIL, study.trials[0]
     return runs, study
 
 
@@ -125,7 +131,7 @@ def test_evaluate_names_what_is_wrong_with_a_trial(smoke, monkeypatch, capsys) -
     assert "no study named 'nosuch'" in evaluate("--study", "nosuch", "--trial", "0")
     assert "expected a MODEL path, or --study and --trial" in evaluate("--study", "smoke")
     without_model = [t for t in study.get_trials() if t.state != TrialState.COMPLETE]
-    if without_model:
-        t = without_model[0]
+    assert without_model, "the fixture's trial 0 diverges: a trial without a model"
+    for t in without_model:
         err = evaluate("--study", "smoke", "--trial", str(t.number))
         assert "has no model artifact" in err and t.state.name in err

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from compose_support import (
     COMPOSE_FILE,
     CPU_FILE,
@@ -31,10 +32,10 @@ from compose_support import (
     merge,
     read_env_file,
 )
-from fault_support import free_port, load_trials, wait_for
+from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from support import REPO_ROOT
+from support import REPO_ROOT, wait_for_line
 
 from tuner.cli import build_parser
 from tuner.spec import load_spec
@@ -223,6 +224,7 @@ def service_run(compose_doc: dict, name: str, runs: Path) -> tuple[list[str], di
     return [sys.executable, "-m", "tuner", *service["command"]], env
 
 
+@pytest.mark.postgres
 def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     """create-study once, then two workers (``--scale worker=2``), then the dashboard."""
     u = make_url(pg_url)
@@ -264,9 +266,11 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+    # The service's own --device auto: the CPU here, a GPU on a GPU host.
+    device = "device cuda:" if torch.cuda.is_available() else "device cpu"
     for p, (out, err) in zip(workers, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
-        assert "Traceback" not in err and "device cpu" in out
+        assert "Traceback" not in err and device in out, out
     trials = load_trials(pg_url, spec.study_name)
     assert budget_used(trials) == spec.n_trials == len(trials)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -277,12 +281,13 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     assert len(worker_apps) == 2, peak
     assert all(1 <= peak[a] <= 2 * pool for a in worker_apps), peak
 
-    # The dashboard's command, on a free port (8080 may be taken on a test machine).
+    # The dashboard's command on port 0: it binds a free port itself and prints its URL
+    # (8080 may be taken on a test machine).
     argv, env = service_run(compose_doc, "dashboard", runs)
-    port = free_port()
-    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--port") + 1] = "0"
     dash = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
+        port = int(wait_for_line(dash, r"Open http://[\d.]+:(\d+)/", 60).group(1))
 
         def studies() -> list | None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
@@ -292,4 +297,5 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
         assert [s["study_name"] for s in listed] == [spec.study_name]
     finally:
         dash.terminate()
-        dash.communicate(timeout=30)
+        dash.wait(timeout=30)  # its stdout belongs to wait_for_line's reader
+        dash.stderr.close()

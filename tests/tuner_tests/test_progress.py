@@ -130,7 +130,9 @@ def test_worker_on_a_terminal_draws_the_bar(runs: Path) -> None:
             proc.kill()
         os.close(master)
     text = b"".join(chunks).decode(errors="replace")
-    assert "\r" in text  # the bar redraws in place
+    # The bar redraws in place: a carriage return not followed by a newline (a terminal
+    # turns every "\n" into "\r\n", so a bare "\r" in the text would prove nothing).
+    assert re.search(r"\r(?!\n)", text), text[-2000:]
     assert re.search(r"\d+/3072 steps \[", text), text[-2000:]
     assert re.search(r"score \d\.\d{3}, \d+ steps/s", text), text[-2000:]
     lines = SUMMARY.findall(text.replace("\r", "\n"))

@@ -309,10 +309,29 @@ def test_resolve_device_without_gpus(gpus):
         resolve_device("gpu0")
 
 
-def test_cuda_on_a_cpu_host_is_a_clear_error(runs):
-    result = run_cli("tune", "smoke", "--device", "cuda", runs_path=runs, timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert "sees no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+def test_device_cuda_trains_on_a_gpu_or_is_a_clear_error_without_one(runs):
+    """On a GPU host a trial really trains on the GPU; on a CPU host ``--device cuda``
+    is one error line (exit code 2) and ``auto`` is the CPU. Nothing mocked."""
+    import torch
+
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == "cpu"
+        result = run_cli("tune", "smoke", "--device", "cuda", runs_path=runs, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "sees no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+        return
+    n = torch.cuda.device_count()
+    assert resolve_device("auto", 0) == "cuda:0" and resolve_device("auto", n) == "cuda:0"
+    result = run_cli(
+        "tune", "smoke", "--device", "cuda", "--n-trials", "1", "--worker-index", "0",
+        runs_path=runs, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "device cuda:0" in result.stdout, result.stdout
+    (trial,) = optuna.load_study(
+        study_name="smoke", storage=f"sqlite:///{runs / 'optuna.db'}"
+    ).get_trials()
+    assert trial.user_attrs["device"] == "cuda:0", trial.user_attrs
 
 
 def test_one_torch_thread_per_worker_by_default(monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from optuna.trial import TrialState
 from sb3_contrib import MaskablePPO
@@ -305,6 +306,7 @@ def test_smoke_study_on_sqlite_via_the_cli(runs):
     assert any((runs / "artifacts").iterdir())
 
 
+@pytest.mark.postgres
 def test_smoke_study_on_postgres(runs, pg_url):
     spec = parse_spec(tiny_spec(n_trials=3))
     report = Worker(spec, pg_url, worker_index=0, device="cpu").run()
@@ -317,29 +319,6 @@ def test_smoke_study_on_postgres(runs, pg_url):
             assert_recorded(trial)
         else:
             assert trial.user_attrs["prune_reason"].startswith("pruned at timestep")
-
-
-def test_pruning_prunes_hopeless_trials(runs):
-    """Trials that cannot learn (learning rate 1e-9) are pruned at their first evaluation."""
-    spec = parse_spec(
-        tiny_spec(
-            n_trials=5,
-            pruner={"type": "percentile", "options": {"percentile": 50.0, "n_startup_trials": 2}},
-        )
-    )
-    url = f"sqlite:///{runs / 'prune.db'}"
-    worker = Worker(spec, url, worker_index=0, device="cpu")
-    good = {"learning_rate": 3.0e-3, "gamma": 0.99, "net_arch": "small"}
-    bad = {"learning_rate": 1.0e-4, "gamma": 0.9, "net_arch": "tiny"}
-    for params in (good, good, bad, bad, bad):
-        worker.study.enqueue_trial(params)
-    worker.run()
-    trials = load_trials("smoke", url)
-    pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    assert len(trials) == 5 and pruned, [(t.state, t.intermediate_values) for t in trials]
-    for t in pruned:
-        assert len(t.intermediate_values) < spec.budget.n_evaluations
-        assert t.user_attrs["timesteps"] < spec.budget.total_timesteps
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
@@ -389,6 +368,7 @@ def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
     assert complete.state == TrialState.COMPLETE and not math.isnan(complete.value)
 
 
+@pytest.mark.postgres
 def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
     """Two worker processes: n_trials in total, each trial run once, different proposals."""
     procs = [
@@ -416,12 +396,47 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
 # --- export and retraining -----------------------------------------------------------
 
 
-def test_export_then_train_round_trip(runs, tmp_path):
-    spec = parse_spec(tiny_spec(n_trials=2, pruner={"type": "none"}))
+# Env options that differ from every KalahaEnv default, so a retraining that drops them
+# builds another env; the trial's seed differs from the study's, so one that trains
+# with the study seed (or 0) trains another agent.
+ROUND_TRIP_ENV = {
+    # a self-play league: past selves (a snapshot every 512 steps, 2 kept, drawn
+    # uniformly) beside fixed opponents, in shares
+    "opponents": {"pool": 0.5, "random": 0.25, "greedy": 0.25},
+    "snapshot_every": 512,
+    "pool_size": 2,
+    "pool_sampling": "uniform",
+    "seeds": 5,
+    "opening_plies": 2,
+    "store_diff_coef": 0.25,
+    "extra_turn_coef": 0.1,
+}
+
+
+def policy_weights(path: Path) -> dict:
+    return MaskablePPO.load(path, device="cpu").policy.state_dict()
+
+
+def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
+    """`tuner train` on the export builds the best trial's agent again, bit for bit.
+
+    The best trial is trial 1 (trial 0 diverges), trained with seed 11 + 1 on env
+    options that are not KalahaEnv's defaults. Same config, same env, same seed and
+    one torch thread: the retrained weights equal the trial's uploaded model, which
+    no retraining with other env options or another seed reproduces.
+    """
+    data = tiny_spec(n_trials=2, seed=11, pruner={"type": "none"}, env=ROUND_TRIP_ENV)
+    data["search_space"]["learning_rate"]["high"] = 1.0e30  # room for trial 0 to diverge
+    spec = parse_spec(data)
     url = f"sqlite:///{runs / 'optuna.db'}"
-    Worker(spec, url, worker_index=0, device="cpu").run()
+    worker = Worker(spec, url, worker_index=0, device="cpu")
+    worker.study.enqueue_trial({"learning_rate": 1.0e30, "gamma": 0.95, "net_arch": "tiny"})
+    worker.study.enqueue_trial({"learning_rate": 2.0e-3, "gamma": 0.93, "net_arch": "small"})
+    worker.run()
     study = optuna.load_study(study_name="smoke", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     best = study.best_trial
+    assert best.number == 1
 
     out = tmp_path / "best.yaml"
     result = run_cli("export", "smoke", "--out", str(out), runs_path=runs)
@@ -432,17 +447,39 @@ def test_export_then_train_round_trip(runs, tmp_path):
         "config"
     ]
     assert doc["params"] == best.params
+    assert doc["seed"] == 12
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
     assert doc["win_rates"] == best.user_attrs["win_rates"]
+    expected_env = {**ROUND_TRIP_ENV, "empty_capture": False}
+    expected_env["opponent"] = expected_env.pop("opponents")
+    assert doc["env_kwargs"] == expected_env
+    assert best.user_attrs["league"]["snapshots_taken"] >= 2, "it trained against past selves"
 
     model = tmp_path / "agent.zip"
     result = run_cli("train", str(out), "--out", str(model), "--device", "cpu", runs_path=runs)
     assert result.returncode == 0, result.stderr
-    assert model.exists()
-    # Same config, same seed, same evaluation seeds: the retrained agent is the trial's agent.
+
+    # What `tuner train` built: the model's settings and seed are the export's ...
+    built = MaskablePPO.load(model, device="cpu")
+    assert built.seed == doc["seed"] == spec.seed + best.number
+    assert built.num_timesteps == doc["budget"]["total_timesteps"]
+    assert built.gamma == pytest.approx(0.93) and built.learning_rate == pytest.approx(2.0e-3)
+    for key in ("n_steps", "batch_size", "n_epochs"):
+        assert getattr(built, key) == doc["ppo_kwargs"][key], key
+    assert (
+        built.policy_kwargs["net_arch"]
+        == [32, 32]
+        == doc["ppo_kwargs"]["policy_kwargs"]["net_arch"]
+    )
+    # ... and it trained on the same env with the same seed: the trial's very weights.
+    trial_model = runs / "artifacts" / best.user_attrs["model_artifact_id"]
+    expected, retrained = policy_weights(trial_model), policy_weights(model)
+    assert expected.keys() == retrained.keys()
+    differ = [k for k in expected if not torch.equal(expected[k], retrained[k])]
+    assert not differ, f"retrained weights differ from trial {best.number}'s model: {differ}"
+    # Same evaluation seeds too: the same win rates, printed per opponent.
     for name, rate in best.user_attrs["win_rates"].items():
         assert f"vs {name:<12s} win rate {rate:.3f}" in result.stdout, result.stdout
-    assert MaskablePPO.load(model).n_steps == doc["ppo_kwargs"]["n_steps"]
 
 
 def test_export_without_a_completed_trial_or_study_is_a_clear_error(runs, tmp_path):
