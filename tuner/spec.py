@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from env.arena import DEFAULT_OPENING_PLIES
 from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
@@ -193,28 +194,75 @@ class BudgetSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
-    """How strength is measured: batched games vs opponents, both seats, random openings."""
+    """How strength is measured: batched games in paired openings (each from both seats).
 
-    opponents: list[str] = Field(default_factory=lambda: ["random", "greedy"])
-    games: int = Field(100, ge=2, description="games per opponent and evaluation, half per seat")
-    opening_plies: int = Field(2, ge=0, le=MAX_OPENING_PLIES)
-    combine: Literal["mean", "min", "weighted"] = "mean"
+    ``objective`` says what a trial's value is:
+
+    - ``score``: the score ((wins + draws / 2) / games) against each of ``opponents``,
+      ``games`` games each, merged by ``combine`` (mean, min, weighted by ``weights``).
+    - ``rating``: the Elo rating on the reference ladder (env/ladder.yaml), from
+      ``games`` games in all, played in ``rounds`` rounds against the members nearest
+      the estimate. It does not saturate as a score against fixed opponents does.
+
+    ``value_from`` picks which evaluation becomes the value: the final one or the best.
+    """
+
+    objective: Literal["score", "rating"] = "score"
+    opponents: list[str] | None = None
+    games: int = Field(
+        100,
+        ge=2,
+        description="per opponent (score) or in all (rating); even: each opening from both seats",
+    )
+    opening_plies: int = Field(DEFAULT_OPENING_PLIES, ge=0, le=MAX_OPENING_PLIES)
+    combine: Literal["mean", "min", "weighted"] | None = None
     weights: dict[str, float] | None = None
-    objective: Literal["final", "best"] = "final"
+    rounds: int = Field(4, ge=1, le=20)
+    value_from: Literal["final", "best"] = "final"
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, v: Any) -> Any:
+        if v in ("final", "best"):
+            raise ValueError(
+                f"expected 'score' or 'rating', but got {v!r}; which evaluation becomes the "
+                f"trial's value is now value_from: {v}"
+            )
+        return v
 
     @field_validator("opponents")
     @classmethod
-    def _opponents(cls, v: list[str]) -> list[str]:
-        return _check_opponents(v)
+    def _opponents(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_opponents(v)
+
+    @field_validator("games")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(
+                f"expected an even number (each opening is played from both seats), but got {v}"
+            )
+        return v
 
     @model_validator(mode="after")
-    def _weights(self) -> EvaluationSpec:
-        if self.combine == "weighted" and (
-            not self.weights or set(self.weights) != set(self.opponents)
-        ):
+    def _by_objective(self) -> EvaluationSpec:
+        if self.objective == "rating":
+            for key in ("opponents", "combine", "weights"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"evaluation.{key}: expected no {key} with objective: rating (the "
+                        f"rating plays the reference ladder, env/ladder.yaml), but got "
+                        f"{getattr(self, key)!r}; remove it or use objective: score"
+                    )
+            return self
+        opponents = self.opponents or ["random", "greedy"]
+        combine = self.combine or "mean"
+        object.__setattr__(self, "opponents", opponents)
+        object.__setattr__(self, "combine", combine)
+        if combine == "weighted" and (not self.weights or set(self.weights) != set(opponents)):
             raise ValueError(
-                f"expected weights for exactly the opponents {self.opponents} with "
-                f"combine: weighted, but got {self.weights}"
+                f"evaluation.weights: expected weights for exactly the opponents {opponents} "
+                f"with combine: weighted, but got {self.weights}"
             )
         return self
 
@@ -306,6 +354,11 @@ class StudySpec(_Strict):
                     f"ppo.batch_size: expected at most n_steps * n_envs = {rollout}, "
                     f"but got {batch}"
                 )
+        if self.evaluation.objective == "rating" and self.direction != "maximize":
+            raise ValueError(
+                "direction: expected maximize with evaluation.objective: rating (a higher "
+                f"rating is a stronger agent), but got {self.direction}"
+            )
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")
         return self

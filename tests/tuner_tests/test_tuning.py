@@ -28,7 +28,7 @@ STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
 RECORDED_ATTRS = {
     "real_params",
     "config",
-    "win_rates",
+    "scores",
     "eval_results",
     "timesteps",
     "steps_per_second",
@@ -55,10 +55,10 @@ def load_trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
 def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
     assert set(trial.user_attrs) >= RECORDED_ATTRS, set(trial.user_attrs)
     assert 0.0 <= trial.value <= 1.0
-    assert set(trial.user_attrs["win_rates"]) == {"random", "greedy"}
+    assert set(trial.user_attrs["scores"]) == {"random", "greedy"}
     for result in trial.user_attrs["eval_results"].values():
-        assert result["ci_low"] <= result["win_rate"] <= result["ci_high"]
-        assert result["distinct_games"] > 1
+        assert result["ci_low"] <= result["score"] <= result["ci_high"]
+        assert result["distinct_openings"] > 1
     assert trial.user_attrs["timesteps"] >= 3072
     assert trial.user_attrs["device"] == "cpu"
     assert trial.user_attrs["model_artifact_id"]
@@ -377,15 +377,15 @@ def test_export_then_train_round_trip(runs, tmp_path):
     ]
     assert doc["params"] == best.params
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
-    assert doc["win_rates"] == best.user_attrs["win_rates"]
+    assert doc["scores"] == best.user_attrs["scores"]
 
     model = tmp_path / "agent.zip"
     result = run_cli("train", str(out), "--out", str(model), "--device", "cpu", runs_path=runs)
     assert result.returncode == 0, result.stderr
     assert model.exists()
     # Same config, same seed, same evaluation seeds: the retrained agent is the trial's agent.
-    for name, rate in best.user_attrs["win_rates"].items():
-        assert f"vs {name:<12s} win rate {rate:.3f}" in result.stdout, result.stdout
+    for name, rate in best.user_attrs["scores"].items():
+        assert f"vs {name:<12s} score {rate:.3f}" in result.stdout, result.stdout
     assert MaskablePPO.load(model).n_steps == doc["ppo_kwargs"]["n_steps"]
 
 

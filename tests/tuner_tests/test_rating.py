@@ -1,0 +1,120 @@
+"""The rating: Elo by maximum likelihood with the ladder fixed, intervals over opening pairs,
+and the adaptive evaluator that plays the ladder members nearest the estimate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from env.opponents import GreedyOpponent, MinimaxOpponent
+from tuner.evaluate import allocate, opponent_result, rate_policy, wilson_interval
+from tuner.ladder import LADDER, load_ladder
+from tuner.rating import PairResults, expected_score, fit_ratings, rate_against
+
+
+def pairs_scoring(points: list[float]) -> PairResults:
+    """Player 1 against player 0 (rated 100), one opening pair per entry of ``points``."""
+    return PairResults.of_match(1, 0, np.asarray(points) / 2.0)
+
+
+def elo_gap(score: float) -> float:
+    """The rating difference that makes ``score`` the expected score."""
+    return 400.0 * math.log10(score / (1.0 - score))
+
+
+def test_the_rating_follows_the_results_not_a_prior():
+    """0.75 against a player rated 100 is +191 Elo, 0.25 is -191 (up to the weak prior of
+    one virtual draw): a fit that ignored the games, or returned its prior, fails."""
+    wins = rate_against(pairs_scoring([2, 1] * 200), [100.0])  # 1200 of 1600 points: 0.75
+    losses = rate_against(pairs_scoring([0, 1] * 200), [100.0])
+    assert wins.rating == pytest.approx(100 + elo_gap(0.75), abs=3)
+    assert losses.rating == pytest.approx(100 - elo_gap(0.75), abs=3)
+    assert wins.low < wins.rating < wins.high and losses.low < losses.rating < losses.high
+    assert losses.high < 100 < wins.low
+    assert expected_score(wins.rating - 100) == pytest.approx(0.75, abs=0.005)
+
+
+def test_more_games_narrow_the_interval():
+    few = rate_against(pairs_scoring([2, 1] * 25), [100.0])
+    many = rate_against(pairs_scoring([2, 1] * 400), [100.0])
+    assert (many.high - many.low) < 0.3 * (few.high - few.low)
+    assert many.low < 100 + elo_gap(0.75) < many.high
+
+
+def test_winning_every_game_gives_a_finite_rating_with_a_wide_upper_interval():
+    r = rate_against(pairs_scoring([2] * 50), [100.0])
+    assert math.isfinite(r.rating) and r.rating > 100 + elo_gap(0.95)
+    assert r.high - r.rating > r.rating - r.low > 0  # one-sided: the data bound it below only
+
+
+def test_the_opening_pair_is_the_unit_of_the_interval():
+    """Same games and score, but pairs that split 2-0 / 0-2 (the opening decided the pair)
+    carry less information than pairs that split 1-1 around the same mean: the interval
+    must widen, which it would not if games counted as independent."""
+    decided = rate_against(pairs_scoring([2, 2, 2, 0] * 50), [100.0])  # score 0.75
+    split = rate_against(pairs_scoring([2, 1, 1, 2] * 50), [100.0])  # score 0.75 too
+    assert decided.rating == pytest.approx(split.rating, abs=1)
+    assert (decided.high - decided.low) > 1.3 * (split.high - split.low)
+
+
+def test_a_round_robin_fit_recovers_known_ratings():
+    """Simulated Bradley-Terry games between 5 players of known strength, one anchored at
+    0: the fit puts each true rating inside its interval, and the anchor stays at 0."""
+    rng = np.random.default_rng(0)
+    true = np.array([0.0, 250.0, 400.0, 650.0, 900.0])
+    parts = []
+    for i in range(5):
+        for j in range(i + 1, 5):
+            p = expected_score(true[j] - true[i])
+            points = (rng.random((150, 2)) < p).sum(axis=1)
+            parts.append(PairResults.of_match(j, i, points / 2.0))
+    fit = fit_ratings(PairResults.concat(parts), 5, {0: 0.0})
+    assert fit.ratings[0] == fit.low[0] == fit.high[0] == 0.0
+    for k in range(1, 5):
+        assert fit.low[k] < true[k] < fit.high[k], (k, fit.low[k], fit.high[k])
+        assert fit.high[k] - fit.low[k] < 200
+
+
+def test_games_go_to_the_members_near_the_estimate():
+    ladder = load_ladder()
+    ratings = ladder.ratings
+    m4 = LADDER.index("minimax:4")
+    near = allocate(ratings, ratings[m4], 30.0, 50)
+    assert sum(near.values()) == 50
+    assert LADDER.index("random") not in near  # the agent always beats it: no games wasted
+    closest = sorted(near, key=lambda j: -near[j])[0]
+    assert abs(ratings[closest] - ratings[m4]) <= 100
+    # An unknown agent: the games spread over more of the ladder.
+    spread = allocate(ratings, float(np.median(ratings)), 400.0, 50)
+    assert len(spread) > len(near)
+
+
+def test_rate_policy_ranks_real_opponents_and_plays_near_them():
+    """Rated as agents against the ladder, minimax:3 comes out above greedy, each inside a
+    sensible band around its ladder rating, with most games near it."""
+    ladder = load_ladder()
+    by_name = {m.name: m for m in ladder.members}
+    greedy = rate_policy(GreedyOpponent(tie_break="random"), games=120, seed=1, ladder=ladder)
+    deep = rate_policy(MinimaxOpponent(3, tie_break="random"), games=120, seed=1, ladder=ladder)
+    assert greedy.games == deep.games == 120
+    assert greedy.rating.high < deep.rating.low or greedy.rating.rating < deep.rating.rating
+    for rated, name in ((greedy, "greedy"), (deep, "minimax:3")):
+        assert rated.rating.low - 150 < by_name[name].rating < rated.rating.high + 150
+        played = {k: r.games for k, r in rated.results.items()}
+        assert "minimax:6" not in played, played  # far above both: never worth a game
+        assert all(r.games % 2 == 0 for r in rated.results.values())
+
+
+def test_score_intervals_count_opening_pairs():
+    """A 100-game match has 50 opening pairs: its interval is Wilson's over the pairs,
+    wider than the same score over 100 independent games would be."""
+    from env.arena import play_match
+
+    m = play_match(GreedyOpponent(), MinimaxOpponent(1), 100, rng=0)
+    r = opponent_result("minimax:1", [m])
+    assert (r.ci_low, r.ci_high) == pytest.approx(wilson_interval(m.pair_scores().sum(), 50))
+    lo, hi = wilson_interval(m.score * 100, 100)
+    assert r.ci_high - r.ci_low > hi - lo
+    assert r.score == pytest.approx(m.score) and r.distinct_openings == m.distinct_openings
