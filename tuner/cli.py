@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "ladder", help="rate the reference ladder by a round robin; write env/ladder.yaml"
     )
-    p.add_argument("--games", type=int, default=200, help="games per pairing (even)")
+    p.add_argument("--games", type=int, default=160, help="games per pairing (even)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opening-plies", type=int, default=None, help=OPENING_HELP)
     p.add_argument("--out", default=None, help="where to write (default env/ladder.yaml)")

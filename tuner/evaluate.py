@@ -204,13 +204,15 @@ def rate_policy(
     seed: int | None = None,
     start: Rating | None = None,
     ladder: Ladder | None = None,
+    members: Sequence[Opponent] | None = None,
 ) -> RatingResult:
     """The Elo rating of ``policy`` (a model or an Opponent) on the reference ladder.
 
     ``games`` (even) are played in ``rounds`` rounds; each round's opening pairs go
     to the members :func:`allocate` picks around the estimate so far, and the rating
     is refitted after each round. ``start`` (a previous rating of the same agent,
-    e.g. the last evaluation of a trial) focuses the first round.
+    e.g. the last evaluation of a trial) focuses the first round. ``members`` are the
+    ladder's opponents in its order (default: built from the ladder; a benchmark times them).
     """
     if games < 2 or games % 2:
         raise ValueError(f"games must be an even number of at least 2, but got {games}")
@@ -218,7 +220,10 @@ def rate_policy(
     agent = as_agent(policy, seeds)
     rng = np.random.default_rng(seed)
     ratings = ladder.ratings
-    members = [ladder_opponent(n, seeds=seeds, empty_capture=empty_capture) for n in ladder.names]
+    if members is None:
+        members = [
+            ladder_opponent(n, seeds=seeds, empty_capture=empty_capture) for n in ladder.names
+        ]
     if start is None:
         mean, sd = float(np.median(ratings)), _UNKNOWN_SD
     else:

@@ -9,9 +9,8 @@ likelihood with ``random`` anchored at 0, and writes ``env/ladder.yaml``, which
 is committed: every evaluation of every trial rates agents against those
 numbers, so ratings from different trials, studies and machines compare.
 
-The file also records what each member costs per move (measured on this
-machine), so that the evaluator can prefer the cheaper of two equally
-informative opponents.
+The file also records what each member costs per move (measured on the machine
+that wrote it), which sizes what a rating evaluation costs.
 """
 
 from __future__ import annotations
@@ -204,8 +203,9 @@ def write_ladder(doc: dict[str, Any], path: Path = LADDER_FILE) -> Path:
         "# The reference ladder: Elo ratings of the project's own opponents (random\n"
         "# tie-breaks), from a round robin in paired openings; random is anchored at 0.\n"
         "# Agents are rated against these numbers. Written by: " + doc["command"] + "\n"
-        "# ms_per_move is what a move costs on the machine that measured it (for the\n"
-        "# evaluator's choice of opponents); pairings give each pairing's score of `first`.\n"
+        "# ms_per_move is what a move costs on the machine that measured it (what an\n"
+        "# evaluation against it costs: make bench-rating); pairings give each pairing's\n"
+        "# score of `first`. Intervals are relative to the anchor.\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".yaml.tmp")

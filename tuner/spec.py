@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from env.arena import DEFAULT_OPENING_PLIES
 from env.kalaha_env import MAX_OPENING_PLIES
@@ -54,6 +62,7 @@ ACTIVATIONS = {
     "gelu": "GELU",
     "silu": "SiLU",
 }
+DEFAULT_EVAL_OPPONENTS = ("random", "greedy")
 NOT_TUNABLE = {"policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"}
 
 
@@ -230,10 +239,25 @@ class EvaluationSpec(_Strict):
             )
         return v
 
-    @field_validator("opponents")
+    @field_validator("opponents", "combine", "weights")
     @classmethod
-    def _opponents(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else _check_opponents(v)
+    def _score_only(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("objective") == "rating":
+            raise ValueError(
+                f"expected no {info.field_name} with objective: rating (the rating plays the "
+                f"reference ladder, env/ladder.yaml), but got {v!r}; remove it or use "
+                "objective: score"
+            )
+        if info.field_name == "opponents" and v is not None:
+            return _check_opponents(v)
+        if info.field_name == "weights" and info.data.get("combine") == "weighted":
+            opponents = info.data.get("opponents") or DEFAULT_EVAL_OPPONENTS
+            if set(v or {}) != set(opponents):
+                raise ValueError(
+                    f"expected weights for exactly the opponents {opponents} with "
+                    f"combine: weighted, but got {v}"
+                )
+        return v
 
     @field_validator("games")
     @classmethod
@@ -245,25 +269,15 @@ class EvaluationSpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _by_objective(self) -> EvaluationSpec:
-        if self.objective == "rating":
-            for key in ("opponents", "combine", "weights"):
-                if getattr(self, key) is not None:
-                    raise ValueError(
-                        f"evaluation.{key}: expected no {key} with objective: rating (the "
-                        f"rating plays the reference ladder, env/ladder.yaml), but got "
-                        f"{getattr(self, key)!r}; remove it or use objective: score"
-                    )
-            return self
-        opponents = self.opponents or ["random", "greedy"]
-        combine = self.combine or "mean"
-        object.__setattr__(self, "opponents", opponents)
-        object.__setattr__(self, "combine", combine)
-        if combine == "weighted" and (not self.weights or set(self.weights) != set(opponents)):
-            raise ValueError(
-                f"evaluation.weights: expected weights for exactly the opponents {opponents} "
-                f"with combine: weighted, but got {self.weights}"
-            )
+    def _defaults(self) -> EvaluationSpec:
+        if self.objective == "score":
+            object.__setattr__(self, "opponents", self.opponents or list(DEFAULT_EVAL_OPPONENTS))
+            object.__setattr__(self, "combine", self.combine or "mean")
+            if self.combine == "weighted" and self.weights is None:
+                raise ValueError(
+                    f"evaluation.weights: expected weights for exactly the opponents "
+                    f"{self.opponents} with combine: weighted, but got none"
+                )
         return self
 
 

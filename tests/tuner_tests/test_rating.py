@@ -118,3 +118,78 @@ def test_score_intervals_count_opening_pairs():
     lo, hi = wilson_interval(m.score * 100, 100)
     assert r.ci_high - r.ci_low > hi - lo
     assert r.score == pytest.approx(m.score) and r.distinct_openings == m.distinct_openings
+
+
+# --- objective: rating, end to end ----------------------------------------------------
+
+
+def test_a_rating_study_reports_ratings_everywhere(tmp_path, runs):
+    """A study with objective: rating trains a real (tiny) agent; each evaluation's rating
+    is the intermediate value the pruner saw, and the trial's value, user attrs,
+    TensorBoard, progress line, `tuner status` and the report all show it."""
+    import optuna
+    import yaml
+    from support import REPO_ROOT, run_cli
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = yaml.safe_load((REPO_ROOT / "studies" / "smoke.yaml").read_text())
+    data["study_name"] = "rated"
+    data["evaluation"] = {"objective": "rating", "games": 40, "rounds": 2}
+    path = tmp_path / "rated.yaml"
+    path.write_text(yaml.safe_dump(data))
+
+    result = run_cli("tune", str(path), "--n-trials", "1", "--worker-index", "0", runs_path=runs)
+    assert result.returncode == 0, result.stderr
+    assert "(last rating " in result.stdout, result.stdout
+    study = optuna.load_study(study_name="rated", storage=f"sqlite:///{runs / 'optuna.db'}")
+    (trial,) = study.get_trials()
+    assert trial.state.name == "COMPLETE"
+    rating = trial.user_attrs["rating"]
+    assert rating["low"] <= rating["rating"] <= rating["high"]
+    assert trial.value == pytest.approx(rating["rating"], abs=0.1)
+    evaluations = trial.user_attrs["evaluations"]
+    assert [e["rating"]["rating"] for e in evaluations] == pytest.approx(
+        [trial.intermediate_values[e["timestep"]] for e in evaluations], abs=0.1
+    )
+    results = trial.user_attrs["eval_results"]
+    assert set(results) <= set(LADDER) and sum(r["games"] for r in results.values()) == 40
+    assert set(trial.user_attrs["scores"]) == set(results)
+
+    (tb,) = (runs / "tensorboard" / "rated").glob("trial_0000_*")
+    acc = EventAccumulator(str(tb))
+    acc.Reload()
+    logged = {e.step: e.value for e in acc.Scalars("eval/rating")}
+    assert logged == pytest.approx(dict(trial.intermediate_values), abs=0.1)
+    assert {"eval/rating_low", "eval/rating_high"} <= set(acc.Tags()["scalars"])
+
+    status = run_cli("status", str(path), runs_path=runs)
+    assert status.returncode == 0, status.stderr
+    assert f"rating {rating['rating']:.0f} [95% " in status.stdout, status.stdout
+    report = run_cli("report", str(path), "--out", str(tmp_path / "report"), runs_path=runs)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "report" / "report.html").read_text()
+    assert "<th>rating [95% interval]</th>" in text
+    assert f"{rating['rating']:.0f} [{rating['low']:.0f}, {rating['high']:.0f}]" in text
+
+
+def test_evaluate_rating_of_a_saved_model_uses_its_masks(tmp_path, runs):
+    """`tuner evaluate MODEL --rating` rates a saved (untrained) MaskablePPO on the ladder:
+    its moves go through the action masks, so it never plays an empty pit."""
+    from sb3_contrib import MaskablePPO
+    from support import run_cli
+
+    from env.kalaha_env import KalahaEnv
+
+    model = MaskablePPO(
+        "MlpPolicy", KalahaEnv(), n_steps=64, batch_size=64, seed=0, policy_kwargs={"net_arch": [8]}
+    )
+    model.save(tmp_path / "agent.zip")
+    result = run_cli(
+        "evaluate", str(tmp_path / "agent.zip"), "--rating", "--games", "40", runs_path=runs
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rated on the reference ladder from 40 games" in result.stdout
+    assert "rating " in result.stdout and "vs random" in result.stdout
+    bad = run_cli("evaluate", str(tmp_path / "agent.zip"), "--games", "41", runs_path=runs)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "expected an even number" in bad.stderr

@@ -125,6 +125,25 @@ BROKEN = [
         "low=0.0",
     ),
     ("evaluation: {games: 1}", "evaluation.games", "greater than or equal to 2", "1"),
+    ("evaluation: {games: 21}", "evaluation.games", "expected an even number", "21"),
+    (
+        "evaluation: {objective: final}",
+        "evaluation.objective",
+        "expected 'score' or 'rating'",
+        "value_from: final",
+    ),
+    (
+        "evaluation: {objective: rating}",
+        "evaluation.opponents",
+        "expected no opponents with objective: rating",
+        "'random'",
+    ),
+    (
+        "{direction: minimize, evaluation: {objective: rating, opponents: null, combine: null}}",
+        "direction",
+        "expected maximize with evaluation.objective: rating",
+        "minimize",
+    ),
     (
         "ppo: {n_steps: 8, batch_size: 4096}",
         "ppo.batch_size",
