@@ -40,8 +40,9 @@ from tuner.rating import PairResults, Rating, expected_score, rate_against
 _UNKNOWN_SD = 400.0
 # An agent changes between evaluations: never start more certain than this.
 _MIN_START_SD = 100.0
-# Members whose expected information is below this share of the best one's get no games.
-_MIN_INFO_SHARE = 0.25
+# Members whose expected information is below this share of the best one's get no games:
+# with a sure estimate, those whose expected score lies outside about 0.28-0.72.
+_MIN_INFO_SHARE = 0.8
 _NORMAL_NODES = np.array([-1.645, -1.036, -0.524, 0.0, 0.524, 1.036, 1.645])
 
 
@@ -180,7 +181,7 @@ def allocate(ladder_ratings: np.ndarray, mean: float, sd: float, pairs: int) -> 
     is least certain, p(1 - p) with p the expected score; averaged over the current
     belief (normal with ``mean`` and ``sd``), so that an uncertain estimate spreads
     its games and a sure one concentrates them on the members nearest to it.
-    Members below a quarter of the best one's information get none.
+    Members below 80% of the best one's information get none.
     """
     xs = mean + sd * _NORMAL_NODES
     p = expected_score(xs[:, None] - ladder_ratings[None, :])
@@ -208,7 +209,7 @@ def rate_policy(
 ) -> RatingResult:
     """The Elo rating of ``policy`` (a model or an Opponent) on the reference ladder.
 
-    ``games`` (even) are played in ``rounds`` rounds; each round's opening pairs go
+    ``games`` (even) are played in ``rounds`` growing rounds; each round's opening pairs go
     to the members :func:`allocate` picks around the estimate so far, and the rating
     is refitted after each round. ``start`` (a previous rating of the same agent,
     e.g. the last evaluation of a trial) focuses the first round. ``members`` are the
@@ -234,8 +235,15 @@ def rate_policy(
     parts: list[PairResults] = []
     agent_index = len(members)
     rating = Rating(mean, -math.inf, math.inf)
+    # Rounds grow (1, 2, 3, ... parts): a small first round finds the agent, the
+    # later, larger ones play where it stands.
+    parts_total = rounds * (rounds + 1) // 2
+    done = 0
     for r in range(rounds):
-        pairs = total_pairs * (r + 1) // rounds - total_pairs * r // rounds
+        upto = total_pairs * (r + 1) * (r + 2) // 2 // parts_total
+        pairs, done = upto - done, upto
+        if pairs == 0:
+            continue
         for j, n_pairs in allocate(ratings, mean, sd, pairs).items():
             m = play_match(
                 agent,

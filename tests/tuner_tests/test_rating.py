@@ -93,7 +93,7 @@ def test_games_go_to_the_members_near_the_estimate():
 
 def test_rate_policy_ranks_real_opponents_and_plays_near_them():
     """Rated as agents against the ladder, minimax:3 comes out above greedy, each inside a
-    sensible band around its ladder rating, with most games near it."""
+    sensible band around its ladder rating, with most games within 150 Elo of it."""
     ladder = load_ladder()
     by_name = {m.name: m for m in ladder.members}
     greedy = rate_policy(GreedyOpponent(tie_break="random"), games=120, seed=1, ladder=ladder)
@@ -103,8 +103,14 @@ def test_rate_policy_ranks_real_opponents_and_plays_near_them():
     for rated, name in ((greedy, "greedy"), (deep, "minimax:3")):
         assert rated.rating.low - 150 < by_name[name].rating < rated.rating.high + 150
         played = {k: r.games for k, r in rated.results.items()}
-        assert "minimax:6" not in played, played  # far above both: never worth a game
-        assert all(r.games % 2 == 0 for r in rated.results.values())
+        near = sum(
+            g for k, g in played.items() if abs(by_name[k].rating - by_name[name].rating) <= 150
+        )
+        assert near >= 0.6 * rated.games, played  # most games near the estimate
+        assert all(g % 2 == 0 for g in played.values())
+    # minimax:6 is far above greedy: few games wasted there (only while the first round
+    # still looks for the agent).
+    assert greedy.results.get("minimax:6", None) is None or greedy.results["minimax:6"].games <= 12
 
 
 def test_score_intervals_count_opening_pairs():
