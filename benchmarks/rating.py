@@ -63,7 +63,7 @@ def training(steps: int, games: int) -> tuple[float, float]:
             "ent_coef": 0.01,
             "policy_kwargs": {"net_arch": [128, 128]},
         },
-        {"opponents": ["random", "greedy"], "opening_plies": 2},
+        {"opponent": ["random", "greedy"], "opening_plies": 2},
         total_timesteps=steps,
         n_envs=8,
         n_evaluations=2,
@@ -117,12 +117,12 @@ def main() -> None:
         print(f"{level:<10s} {ladder_s:9.2f} {eval_s:7.2f}  {played}  -> rating {rated.rating}")
     print()
     print("evaluation share of a trial: evaluations / (training + evaluations)")
-    print(f"{'budget':<22s} {'train s':>8s} " + " ".join(f"{lv:>10s}" for lv, _ in rows))
+    print(f"{'budget':<26s} {'train s':>8s} " + " ".join(f"{lv:>10s}" for lv, _ in rows))
     for steps, n_evals in budgets:
         train_s = steps / speed
         shares = [n_evals * e / (train_s + n_evals * e) for _, e in rows]
         label = f"{steps:,} steps, {n_evals} evals"
-        print(f"{label:<22s} {train_s:8.0f} " + " ".join(f"{s:10.1%}" for s in shares))
+        print(f"{label:<26s} {train_s:8.0f} " + " ".join(f"{s:10.1%}" for s in shares))
 
 
 if __name__ == "__main__":

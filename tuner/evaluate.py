@@ -13,8 +13,9 @@ Two measures, one per study objective:
 - ``rating``: an Elo rating on the reference ladder (``env/ladder.yaml``), by
   maximum likelihood with the ladder's ratings fixed. :func:`rate_policy` plays
   in rounds and sends each round's games to the ladder members whose expected
-  score against the current estimate is least certain, so no games are spent on
-  opponents the agent always beats or always loses to. The rating does not
+  score against the current estimate is least certain (the cheaper of them
+  preferred), so no games are spent on opponents the agent always beats or always
+  loses to. The rating does not
   saturate: beating greedy every time still leaves minimax:1 ... minimax:6 to climb.
 
 :func:`make_evaluator` builds the evaluation a study asks for; the training
@@ -43,6 +44,9 @@ _MIN_START_SD = 100.0
 # Members whose expected information is below this share of the best one's get no games:
 # with a sure estimate, those whose expected score lies outside about 0.28-0.72.
 _MIN_INFO_SHARE = 0.8
+# What an agent's own move costs in an evaluation (a small policy's batched forward pass,
+# per game and move; measured with make bench-rating): the floor under a member's cost.
+AGENT_MS_PER_MOVE = 0.3
 _NORMAL_NODES = np.array([-1.645, -1.036, -0.524, 0.0, 0.524, 1.036, 1.645])
 
 
@@ -174,20 +178,35 @@ class RatingResult:
         return sum(r.games for r in self.results.values())
 
 
-def allocate(ladder_ratings: np.ndarray, mean: float, sd: float, pairs: int) -> dict[int, int]:
-    """Opening pairs per ladder member for one round: most to the most informative.
+def allocate(
+    ladder_ratings: np.ndarray,
+    mean: float,
+    sd: float,
+    pairs: int,
+    ms_per_move: np.ndarray | None = None,
+) -> dict[int, int]:
+    """Opening pairs per ladder member for one round: all to the members near the estimate.
 
     A game against a member tells most about the agent's rating where its outcome
     is least certain, p(1 - p) with p the expected score; averaged over the current
     belief (normal with ``mean`` and ``sd``), so that an uncertain estimate spreads
     its games and a sure one concentrates them on the members nearest to it.
     Members below 80% of the best one's information get none.
+
+    Among the near members, ``ms_per_move`` (what a member's move costs, from the
+    ladder file) tilts the split towards the cheaper ones, by the square root of the
+    cost: the ladder's top is only about 50 Elo per step while minimax:6 costs ~4x
+    minimax:5 per move, so an even split would spend most of an evaluation's time
+    on one member for little more information.
     """
     xs = mean + sd * _NORMAL_NODES
     p = expected_score(xs[:, None] - ladder_ratings[None, :])
     info = (p * (1 - p)).mean(axis=0)
     keep = np.flatnonzero(info >= _MIN_INFO_SHARE * info.max())
-    share = info[keep] / info[keep].sum() * pairs
+    weight = info[keep]
+    if ms_per_move is not None:
+        weight = weight / np.sqrt(np.asarray(ms_per_move)[keep] + AGENT_MS_PER_MOVE)
+    share = weight / weight.sum() * pairs
     counts = np.floor(share).astype(int)
     for k in np.argsort(counts - share)[: pairs - counts.sum()]:  # largest remainders
         counts[k] += 1
@@ -221,6 +240,7 @@ def rate_policy(
     agent = as_agent(policy, seeds)
     rng = np.random.default_rng(seed)
     ratings = ladder.ratings
+    costs = np.array([m.ms_per_move for m in ladder.members])
     if members is None:
         members = [
             ladder_opponent(n, seeds=seeds, empty_capture=empty_capture) for n in ladder.names
@@ -244,7 +264,7 @@ def rate_policy(
         pairs, done = upto - done, upto
         if pairs == 0:
             continue
-        for j, n_pairs in allocate(ratings, mean, sd, pairs).items():
+        for j, n_pairs in allocate(ratings, mean, sd, pairs, costs).items():
             m = play_match(
                 agent,
                 members[j],

@@ -199,3 +199,18 @@ def test_evaluate_rating_of_a_saved_model_uses_its_masks(tmp_path, runs):
     bad = run_cli("evaluate", str(tmp_path / "agent.zip"), "--games", "41", runs_path=runs)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "expected an even number" in bad.stderr
+
+
+def test_the_rating_benchmark_runs_and_prints_the_share():
+    """`python -m benchmarks.rating` with a tiny run exits 0 and prints the evaluation's
+    share of a trial (figures only: no timing asserts)."""
+    from support import run_module
+
+    done = run_module(
+        "benchmarks.rating",
+        *("--steps", "2048", "--games", "8", "--levels", "greedy", "--budget", "100000:5"),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "evaluation share of a trial" in done.stdout, done.stdout
+    assert "100,000 steps, 5 evals" in done.stdout, done.stdout
