@@ -17,11 +17,12 @@ from typing import Any
 import optuna
 import yaml
 from optuna.trial import TrialState
+from pydantic import ValidationError
 
 from tuner.errors import UserError
 from tuner.runs import runs_dir, tensorboard_dir
 from tuner.space import to_config
-from tuner.spec import STUDIES_DIR, BudgetSpec, EvaluationSpec, StudySpec
+from tuner.spec import STUDIES_DIR, BudgetSpec, EvaluationSpec, StudySpec, _format_error
 from tuner.status import state_counts
 from tuner.training import TrainingRun, train
 
@@ -134,8 +135,11 @@ def train_from_export(
     ``seed`` retrains with a fresh seed (a check that the result was not one lucky draw);
     by default the trial's own seed is used.
     """
-    budget = BudgetSpec.model_validate(doc["budget"])
-    evaluation = EvaluationSpec.model_validate(doc["evaluation"])
+    try:
+        budget = BudgetSpec.model_validate(doc["budget"])
+        evaluation = EvaluationSpec.model_validate(doc["evaluation"])
+    except ValidationError as err:  # e.g. an export from before objective: score|rating
+        raise UserError(_format_error(f"export of study {doc.get('study')!r}", err)) from None
     run = train(
         doc["ppo_kwargs"],
         doc["env_kwargs"],

@@ -214,3 +214,20 @@ def test_the_rating_benchmark_runs_and_prints_the_share():
     assert done.returncode == 0, done.stderr
     assert "evaluation share of a trial" in done.stdout, done.stdout
     assert "100,000 steps, 5 evals" in done.stdout, done.stdout
+
+
+def test_an_export_from_before_the_rating_is_a_clear_error():
+    """An export whose evaluation still says objective: final names the new key."""
+    from tuner.errors import UserError
+    from tuner.export import train_from_export
+
+    doc = {
+        "study": "old",
+        "ppo_kwargs": {},
+        "env_kwargs": {},
+        "budget": {"total_timesteps": 64},
+        "evaluation": {"opponents": ["random"], "objective": "final"},
+        "seed": 0,
+    }
+    with pytest.raises(UserError, match=r"expected 'score' or 'rating'.*value_from: final"):
+        train_from_export(doc, device="cpu")
