@@ -15,8 +15,8 @@ Two measures, one per study objective:
   in rounds and sends each round's games to the ladder members whose expected
   score against the current estimate is least certain (the cheaper of them
   preferred), so no games are spent on opponents the agent always beats or always
-  loses to. The rating does not
-  saturate: beating greedy every time still leaves minimax:1 ... minimax:6 to climb.
+  loses to. The rating does not saturate: beating greedy every time still leaves
+  minimax:1 ... minimax:6 to climb.
 
 :func:`make_evaluator` builds the evaluation a study asks for; the training
 callback calls it with the model at each evaluation.

@@ -368,11 +368,13 @@ class StudySpec(_Strict):
                     f"ppo.batch_size: expected at most n_steps * n_envs = {rollout}, "
                     f"but got {batch}"
                 )
-        if self.evaluation.objective == "rating" and self.direction != "maximize":
-            raise ValueError(
-                "direction: expected maximize with evaluation.objective: rating (a higher "
-                f"rating is a stronger agent), but got {self.direction}"
-            )
+        if self.evaluation.objective == "rating":
+            if self.direction != "maximize":
+                raise ValueError(
+                    "direction: expected maximize with evaluation.objective: rating (a higher "
+                    f"rating is a stronger agent), but got {self.direction}"
+                )
+            _check_ladder_game(self)
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")
         return self
@@ -402,6 +404,22 @@ def check_training_opponents(v: Any) -> Any:
         if sum(v.values()) <= 0:
             raise ValueError(f"expected shares with a positive sum, but got {v}")
     return v
+
+
+def _check_ladder_game(spec: StudySpec) -> None:
+    """A rating is only meaningful on the game the ladder was measured on."""
+    from tuner.ladder import load_ladder
+
+    ladder = load_ladder()
+    searched = {"seeds", "empty_capture"} & set(spec.search_space)
+    if spec.env.seeds != ladder.seeds or spec.env.empty_capture or searched:
+        found = f"seeds {spec.env.seeds}, empty_capture {spec.env.empty_capture}"
+        found += f", searched: {sorted(searched)}" if searched else ""
+        raise ValueError(
+            f"env: expected seeds {ladder.seeds} and empty_capture false, not searched, with "
+            f"evaluation.objective: rating (the reference ladder was measured on that game), "
+            f"but got {found}; use objective: score for other variants"
+        )
 
 
 def _looks_numeric(text: str) -> bool:

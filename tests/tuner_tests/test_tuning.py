@@ -139,6 +139,12 @@ BROKEN = [
         "'random'",
     ),
     (
+        "{env: {seeds: 5}, evaluation: {objective: rating, opponents: null, combine: null}}",
+        "env",
+        "expected seeds 4 and empty_capture false",
+        "seeds 5",
+    ),
+    (
         "{direction: minimize, evaluation: {objective: rating, opponents: null, combine: null}}",
         "direction",
         "expected maximize with evaluation.objective: rating",
