@@ -85,12 +85,20 @@ export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml
 train: install ## Retrain studies/best/STUDY.yaml and evaluate the agent
 	$(BIN)/tuner train studies/best/$(STUDY).yaml $(ARGS)
 
+.PHONY: ladder
+ladder: install ## Rate the reference ladder by a round robin and rewrite env/ladder.yaml (ARGS="--games 160")
+	$(BIN)/tuner ladder $(ARGS)
+
 DEVICE ?= cpu
 
 .PHONY: bench
 bench: install ## Engine vs a Python loop, and whole training DummyVecEnv vs KalahaVecEnv (DEVICE=cuda on a GPU)
 	$(BIN)/python -m benchmarks.engine $(ARGS)
 	$(BIN)/python -m benchmarks.training --device $(DEVICE) $(TRAIN_ARGS)
+
+.PHONY: bench-rating
+bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget
+	$(BIN)/python -m benchmarks.rating $(ARGS)
 
 .PHONY: bench-storage
 bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes

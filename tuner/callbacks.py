@@ -20,17 +20,33 @@ import optuna
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from tuner.evaluate import OpponentResult
+from tuner.evaluate import OpponentResult, Strength
+from tuner.rating import Rating
 
-EvaluateFn = Callable[[Any], tuple[float, dict[str, OpponentResult]]]
+EvaluateFn = Callable[[Any], Strength]
 
 
 @dataclass
 class Evaluation:
+    """One evaluation of a trial: ``value`` (the rating or the combined score) is reported."""
+
     timestep: int
-    score: float
+    value: float
     results: dict[str, OpponentResult]
     seconds: float
+    rating: Rating | None = None
+
+    def describe(self) -> str:
+        """``rating 512 [480, 545]`` or ``score 0.381``."""
+        return Strength(self.value, self.results, self.rating).describe()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The trial's user attr record of this evaluation."""
+        out: dict[str, Any] = {"timestep": self.timestep, "value": round(self.value, 4)}
+        if self.rating is not None:
+            out["rating"] = self.rating.as_dict()
+        out["seconds"] = round(self.seconds, 3)
+        return out
 
 
 @dataclass
@@ -55,7 +71,8 @@ class TrialEvalCallback(BaseCallback):
     """Evaluate every ``eval_every`` timesteps; report to ``trial``; stop on prune.
 
     Args:
-        evaluate: model -> (score, per-opponent results).
+        evaluate: model -> :class:`~tuner.evaluate.Strength` (value, per-opponent results,
+            rating).
         eval_every: timesteps between evaluations.
         max_inline: at most this many evaluations during ``learn()`` (the caller
             evaluates once more at the end); ``None`` for no limit.
@@ -124,17 +141,31 @@ class TrialEvalCallback(BaseCallback):
             )
             return False
         start = time.perf_counter()
-        score, results = self.evaluate(self.model)
-        ev = Evaluation(self.num_timesteps, score, results, time.perf_counter() - start)
+        strength = self.evaluate(self.model)
+        score = strength.value
+        ev = Evaluation(
+            self.num_timesteps,
+            score,
+            strength.results,
+            time.perf_counter() - start,
+            strength.rating,
+        )
         self.progress.evaluations.append(ev)
-        self.logger.record("eval/score", score)
-        for name, r in results.items():
-            self.logger.record(f"eval/win_rate/{name}", r.win_rate)
+        if strength.rating is not None:
+            self.logger.record("eval/rating", strength.rating.rating)
+            self.logger.record("eval/rating_low", strength.rating.low)
+            self.logger.record("eval/rating_high", strength.rating.high)
+        else:
+            self.logger.record("eval/score", score)
+        for name, r in strength.results.items():
+            self.logger.record(f"eval/score/{name}", r.score)
+            self.logger.record(f"eval/games/{name}", r.games)
+        self.logger.record("eval/seconds", ev.seconds)
         self.logger.dump(self.num_timesteps)
         if self.on_evaluation is not None:
             self.on_evaluation(ev)
         if not math.isfinite(score):
-            self.progress.diverged = f"non-finite evaluation score {score}"
+            self.progress.diverged = f"non-finite evaluation value {score}"
             return False
         if self.trial is not None:
             self.trial.report(score, step=self.num_timesteps)

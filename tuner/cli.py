@@ -16,6 +16,15 @@ from typing import NoReturn
 
 from tuner.errors import EXIT_BAD_INPUT, UserError
 
+OPENING_HELP = "random plies of each opening (default: env.arena.DEFAULT_OPENING_PLIES, 4)"
+
+
+def _opening_plies(args: argparse.Namespace) -> int:
+    """The arena's default unless given (imported late: the CLI starts without numba)."""
+    from env.arena import DEFAULT_OPENING_PLIES
+
+    return DEFAULT_OPENING_PLIES if args.opening_plies is None else args.opening_plies
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's error style: one line, exit code 2."""
@@ -240,27 +249,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
     )
-    _print_results(run.progress.evaluations[-1].results if run.progress.evaluations else {})
+    if run.progress.evaluations:
+        last = run.progress.evaluations[-1]
+        _print_results(last.results, last.rating)
     return 0
 
 
-def _print_results(results) -> None:
+def _print_results(results, rating=None) -> None:
+    """Per opponent: the score with its interval over opening pairs; the rating first."""
+    if rating is not None:
+        print(
+            f"  rating {rating.rating:.0f}  [95% {rating.low:.0f}, {rating.high:.0f}]  (Elo on the reference ladder)"
+        )
     for name, r in results.items():
         print(
-            f"  vs {name:<12s} win rate {r.win_rate:.3f}  [95% CI {r.ci_low:.3f}-{r.ci_high:.3f}]  "
-            f"W/D/L {r.wins}/{r.draws}/{r.losses}  first {r.win_rate_first:.3f} "
-            f"second {r.win_rate_second:.3f}  distinct games {r.distinct_games}"
+            f"  vs {name:<12s} score {r.score:.3f}  [95% CI {r.ci_low:.3f}-{r.ci_high:.3f}]  "
+            f"W/D/L {r.wins}/{r.draws}/{r.losses}  first {r.score_first:.3f} "
+            f"second {r.score_second:.3f}  distinct openings {r.distinct_openings}"
         )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from env.opponents import PolicyOpponent
     from env.policy_files import PolicyFileError, load_policy
-    from tuner.evaluate import evaluate_policy
+    from tuner.evaluate import evaluate_policy, rate_policy
 
     _threads(args.threads)
+    if args.games < 2 or args.games % 2:
+        raise UserError(
+            f"--games: expected an even number of at least 2 (each opening is played from "
+            f"both seats), but got {args.games}"
+        )
     opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
-    if not opponents:
+    if not opponents and not args.rating:
         raise UserError(
             f"--opponents: expected a comma-separated list such as random,greedy,minimax:2, "
             f"but got {args.opponents!r}"
@@ -278,18 +299,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except PolicyFileError as err:
         raise UserError(str(err)) from None
     policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
+    if args.rating:
+        rated = rate_policy(
+            policy,
+            games=args.games,
+            seeds=args.seeds,
+            opening_plies=_opening_plies(args),
+            seed=args.seed,
+        )
+        print(f"{model_path}: rated on the reference ladder from {rated.games} games")
+        _print_results(rated.results, rated.rating)
+        return 0
     try:
         results = evaluate_policy(
             policy,
             opponents,
             args.games,
             seeds=args.seeds,
-            opening_plies=args.opening_plies,
+            opening_plies=_opening_plies(args),
             seed=args.seed,
         )
     except ValueError as err:  # an unknown opponent, too many opening plies
         raise UserError(str(err)) from None
-    print(f"{model_path}: {args.games} games per opponent, both seats")
+    print(f"{model_path}: {args.games} games per opponent, each opening from both seats")
     _print_results(results)
     return 0
 
@@ -321,6 +353,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     for f in report.figures:
         if f.missing:
             print(f"  {f.title}: not drawn, {f.missing}")
+    return 0
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from tuner.ladder import round_robin, write_ladder
+
+    if args.games < 2 or args.games % 2:
+        raise UserError(
+            f"--games: expected an even number of at least 2 (each opening is played from "
+            f"both seats), but got {args.games}"
+        )
+    doc = round_robin(args.games, seed=args.seed, opening_plies=_opening_plies(args))
+    path = write_ladder(doc, Path(args.out)) if args.out else write_ladder(doc)
+    for m in doc["members"]:
+        print(f"  {m['name']:<10s} {m['rating']:7.1f}  [{m['low']:.1f}, {m['high']:.1f}]")
+    print(f"ladder written to {path} ({doc['seconds']:.0f}s of games)")
     return 0
 
 
@@ -443,16 +491,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="win rates of a saved model against opponents")
+    p = sub.add_parser(
+        "evaluate", help="scores of a saved model against opponents, or its rating (--rating)"
+    )
     p.add_argument("model", nargs="?", default=None, help="an SB3 .zip model file")
     p.add_argument("--study", default=None, help="load the model artifact of this study ...")
     p.add_argument("--trial", type=_bounded(int, 0), default=None, help="... and this trial number")
     storage_arg(p)
     run_args(p)
     p.add_argument("--opponents", default="random,greedy,minimax:2")
-    p.add_argument("--games", type=_bounded(int, 2), default=200)
+    p.add_argument(
+        "--rating",
+        action="store_true",
+        help="rate it on the reference ladder (Elo) instead; --games is then the total",
+    )
+    p.add_argument("--games", type=_bounded(int, 2), default=200, help="games per opponent (even)")
     p.add_argument("--seeds", type=_bounded(int, 1, 12), default=4)
-    p.add_argument("--opening-plies", type=_bounded(int, 0), default=2)
+    p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--trust-pickle",
@@ -476,6 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=_bounded(int, 1), default=10, help="rows in the table of top trials"
     )
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "ladder", help="rate the reference ladder by a round robin; write env/ladder.yaml"
+    )
+    p.add_argument("--games", type=int, default=160, help="games per pairing (even)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--opening-plies", type=int, default=None, help=OPENING_HELP)
+    p.add_argument("--out", default=None, help="where to write (default env/ladder.yaml)")
+    p.set_defaults(func=cmd_ladder)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard over the storage, with artifacts")
     storage_arg(p)

@@ -84,7 +84,8 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "study": spec.study_name,
         "trial": trial.number,
         "value": trial.value,
-        "win_rates": trial.user_attrs.get("win_rates", {}),
+        "scores": trial.user_attrs.get("scores", {}),
+        "rating": trial.user_attrs.get("rating"),
         "params": dict(trial.params),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
@@ -196,8 +197,11 @@ def train_from_export(
     ``seed`` retrains with a fresh seed (a check that the result was not one lucky draw);
     by default the trial's own seed is used.
     """
-    budget = BudgetSpec.model_validate(doc["budget"])
-    evaluation = EvaluationSpec.model_validate(doc["evaluation"])
+    try:
+        budget = BudgetSpec.model_validate(doc["budget"])
+        evaluation = EvaluationSpec.model_validate(doc["evaluation"])
+    except ValidationError as err:  # e.g. an export from before objective: score|rating
+        raise UserError(format_error(f"export of study {doc.get('study')!r}", err)) from None
     run = train(
         doc["ppo_kwargs"],
         doc["env_kwargs"],

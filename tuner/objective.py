@@ -1,7 +1,8 @@
 """One trial: sample, build, learn with evaluations, record what was found.
 
 A trial records as user attrs the real values its model was built with, the
-win rate per opponent (with intervals and distinct-game counts), timesteps,
+score per opponent (with intervals over opening pairs and distinct-opening counts),
+the rating with its interval when the study's objective is the rating, timesteps,
 env-steps per second, time split between training and evaluation, and the
 device; its final model becomes an Optuna artifact. A trial that diverges or is
 stopped raises :class:`TrialFailed` with the reason, which the worker records.
@@ -136,13 +137,13 @@ def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     trial.set_user_attr("eval_seconds", round(run.eval_seconds, 3))
     if run.league:
         trial.set_user_attr("league", run.league)
-    trial.set_user_attr(
-        "evaluations", [{"timestep": e.timestep, "score": e.score} for e in progress.evaluations]
-    )
+    trial.set_user_attr("evaluations", [e.as_dict() for e in progress.evaluations])
     if progress.evaluations:
-        last = progress.evaluations[-1].results
-        trial.set_user_attr("win_rates", {k: round(r.win_rate, 4) for k, r in last.items()})
-        trial.set_user_attr("eval_results", {k: r.as_dict() for k, r in last.items()})
+        last_ev = progress.evaluations[-1]
+        trial.set_user_attr("scores", {k: round(r.score, 4) for k, r in last_ev.results.items()})
+        trial.set_user_attr("eval_results", {k: r.as_dict() for k, r in last_ev.results.items()})
+        if last_ev.rating is not None:
+            trial.set_user_attr("rating", last_ev.rating.as_dict())
 
 
 def _run_value(spec: StudySpec, run: TrainingRun) -> float:
@@ -154,12 +155,10 @@ def _run_value(spec: StudySpec, run: TrainingRun) -> float:
         raise TrialFailed(progress.diverged)
     if progress.pruned:
         last_ev = progress.evaluations[-1]
-        raise optuna.TrialPruned(
-            f"pruned at timestep {last_ev.timestep} with score {last_ev.score:.3f}"
-        )
+        raise optuna.TrialPruned(f"pruned at timestep {last_ev.timestep} with {last_ev.describe()}")
     if not progress.evaluations:
         raise TrialFailed("training ended before any evaluation")
-    scores = [e.score for e in progress.evaluations]
-    if spec.evaluation.objective == "best":
-        return max(scores) if spec.direction == "maximize" else min(scores)
-    return scores[-1]
+    values = [e.value for e in progress.evaluations]
+    if spec.evaluation.value_from == "best":
+        return max(values) if spec.direction == "maximize" else min(values)
+    return values[-1]

@@ -1,6 +1,6 @@
 """What a worker shows while it runs: a bar for the current trial, a line per finished trial.
 
-The bar (timesteps, latest evaluation score, steps per second) is drawn on
+The bar (timesteps, latest evaluation: score or rating, steps per second) is drawn on
 stderr, and only when stderr is a terminal: piped into a file, a CI log or
 ``docker compose logs`` there is no bar and no carriage-return noise. The one
 summary line per finished trial (number, state, value, timesteps, duration,
@@ -95,8 +95,7 @@ class Reporter(TrialHooks):
         self._timesteps = 0
         self._shown = 0
         self._start: float | None = None
-        self._score: float | None = None
-        self._score_step: int | None = None
+        self._last: Evaluation | None = None
         self._last_postfix = 0.0
 
     # --- live values --------------------------------------------------------------
@@ -108,9 +107,10 @@ class Reporter(TrialHooks):
         return self._timesteps / max(time.perf_counter() - self._start, 1e-9)
 
     def postfix(self) -> str:
-        """``score 0.381, 4578 steps/s``: the latest evaluation score and the training speed."""
-        score = f"{self._score:.3f}" if self._score is not None else "-"
-        return f"score {score}, {self.steps_per_second:.0f} steps/s"
+        """``score 0.381, 4578 steps/s`` or ``rating 512 [480, 545], ...``: the latest
+        evaluation and the training speed."""
+        shown = self._last.describe() if self._last is not None else "no evaluation yet"
+        return f"{shown}, {self.steps_per_second:.0f} steps/s"
 
     # --- hooks --------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class Reporter(TrialHooks):
         self._shown = timesteps
 
     def on_evaluation(self, ev: Evaluation) -> None:
-        self._score, self._score_step = ev.score, ev.timestep
+        self._last = ev
         if self._bar is not None:
             self._bar.set_postfix_str(self.postfix())
 
@@ -173,8 +173,8 @@ class Reporter(TrialHooks):
             f"trial {number:4d}  {state:<8s}  value {shown:>6s}  {self._timesteps:>8d} steps"
             f"  {seconds:6.1f}s  {speed:6.0f} steps/s  best {best}"
         )
-        if value is None and self._score is not None:
-            line += f"  (last score {self._score:.3f} at step {self._score_step})"
+        if self._last is not None and (value is None or self._last.rating is not None):
+            line += f"  (last {self._last.describe()} at step {self._last.timestep})"
         return line
 
     def _close_bar(self) -> None:

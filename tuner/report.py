@@ -5,7 +5,7 @@ in the HTML from :mod:`optuna.visualization` (plotly, with plotly.js inlined so
 the file opens anywhere, offline), the PNGs from
 :mod:`optuna.visualization.matplotlib`. What the report adds is only what Optuna
 does not draw: pruned trials marked in the intermediate-values plot, the table of
-the top trials with their win rates per opponent, and the share of compute that
+the top trials with their rating (when the study rates) and score per opponent, and the share of compute that
 pruning saved (timesteps the pruned trials ran vs what finishing them would have
 cost).
 """
@@ -262,7 +262,8 @@ def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, flo
         (
             "intermediate_values",
             "Intermediate values",
-            "The strength score each trial reported at each evaluation (step = timesteps). "
+            "The strength each trial reported at each evaluation (step = timesteps): its Elo "
+            "rating on the reference ladder, or its score, as the study's objective says. "
             f"Pruned trials ({len(pruned)}) are dashed red and end with an X where the pruner "
             "stopped them.",
             None if with_steps else "no trial has reported an intermediate value yet",
@@ -356,6 +357,12 @@ def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 0) -> 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _rating_cell(rating: dict[str, float] | None) -> str:
+    if not rating:
+        return "-"
+    return f"{rating['rating']:.0f} [{rating['low']:.0f}, {rating['high']:.0f}]"
+
+
 def top_trials_table(study: optuna.Study, k: int) -> str:
     trials = top_trials(study, k)
     if not trials:
@@ -363,13 +370,15 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     opponents: list[str] = []
     params: list[str] = []
     for t in trials:
-        opponents.extend(o for o in t.user_attrs.get("win_rates", {}) if o not in opponents)
+        opponents.extend(o for o in t.user_attrs.get("scores", {}) if o not in opponents)
         params.extend(p for p in t.params if p not in params)
+    rated = any("rating" in t.user_attrs for t in trials)
     headers = [
         "rank",
         "trial",
         "value",
-        *[f"win rate vs {o}" for o in opponents],
+        *(["rating [95% interval]"] if rated else []),
+        *[f"score vs {o}" for o in opponents],
         *params,
         "timesteps",
         "steps/s",
@@ -377,13 +386,14 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     ]
     rows = []
     for rank, t in enumerate(trials, 1):
-        rates = t.user_attrs.get("win_rates", {})
+        scores = t.user_attrs.get("scores", {})
         rows.append(
             [
                 str(rank),
                 str(t.number),
                 f"{t.value:.4f}",
-                *[f"{rates[o]:.3f}" if o in rates else "-" for o in opponents],
+                *([_rating_cell(t.user_attrs.get("rating"))] if rated else []),
+                *[f"{scores[o]:.3f}" if o in scores else "-" for o in opponents],
                 *[_param_cell(t, p) for p in params],
                 str(t.user_attrs.get("timesteps", "-")),
                 _fmt(t.user_attrs.get("steps_per_second", "-")),
@@ -504,8 +514,10 @@ def render_html(
             )
     parts += [
         f'<h2 id="top-trials">Top {top_k} trials</h2>',
-        "<p>Completed trials by objective value, with the win rate per opponent at their "
-        "final evaluation; a parameter's real value is in brackets where it differs from the "
+        "<p>Completed trials by objective value, with the rating (Elo on the reference "
+        "ladder, where the study rates) and the score ((wins + draws/2) / games) per opponent "
+        "at their final evaluation; a rating's opponents are the ladder members it was "
+        "played against. A parameter's real value is in brackets where it differs from the "
         "sampled choice.</p>",
         top_trials_table(study, top_k),
         '<h2 id="pruning">Compute saved by pruning</h2>',

@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from env.arena import DEFAULT_OPENING_PLIES
 from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
@@ -45,6 +54,7 @@ ENV_KEYS = {
     "pool_sampling",
 }
 SCHEDULE_KEYS = {"lr_schedule"}
+DEFAULT_EVAL_OPPONENTS = ("random", "greedy")
 NOT_TUNABLE = {"policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"}
 
 
@@ -246,29 +256,81 @@ class BudgetSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
-    """How strength is measured: batched games vs opponents, both seats, random openings."""
+    """How strength is measured: batched games in paired openings (each from both seats).
 
-    opponents: list[str] = Field(default_factory=lambda: ["random", "greedy"])
-    games: int = Field(100, ge=2, description="games per opponent and evaluation, half per seat")
-    opening_plies: int = Field(2, ge=0, le=MAX_OPENING_PLIES)
-    combine: Literal["mean", "min", "weighted"] = "mean"
+    ``objective`` says what a trial's value is:
+
+    - ``score``: the score ((wins + draws / 2) / games) against each of ``opponents``,
+      ``games`` games each, merged by ``combine`` (mean, min, weighted by ``weights``).
+    - ``rating``: the Elo rating on the reference ladder (env/ladder.yaml), from
+      ``games`` games in all, played in ``rounds`` rounds against the members nearest
+      the estimate. It does not saturate as a score against fixed opponents does.
+
+    ``value_from`` picks which evaluation becomes the value: the final one or the best.
+    """
+
+    objective: Literal["score", "rating"] = "score"
+    opponents: list[str] | None = None
+    games: int = Field(
+        100,
+        ge=2,
+        description="per opponent (score) or in all (rating); even: each opening from both seats",
+    )
+    opening_plies: int = Field(DEFAULT_OPENING_PLIES, ge=0, le=MAX_OPENING_PLIES)
+    combine: Literal["mean", "min", "weighted"] | None = None
     weights: dict[str, float] | None = None
-    objective: Literal["final", "best"] = "final"
+    rounds: int = Field(4, ge=1, le=20)
+    value_from: Literal["final", "best"] = "final"
 
-    @field_validator("opponents")
+    @field_validator("objective", mode="before")
     @classmethod
-    def _opponents(cls, v: list[str]) -> list[str]:
-        return _check_opponents(v)
+    def _objective(cls, v: Any) -> Any:
+        if v in ("final", "best"):
+            raise ValueError(
+                f"expected 'score' or 'rating', but got {v!r}; which evaluation becomes the "
+                f"trial's value is now value_from: {v}"
+            )
+        return v
+
+    @field_validator("opponents", "combine", "weights")
+    @classmethod
+    def _score_only(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("objective") == "rating":
+            raise ValueError(
+                f"expected no {info.field_name} with objective: rating (the rating plays the "
+                f"reference ladder, env/ladder.yaml), but got {v!r}; remove it or use "
+                "objective: score"
+            )
+        if info.field_name == "opponents" and v is not None:
+            return _check_opponents(v)
+        if info.field_name == "weights" and info.data.get("combine") == "weighted":
+            opponents = info.data.get("opponents") or DEFAULT_EVAL_OPPONENTS
+            if set(v or {}) != set(opponents):
+                raise ValueError(
+                    f"expected weights for exactly the opponents {opponents} with "
+                    f"combine: weighted, but got {v}"
+                )
+        return v
+
+    @field_validator("games")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(
+                f"expected an even number (each opening is played from both seats), but got {v}"
+            )
+        return v
 
     @model_validator(mode="after")
-    def _weights(self) -> EvaluationSpec:
-        if self.combine == "weighted" and (
-            not self.weights or set(self.weights) != set(self.opponents)
-        ):
-            raise ValueError(
-                f"expected weights for exactly the opponents {self.opponents} with "
-                f"combine: weighted, but got {self.weights}"
-            )
+    def _defaults(self) -> EvaluationSpec:
+        if self.objective == "score":
+            object.__setattr__(self, "opponents", self.opponents or list(DEFAULT_EVAL_OPPONENTS))
+            object.__setattr__(self, "combine", self.combine or "mean")
+            if self.combine == "weighted" and self.weights is None:
+                raise ValueError(
+                    f"evaluation.weights: expected weights for exactly the opponents "
+                    f"{self.opponents} with combine: weighted, but got none"
+                )
         if self.weights and (min(self.weights.values()) < 0 or sum(self.weights.values()) <= 0):
             raise ValueError(f"expected weights >= 0 with a positive sum, but got {self.weights}")
         return self
@@ -372,6 +434,13 @@ class StudySpec(_Strict):
                     f"ppo.batch_size: expected at most n_steps * n_envs = {rollout}, "
                     f"but got {batch}"
                 )
+        if self.evaluation.objective == "rating":
+            if self.direction != "maximize":
+                raise ValueError(
+                    "direction: expected maximize with evaluation.objective: rating (a higher "
+                    f"rating is a stronger agent), but got {self.direction}"
+                )
+            _check_ladder_game(self)
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")
         # With several seeds a trial reports one value per seed (step = seed index), which
@@ -432,6 +501,22 @@ def check_ppo_values(ppo: dict[str, Any], where: str) -> None:
 def ppo_argument_keys() -> set[str]:
     """MaskablePPO keyword arguments a file may set (its signature, less what the tuner sets)."""
     return _ppo_keys()
+
+
+def _check_ladder_game(spec: StudySpec) -> None:
+    """A rating is only meaningful on the game the ladder was measured on."""
+    from tuner.ladder import load_ladder
+
+    ladder = load_ladder()
+    searched = {"seeds", "empty_capture"} & set(spec.search_space)
+    if spec.env.seeds != ladder.seeds or spec.env.empty_capture or searched:
+        found = f"seeds {spec.env.seeds}, empty_capture {spec.env.empty_capture}"
+        found += f", searched: {sorted(searched)}" if searched else ""
+        raise ValueError(
+            f"env: expected seeds {ladder.seeds} and empty_capture false, not searched, with "
+            f"evaluation.objective: rating (the reference ladder was measured on that game), "
+            f"but got {found}; use objective: score for other variants"
+        )
 
 
 def _looks_numeric(text: str) -> bool:

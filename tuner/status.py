@@ -39,8 +39,14 @@ def format_status(
         lines.append(f"best: trial {best.number}, value {best.value:.4f}")
         for k, v in best.params.items():
             lines.append(f"  {k} = {v}")
-        for k, v in best.user_attrs.get("win_rates", {}).items():
-            lines.append(f"  win rate vs {k}: {v:.3f}")
+        rating = best.user_attrs.get("rating")
+        if rating:
+            lines.append(
+                f"  rating {rating['rating']:.0f} [95% {rating['low']:.0f}, {rating['high']:.0f}]"
+                " (Elo on the reference ladder)"
+            )
+        for k, v in best.user_attrs.get("scores", {}).items():
+            lines.append(f"  score vs {k}: {v:.3f}")
     else:
         lines.append("best: none yet (no completed trial)")
     running = [t for t in trials if t.state == TrialState.RUNNING]

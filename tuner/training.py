@@ -25,7 +25,7 @@ from env.league import LEAGUE_NAMES, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
 from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress, params_finite
 from tuner.errors import ConfigError, UserError
-from tuner.evaluate import OpponentResult, combine_score, evaluate_policy
+from tuner.evaluate import make_evaluator
 from tuner.league import SnapshotCallback, league_summary
 from tuner.space import materialize
 from tuner.spec import EvaluationSpec
@@ -89,26 +89,6 @@ class TrainingRun:
     @property
     def steps_per_second(self) -> float:
         return self.timesteps / max(self.train_seconds, 1e-9)
-
-
-def make_evaluator(evaluation: EvaluationSpec, env_kwargs: dict[str, Any], seed: int):
-    """model -> (score, per-opponent results), with the study's evaluation settings."""
-    counter = {"n": 0}
-
-    def evaluate(model: Any) -> tuple[float, dict[str, OpponentResult]]:
-        counter["n"] += 1
-        results = evaluate_policy(
-            model,
-            evaluation.opponents,
-            evaluation.games,
-            seeds=env_kwargs.get("seeds", 4),
-            empty_capture=env_kwargs.get("empty_capture", False),
-            opening_plies=evaluation.opening_plies,
-            seed=seed * 1000 + counter["n"],
-        )
-        return combine_score(results, evaluation.combine, evaluation.weights), results
-
-    return evaluate
 
 
 VEC_ENVS = ("batched", "dummy")

@@ -53,7 +53,7 @@ def test_completed_trials_upload_their_final_model(smoke) -> None:
         assert stored.read_bytes()[:2] == b"PK", "an SB3 model is a zip file"
 
 
-def test_trials_record_real_params_and_win_rates_per_opponent(smoke) -> None:
+def test_trials_record_real_params_and_scores_per_opponent(smoke) -> None:
     _, study = smoke
     spec = study.user_attrs["spec"]
     opponents = set(spec["evaluation"]["opponents"])
@@ -66,7 +66,7 @@ def test_trials_record_real_params_and_win_rates_per_opponent(smoke) -> None:
             == spec["search_space"]["net_arch"]["choices"][trial.params["net_arch"]]
         )
         assert real["learning_rate"] == trial.params["learning_rate"]
-        rates = trial.user_attrs["win_rates"]
+        rates = trial.user_attrs["scores"]
         assert set(rates) == opponents
         assert all(0.0 <= r <= 1.0 for r in rates.values())
         results = trial.user_attrs["eval_results"]
@@ -74,7 +74,7 @@ def test_trials_record_real_params_and_win_rates_per_opponent(smoke) -> None:
             r = results[name]
             assert r["games"] == spec["evaluation"]["games"]
             assert r["wins"] + r["draws"] + r["losses"] == r["games"]
-            assert r["win_rate"] == pytest.approx(rates[name], abs=1e-4)
+            assert r["score"] == pytest.approx(rates[name], abs=1e-4)
 
 
 def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None:
@@ -87,7 +87,7 @@ def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None
         acc.Reload()
         tags = set(acc.Tags()["scalars"])
         assert {"train/loss", "train/entropy_loss", "rollout/ep_rew_mean"} <= tags, tags
-        assert {"eval/win_rate/random", "eval/win_rate/greedy"} <= tags, tags
+        assert {"eval/score/random", "eval/score/greedy"} <= tags, tags
         logged = {e.step: e.value for e in acc.Scalars("eval/score")}
         assert set(logged) == set(trial.intermediate_values)
         for step, value in trial.intermediate_values.items():

@@ -42,7 +42,7 @@ def assert_intact(trial: FrozenTrial) -> None:
     """A finished trial with everything a trial records."""
     assert trial.state == TrialState.COMPLETE
     assert trial.value is not None
-    for key in ("real_params", "config", "win_rates", "timesteps", "model_artifact_id", "worker"):
+    for key in ("real_params", "config", "scores", "timesteps", "model_artifact_id", "worker"):
         assert key in trial.user_attrs, (trial.number, key, sorted(trial.user_attrs))
 
 

@@ -78,6 +78,21 @@ def test_summary_of_a_pruned_trial_gives_its_last_score() -> None:
     assert line.endswith("(last score 0.350 at step 1024)")
 
 
+def test_a_rating_evaluation_shows_the_rating_and_its_interval() -> None:
+    """With objective: rating, the bar and the summary line show the rating, not a score."""
+    from tuner.rating import Rating
+
+    out, bar = io.StringIO(), io.StringIO()
+    reporter = Reporter(1024, stream=out, bar=True, bar_stream=bar)
+    reporter.on_trial_start(2)
+    reporter.on_step(1024)
+    reporter.on_evaluation(Evaluation(1024, 612.4, {}, 0.5, Rating(612.4, 560.2, 671.9)))
+    assert reporter.postfix().startswith("rating 612 [560, 672], ")
+    reporter.on_trial_end(_study_with_best(612.4), 2, "COMPLETE", 612.4, 1.0)
+    (line,) = out.getvalue().splitlines()
+    assert line.endswith("(last rating 612 [560, 672] at step 1024)"), line
+
+
 def test_no_bar_when_output_is_not_a_terminal() -> None:
     out, bar = io.StringIO(), io.StringIO()
     reporter = Reporter(3072, stream=out, bar_stream=bar)  # StringIO is no terminal

@@ -44,7 +44,7 @@ def _trial(number: int, state: TrialState, value: float | None, steps: int, **pa
         "steps_per_second": 1000.0,
     }
     if state == TrialState.COMPLETE:
-        attrs["win_rates"] = {"random": 0.5 + 0.1 * number, "greedy": 0.1 * number}
+        attrs["scores"] = {"random": 0.5 + 0.1 * number, "greedy": 0.1 * number}
     return create_trial(
         state=state,
         value=value,
@@ -126,8 +126,8 @@ def test_report_has_every_figure_table_and_saving(built_study, tmp_path: Path) -
     # Slice plots of the top parameters, by importance.
     slice_fig = next(f for f in report.figures if f.key == "slice")
     assert {t.xaxis for t in slice_fig.plotly.data} >= {"x", "x2", "x3"}
-    # The table of the top 2 trials with win rates per opponent.
-    assert "<th>win rate vs random</th>" in text and "<th>win rate vs greedy</th>" in text
+    # The table of the top 2 trials with scores per opponent.
+    assert "<th>score vs random</th>" in text and "<th>score vs greedy</th>" in text
     table = text.split('id="top-trials"')[1].split('id="pruning"')[0]
     assert re.search(
         r"<td[^>]*>1</td><td[^>]*>1</td><td[^>]*>0.7000</td><td[^>]*>0.600</td>", table
@@ -194,7 +194,7 @@ def test_report_of_the_smoke_study_opens_with_every_figure(runs: Path) -> None:
             )
         body = driver.find_element("tag name", "body").text
         assert "Study smoke" in body
-        assert "Top 10 trials" in body and "win rate vs random" in body
+        assert "Top 10 trials" in body and "score vs random" in body
         assert "Compute saved by pruning" in body
         assert "trial 2 (pruned)" in driver.execute_script(
             "return document.getElementById('fig-intermediate_values').data"

@@ -238,7 +238,7 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
 
     def late(trial, _spec, **_):
         x = trial.suggest_float("gamma", 0.9, 0.999)
-        trial.set_user_attr("win_rates", {"random": 0.75})
+        trial.set_user_attr("scores", {"random": 0.75})
         # Meanwhile, another worker saw no heartbeat: it fails the trial and queues a retry.
         storage = trial.storage
         backend = getattr(storage, "_backend", storage)
@@ -255,7 +255,7 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
     assert kept.params == first.params
     assert kept.user_attrs["adopted_result_of"] == first.number
     assert kept.user_attrs["retry_of"] == first.number
-    assert kept.user_attrs["win_rates"] == {"random": 0.75}
+    assert kept.user_attrs["scores"] == {"random": 0.75}
     assert report.finished[0][1] == "COMPLETE"
     assert budget_used(trials) == 1
 

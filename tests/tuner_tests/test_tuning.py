@@ -29,7 +29,7 @@ STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
 RECORDED_ATTRS = {
     "real_params",
     "config",
-    "win_rates",
+    "scores",
     "eval_results",
     "timesteps",
     "steps_per_second",
@@ -56,10 +56,10 @@ def load_trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
 def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
     assert set(trial.user_attrs) >= RECORDED_ATTRS, set(trial.user_attrs)
     assert 0.0 <= trial.value <= 1.0
-    assert set(trial.user_attrs["win_rates"]) == {"random", "greedy"}
+    assert set(trial.user_attrs["scores"]) == {"random", "greedy"}
     for result in trial.user_attrs["eval_results"].values():
-        assert result["ci_low"] <= result["win_rate"] <= result["ci_high"]
-        assert result["distinct_games"] > 1
+        assert result["ci_low"] <= result["score"] <= result["ci_high"]
+        assert result["distinct_openings"] > 1
     assert trial.user_attrs["timesteps"] >= 3072
     assert trial.user_attrs["device"] == "cpu"
     assert trial.user_attrs["model_artifact_id"]
@@ -126,6 +126,31 @@ BROKEN = [
         "low=0.0",
     ),
     ("evaluation: {games: 1}", "evaluation.games", "greater than or equal to 2", "1"),
+    ("evaluation: {games: 21}", "evaluation.games", "expected an even number", "21"),
+    (
+        "evaluation: {objective: final}",
+        "evaluation.objective",
+        "expected 'score' or 'rating'",
+        "value_from: final",
+    ),
+    (
+        "evaluation: {objective: rating}",
+        "evaluation.opponents",
+        "expected no opponents with objective: rating",
+        "'random'",
+    ),
+    (
+        "{env: {seeds: 5}, evaluation: {objective: rating, opponents: null, combine: null}}",
+        "env",
+        "expected seeds 4 and empty_capture false",
+        "seeds 5",
+    ),
+    (
+        "{direction: minimize, evaluation: {objective: rating, opponents: null, combine: null}}",
+        "direction",
+        "expected maximize with evaluation.objective: rating",
+        "minimize",
+    ),
     (
         "ppo: {n_steps: 8, batch_size: 4096}",
         "ppo.batch_size",
@@ -449,7 +474,7 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     assert doc["params"] == best.params
     assert doc["seed"] == 12
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
-    assert doc["win_rates"] == best.user_attrs["win_rates"]
+    assert doc["scores"] == best.user_attrs["scores"]
     expected_env = {**ROUND_TRIP_ENV, "empty_capture": False}
     expected_env["opponent"] = expected_env.pop("opponents")
     assert doc["env_kwargs"] == expected_env
@@ -477,9 +502,9 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     assert expected.keys() == retrained.keys()
     differ = [k for k in expected if not torch.equal(expected[k], retrained[k])]
     assert not differ, f"retrained weights differ from trial {best.number}'s model: {differ}"
-    # Same evaluation seeds too: the same win rates, printed per opponent.
-    for name, rate in best.user_attrs["win_rates"].items():
-        assert f"vs {name:<12s} win rate {rate:.3f}" in result.stdout, result.stdout
+    # Same evaluation seeds too: the same scores, printed per opponent.
+    for name, rate in best.user_attrs["scores"].items():
+        assert f"vs {name:<12s} score {rate:.3f}" in result.stdout, result.stdout
 
 
 def test_export_without_a_completed_trial_or_study_is_a_clear_error(runs, tmp_path):
