@@ -68,13 +68,22 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
 
 
 def create_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study if it is missing (idempotent); record the spec on it."""
-    study = optuna.create_study(
-        study_name=spec.study_name,
-        storage=storage,
-        direction=spec.direction,
-        load_if_exists=True,
-    )
+    """Create the study if it is missing (idempotent); record the spec on it.
+
+    Looks before it inserts: ``create_study(load_if_exists=True)`` on an existing study
+    lets the INSERT fail first, and PostgreSQL logs a unique-violation ERROR for it at
+    every ``tuner create`` and worker start (compose reruns ``create-study`` on each `up`).
+    """
+    try:
+        storage.get_study_id_from_name(spec.study_name)
+    except KeyError:
+        optuna.create_study(  # load_if_exists: another worker may create it meanwhile
+            study_name=spec.study_name,
+            storage=storage,
+            direction=spec.direction,
+            load_if_exists=True,
+        )
+    study = optuna.load_study(study_name=spec.study_name, storage=storage)
     if study.direction.name.lower() != spec.direction:
         raise UserError(
             f"study {spec.study_name!r} exists with direction {study.direction.name.lower()}, "
