@@ -162,7 +162,7 @@ wheelhouse: ## Download every wheel the image needs (pyproject.toml + torch) int
 	fi
 
 .PHONY: compose-test
-compose-test: install wheelhouse ## The compose stack end to end on this Docker host (CPU, from the wheelhouse; minutes)
+compose-test: install ## The compose stack end to end on this Docker host (CPU image from wheelhouse/cpu/; minutes)
 	KALAHA_DOCKER_TESTS=require $(BIN)/python -m pytest -m docker -p no:cacheprovider tests/tuner_tests/test_compose_stack.py $(ARGS)
 
 .PHONY: clean
