@@ -238,11 +238,20 @@ def test_switching_study_keeps_postgres_and_scale_down_requeues(stack):
     stack.make("up", "WORKERS=2", f"STUDY={LONG_STUDY}", timeout=900)
     assert stack.ids("postgres") == postgres, "PostgreSQL was recreated"
 
-    def two_running() -> list | None:
-        running = [t for t in stack.trials(LONG_STUDY) if t.state == TrialState.RUNNING]
-        return running if len(running) == 2 else None
+    def two_learning() -> list | None:
+        """Two RUNNING trials whose learn() began: SB3 made their TensorBoard run folders.
 
-    wait_for(two_running, 600, "both workers to train a trial")
+        A worker polls for a stop at each training step, not while it builds the envs
+        and the model (numba compiles then): a signal there waits for the first step.
+        """
+        running = [t for t in stack.trials(LONG_STUDY) if t.state == TrialState.RUNNING]
+        runs = stack.compose(
+            "exec", "-T", "dashboard", "ls", f"/app/runs/tensorboard/{LONG_STUDY}", check=False
+        )
+        learning = {int(n) for n in re.findall(r"trial_(\d+)_\d+", runs)}
+        return running if len(running) == 2 and {t.number for t in running} <= learning else None
+
+    wait_for(two_learning, 900, "both workers to train a trial", every=2)
     stack.make("scale", "WORKERS=1", timeout=300)
     assert len(stack.containers("worker")) == 1
 
@@ -250,7 +259,7 @@ def test_switching_study_keeps_postgres_and_scale_down_requeues(stack):
         trials = stack.trials(LONG_STUDY)
         return trials if any(t.state == TrialState.FAIL for t in trials) else None
 
-    trials = wait_for(stopped, 120, "the stopped worker's trial to be recorded")
+    trials = wait_for(stopped, 180, "the stopped worker's trial to be recorded")
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert failed.user_attrs["fail_reason"].startswith("worker stopped: SIGTERM received")
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == failed.number]
