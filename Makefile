@@ -105,26 +105,80 @@ bench-storage: install ## Storage overhead per trial: SQLite, journal file, Post
 	$(BIN)/python -m benchmarks.storage $(ARGS)
 
 # --- docker compose: Postgres + create-study + WORKERS workers + dashboard ---------------
-# Settings come from .env (cp .env.example .env); STUDY=... on the command line overrides it.
-COMPOSE ?= docker compose
+# Settings come from ENV_FILE (.env: cp .env.example .env); STUDY=... on the command line
+# overrides it. Compose reads the file itself; the few settings the targets below need
+# outside Compose are read from it with `dotenv` (the command line and environment win).
+ENV_FILE ?= .env
+COMPOSE ?= docker compose --env-file $(ENV_FILE)
 WORKERS ?= 2
+dotenv = $(shell sed -n 's/^[[:space:]]*$(1)=//p' $(ENV_FILE) 2>/dev/null | tail -n 1)
+TORCH_VARIANT ?= $(or $(call dotenv,TORCH_VARIANT),cuda)
+TORCH_VERSION ?= 2.13.0
+PIP_INDEX_URL ?= $(or $(call dotenv,PIP_INDEX_URL),https://pypi.org/simple)
+TORCH_INDEX_URL ?= $(call dotenv,TORCH_INDEX_URL)
+# The image's Python and platform, for `make wheelhouse` (python:3.11-slim: Debian
+# bookworm, glibc 2.36): every manylinux tag up to glibc 2.36, and the 2014/2010/1 aliases.
+WHEEL_PYTHON ?= 3.11
+WHEEL_ARCH ?= x86_64
+WHEEL_GLIBC_MINOR ?= 36
+WHEELHOUSE_DIR = wheelhouse/$(TORCH_VARIANT)
+CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
+
+.PHONY: compose-check
+compose-check: ## Check the Docker Engine, BuildKit and Compose versions the stack needs
+	@sh docker/check-versions.sh $(COMPOSE)
 
 .PHONY: up
 up: ## docker compose: Postgres, the study, WORKERS workers (default 2) and the dashboard
-	@test -f .env || { echo "error: no .env; run 'cp .env.example .env' and set POSTGRES_PASSWORD" >&2; exit 2; }
+	@test -f $(ENV_FILE) || { echo "error: expected settings in $(ENV_FILE), but there is no such file; run 'cp .env.example .env' and set POSTGRES_PASSWORD" >&2; exit 2; }
+	@sh docker/check-versions.sh $(COMPOSE)
 	$(COMPOSE) up -d --build --scale worker=$(WORKERS)
 
 .PHONY: scale
 scale: ## docker compose: run WORKERS workers (make scale WORKERS=8); extra ones stop cleanly
-	$(COMPOSE) up -d --no-recreate --scale worker=$(WORKERS) worker
+	$(COMPOSE) up -d --no-deps --no-recreate --scale worker=$(WORKERS) worker
 
 .PHONY: down
-down: ## docker compose: stop and remove the containers (the database volume is kept)
-	$(COMPOSE) down
+down: ## docker compose: stop and remove the containers; the database is kept (ARGS=-v drops it)
+	$(COMPOSE) down $(ARGS)
 
 .PHONY: logs
 logs: ## docker compose: follow the logs of every service
 	$(COMPOSE) logs -f --tail=100
+
+.PHONY: compose-url
+compose-url: ## Print the storage URL of the compose PostgreSQL as seen from this host (ENV_FILE's settings)
+	@test -f $(ENV_FILE) || { echo "error: expected settings in $(ENV_FILE), but there is no such file; run 'cp .env.example .env'" >&2; exit 2; }
+	@echo "postgresql+psycopg2://$(or $(call dotenv,POSTGRES_USER),tuner):$(call dotenv,POSTGRES_PASSWORD)@127.0.0.1:$(or $(call dotenv,POSTGRES_PORT),15432)/$(or $(call dotenv,POSTGRES_DB),optuna)"
+
+.PHONY: wheelhouse
+wheelhouse: ## Download every wheel the image needs (pyproject.toml + torch) into wheelhouse/TORCH_VARIANT/
+	@if [ ! -f $(WHEELHOUSE_DIR)/.complete ] || [ pyproject.toml -nt $(WHEELHOUSE_DIR)/.complete ] || [ "$$(cat $(WHEELHOUSE_DIR)/.complete)" != "torch==$(TORCH_VERSION) $(WHEEL_PYTHON) $(WHEEL_ARCH)" ]; then \
+		set -e; \
+		case "$(TORCH_VARIANT)" in \
+			cuda) index="$(or $(TORCH_INDEX_URL),$(PIP_INDEX_URL))";; \
+			cpu) index="$(or $(TORCH_INDEX_URL),$(CPU_TORCH_INDEX))";; \
+			*) echo "error: TORCH_VARIANT: expected cuda or cpu, but got '$(TORCH_VARIANT)'" >&2; exit 2;; \
+		esac; \
+		torch="torch==$(TORCH_VERSION)"; platforms="--platform manylinux2014_$(WHEEL_ARCH)"; \
+		for m in $$(seq $(WHEEL_GLIBC_MINOR) -1 17); do platforms="$$platforms --platform manylinux_2_$${m}_$(WHEEL_ARCH)"; done; \
+		target="--only-binary=:all: $$platforms --python-version $(WHEEL_PYTHON) --implementation cp"; \
+		rm -f $(WHEELHOUSE_DIR)/.complete; mkdir -p $(WHEELHOUSE_DIR); \
+		echo "wheelhouse: torch ($$torch) from $$index into $(WHEELHOUSE_DIR)/"; \
+		$(PYTHON) -m pip download -q --dest $(WHEELHOUSE_DIR) $$target --no-deps --index-url "$$index" "$$torch"; \
+		echo "wheelhouse: pyproject.toml's dependencies from $(PIP_INDEX_URL) into $(WHEELHOUSE_DIR)/"; \
+		$(PYTHON) docker/requirements.py pyproject.toml > $(WHEELHOUSE_DIR)/requirements.txt; \
+		$(PYTHON) -m pip download -q --dest $(WHEELHOUSE_DIR) $$target --index-url "$(PIP_INDEX_URL)" \
+			--find-links $(WHEELHOUSE_DIR) "$$torch" -r $(WHEELHOUSE_DIR)/requirements.txt; \
+		echo "torch==$(TORCH_VERSION) $(WHEEL_PYTHON) $(WHEEL_ARCH)" > $(WHEELHOUSE_DIR)/.complete; \
+		echo "wheelhouse: $$(ls $(WHEELHOUSE_DIR)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE_DIR) | cut -f1) in $(WHEELHOUSE_DIR)/; build with WHEELHOUSE=1"; \
+	else \
+		echo "wheelhouse: $(WHEELHOUSE_DIR)/ is newer than pyproject.toml (delete it to download again)"; \
+	fi
+
+.PHONY: compose-test
+compose-test: install ## The compose stack end to end on this Docker host (CPU image from wheelhouse/cpu/; minutes)
+	KALAHA_DOCKER_TESTS=require $(BIN)/python -m pytest -m docker -p no:cacheprovider tests/tuner_tests/test_compose_stack.py $(ARGS)
 
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and runs/)

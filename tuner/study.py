@@ -164,14 +164,21 @@ def create_study(
     """Create the study if it is missing (idempotent); record the spec on it.
 
     An existing study's stored spec is compared with the file (see ``_check_drift``).
+    Looks before it inserts: ``create_study(load_if_exists=True)`` on an existing study
+    lets the INSERT fail first, and PostgreSQL logs a unique-violation ERROR for it at
+    every ``tuner create`` and worker start (compose reruns ``create-study`` on each `up`).
     """
     with signals_deferred():  # a study is never left without its recorded spec
-        study = optuna.create_study(
-            study_name=spec.study_name,
-            storage=storage,
-            direction=spec.direction,
-            load_if_exists=True,
-        )
+        try:
+            storage.get_study_id_from_name(spec.study_name)
+        except KeyError:
+            optuna.create_study(  # load_if_exists: another worker may create it meanwhile
+                study_name=spec.study_name,
+                storage=storage,
+                direction=spec.direction,
+                load_if_exists=True,
+            )
+        study = optuna.load_study(study_name=spec.study_name, storage=storage)
         if study.direction.name.lower() != spec.direction:
             raise UserError(
                 f"study {spec.study_name!r} exists with direction "
