@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fault_support import free_port, load_trials, wait_for
+from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from support import REPO_ROOT
 
@@ -169,8 +170,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_host: None) -> Iterat
         "TORCH_VARIANT": "cpu",
         "WHEELHOUSE": "1",
         "POSTGRES_PASSWORD": secrets.token_hex(16),
-        "POSTGRES_PORT": str(free_port()),
-        "DASHBOARD_PORT": str(free_port()),
+        "POSTGRES_PORT": str(_unused_port()),
+        "DASHBOARD_PORT": str(_unused_port()),
         "STUDY": "smoke",
         "KALAHA_HEARTBEAT_INTERVAL": "5",
     }
@@ -289,3 +290,11 @@ def test_down_v_removes_containers_and_volumes(stack):
     stack.make("down", "ARGS=-v", timeout=300)
     assert not stack.project_objects("container")
     assert not stack.project_objects("volume")
+
+
+def _unused_port() -> int:
+    """A port nothing listens on now. Docker publishes it itself, so the test cannot hold
+    it open meanwhile; a clash would fail the stack's start loudly, not pass silently."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
