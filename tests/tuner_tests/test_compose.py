@@ -387,6 +387,7 @@ def test_image_and_wheelhouse_read_the_dependencies_from_pyproject():
     assert "--python-version 3.11" in dry and "--only-binary=:all:" in dry
 
 
+@pytest.mark.postgres
 def test_create_study_again_inserts_nothing(pg_url):
     """A rerun of create-study (each `up`) and each worker start only read the study.
 
