@@ -154,13 +154,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tuner.export import best_path, export_document, write_export
-    from tuner.spec import load_spec, parse_spec
+    from tuner.spec import load_spec, parse_spec, upgrade_stored_spec
     from tuner.verify import select_for_export
 
     study, _ = _load_existing(args.study, args.storage)
     chosen = select_for_export(study)
     trial = chosen.trial
-    spec_data = study.user_attrs.get("spec")
+    spec_data = upgrade_stored_spec(study.user_attrs.get("spec"))
     spec = (
         parse_spec(spec_data, f"study {study.study_name!r}") if spec_data else load_spec(args.study)
     )

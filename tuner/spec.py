@@ -641,6 +641,24 @@ def read_yaml(path: Path) -> Any:
         raise UserError(f"{path}: not valid YAML: {line[:300]}") from None
 
 
+def upgrade_stored_spec(data: Any) -> Any:
+    """A spec recorded on a study by an earlier version, in today's schema.
+
+    Before the rating objective, ``evaluation.objective: final|best`` said which
+    evaluation became the value; that is ``value_from`` now. A study file with the
+    old key is an error (its author can fix it); a study in a database is history,
+    so its recorded spec is read in the new form rather than refused.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("evaluation"), dict):
+        return data
+    evaluation = dict(data["evaluation"])
+    if evaluation.get("objective") in ("final", "best"):
+        evaluation["value_from"] = evaluation.pop("objective")
+        evaluation["objective"] = "score"
+        return {**data, "evaluation": evaluation}
+    return data
+
+
 def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
     """Validate already-loaded YAML data; raise :class:`UserError` on the first problem."""
     if not isinstance(data, dict):

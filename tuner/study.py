@@ -104,9 +104,9 @@ def _short(value: Any) -> str:
 def _stored_spec(study: optuna.Study) -> dict[str, Any] | None:
     """The spec recorded at creation, with the defaults of today's schema filled in, so
     that a field added to the schema since is not taken for a change of the file."""
-    from tuner.spec import parse_spec
+    from tuner.spec import parse_spec, upgrade_stored_spec
 
-    stored = study.user_attrs.get("spec")
+    stored = upgrade_stored_spec(study.user_attrs.get("spec"))
     if stored is None:
         return None
     try:

@@ -70,9 +70,9 @@ def positive(value: int, flag: str, what: str) -> int:
 
 def study_spec(study: optuna.Study) -> StudySpec:
     """The spec a study's trials ran with: the one recorded on it, else its study file."""
-    from tuner.spec import load_spec, parse_spec
+    from tuner.spec import load_spec, parse_spec, upgrade_stored_spec
 
-    data = study.user_attrs.get("spec")
+    data = upgrade_stored_spec(study.user_attrs.get("spec"))
     if data:
         return parse_spec(data, f"study {study.study_name!r}")
     return load_spec(study.study_name)

@@ -75,3 +75,14 @@ def test_bad_league_settings_are_one_clear_line(env, expected):
     with pytest.raises(UserError, match=expected) as err:
         parse_spec(BASE | {"env": env}, "league.yaml")
     assert "\n" not in str(err.value)
+
+
+def test_a_spec_recorded_before_value_from_is_read_in_the_new_form():
+    """A study created when `objective: final|best` meant value_from still exports."""
+    from tuner.spec import upgrade_stored_spec
+
+    old = BASE | {"evaluation": {"opponents": ["random"], "games": 10, "objective": "best"}}
+    spec = parse_spec(upgrade_stored_spec(old), "stored")
+    assert (spec.evaluation.objective, spec.evaluation.value_from) == ("score", "best")
+    with pytest.raises(UserError, match="value_from"):
+        parse_spec(old, "a study file")  # a file with the old key is still the author's to fix
