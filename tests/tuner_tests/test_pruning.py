@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from support import REPO_ROOT
 
 import tuner.training
+from tuner.evaluate import Strength
 from tuner.spec import parse_spec
 from tuner.worker import Worker
 
@@ -67,7 +68,7 @@ def pruning_spec(pruner: str, options: dict[str, Any]):
         pruner={"type": pruner, "options": options},
         budget={"total_timesteps": STEPS[-1], "n_evaluations": len(STEPS), "n_envs": 4},
     )
-    data["evaluation"]["objective"] = "final"
+    data["evaluation"]["value_from"] = "final"
     return parse_spec(data, f"pruning test ({pruner})")
 
 
@@ -85,9 +86,9 @@ def scripted_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
         steps: list[int] = []
         asked.append(steps)
 
-        def evaluate(model: Any) -> tuple[float, dict]:
+        def evaluate(model: Any) -> Strength:
             steps.append(int(model.num_timesteps))
-            return next(curve), {}
+            return Strength(value=next(curve), results={})
 
         return evaluate
 
