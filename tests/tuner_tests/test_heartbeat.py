@@ -7,6 +7,7 @@ deep minimax opponents failed each other's live trials as stale.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -29,8 +30,12 @@ def deep_search(boards: np.ndarray) -> float:
 
 @pytest.mark.postgres
 def test_heartbeat_beats_during_a_deep_minimax_search(runs, pg_url):
-    boards = np.tile(np.asarray(initial_board(4), dtype=BOARD_DTYPE), (4, 1))
-    deep_search(boards[:1, :])  # compile (or load) the kernels outside the measured window
+    start = np.asarray(initial_board(4), dtype=BOARD_DTYPE)[None, :]
+    deep_search(start)  # compile (or load) the kernels outside the measured window
+    t0 = time.monotonic()
+    deep_search(start)
+    # Enough boards for one call of about 4 s on this machine, however fast it is.
+    boards = np.tile(start, (max(2, math.ceil(4.0 / max(time.monotonic() - t0, 0.05))), 1))
     spec = parse_spec(
         {
             "study_name": "deep",
