@@ -185,11 +185,12 @@ def test_evaluate_rating_of_a_saved_model_uses_its_masks(tmp_path, runs):
     from support import run_cli
 
     from env.kalaha_env import KalahaEnv
+    from env.policy_files import save_model
 
     model = MaskablePPO(
         "MlpPolicy", KalahaEnv(), n_steps=64, batch_size=64, seed=0, policy_kwargs={"net_arch": [8]}
     )
-    model.save(tmp_path / "agent.zip")
+    save_model(model, tmp_path / "agent.zip")
     result = run_cli(
         "evaluate", str(tmp_path / "agent.zip"), "--rating", "--games", "40", runs_path=runs
     )
