@@ -19,12 +19,12 @@ plays exactly the game that a single env seeded ``s + i`` plays.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from env.observation import observe
-from env.opponents import Opponent
+from env.opponents import Opponent, make_opponent
 from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks
 
 MAX_OPENING_PLIES = 20
@@ -111,6 +111,21 @@ def as_source(opponent: Opponent | OpponentSource) -> OpponentSource:
     return opponent if hasattr(opponent, "pick") else Fixed(opponent)  # type: ignore[return-value]
 
 
+def build_opponents(opponent: Any, *, seeds: int, empty_capture: bool) -> list[Any]:
+    """Opponent specs (or objects, or league sources) -> the objects a table draws from."""
+    specs = (
+        [opponent]
+        if isinstance(opponent, str) or not isinstance(opponent, Sequence)
+        else list(opponent)
+    )
+    if not specs:
+        raise ValueError("opponent must name at least one opponent")
+    return [
+        make_opponent(o, seeds=seeds, empty_capture=empty_capture) if isinstance(o, str) else o
+        for o in specs
+    ]
+
+
 class GameTable:
     """``n`` games, each against an opponent drawn per episode, seen from the agent's seat.
 
@@ -149,9 +164,9 @@ class GameTable:
         if seat not in (None, 0, 1):
             raise ValueError(f"seat must be 0, 1 or None (drawn per episode), but got {seat!r}")
         initial_board(seeds)  # validates seeds
-        if not sources:
-            raise ValueError("opponent must name at least one opponent")
-        self.sources = [as_source(s) for s in sources]
+        self.sources = [
+            as_source(s) for s in build_opponents(sources, seeds=seeds, empty_capture=empty_capture)
+        ]
         w = np.ones(len(self.sources)) if weights is None else np.asarray(weights, dtype=float)
         if w.shape != (len(self.sources),) or not np.isfinite(w).all() or (w < 0).any():
             raise ValueError(

@@ -17,13 +17,13 @@ import numpy as np
 from gymnasium import spaces
 
 from env.games import MAX_OPENING_PLIES, GameTable
-from env.observation import OBS_SIZE, obs_high
-from env.opponents import Opponent, make_opponent
+from env.observation import observation_space
+from env.opponents import Opponent
 from env.rules import N_PITS
 
 OpponentLike = str | Opponent
 
-__all__ = ["MAX_OPENING_PLIES", "KalahaEnv", "build_opponents", "render_board"]
+__all__ = ["MAX_OPENING_PLIES", "KalahaEnv", "render_board"]
 
 
 class KalahaEnv(gym.Env):
@@ -73,7 +73,7 @@ class KalahaEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'ansi', but got {render_mode!r}")
         self.table = GameTable(
             1,
-            build_opponents(opponent, seeds=seeds, empty_capture=empty_capture),
+            opponent,
             opponent_weights,
             seeds=seeds,
             seat=seat,
@@ -94,9 +94,7 @@ class KalahaEnv(gym.Env):
         self.total_seeds = 2 * N_PITS * seeds
 
         self.action_space = spaces.Discrete(N_PITS)
-        self.observation_space = spaces.Box(
-            low=0.0, high=obs_high(seeds), shape=(OBS_SIZE,), dtype=np.float32
-        )
+        self.observation_space = observation_space(seeds)
         self._done = True
 
     # --- what the table holds, for one game ----------------------------------------
@@ -180,23 +178,6 @@ class KalahaEnv(gym.Env):
         if self.render_mode != "ansi":
             return None
         return render_board(self._board[0], agent_seat=self.seat)
-
-
-def build_opponents(
-    opponent: OpponentLike | Sequence[OpponentLike], *, seeds: int, empty_capture: bool
-) -> list[Any]:
-    """Opponent specs (or objects, or league sources) -> the objects a table draws from."""
-    specs = (
-        [opponent]
-        if isinstance(opponent, str) or not isinstance(opponent, Sequence)
-        else list(opponent)
-    )
-    if not specs:
-        raise ValueError("opponent must name at least one opponent")
-    return [
-        make_opponent(o, seeds=seeds, empty_capture=empty_capture) if isinstance(o, str) else o
-        for o in specs
-    ]
 
 
 def render_board(board: Sequence[int] | np.ndarray, agent_seat: int | None = None) -> str:

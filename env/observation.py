@@ -29,3 +29,10 @@ def observe(boards: np.ndarray, players: np.ndarray, seeds: int) -> np.ndarray:
 def obs_high(seeds: int) -> float:
     """The largest value an observation entry can take (every seed in one hole)."""
     return float(2 * N_PITS * seeds) / float(seeds)
+
+
+def observation_space(seeds: int):
+    """The agent's observation space: 14 float32 values in [0, obs_high(seeds)]."""
+    from gymnasium import spaces
+
+    return spaces.Box(low=0.0, high=obs_high(seeds), shape=(OBS_SIZE,), dtype=np.float32)

@@ -25,8 +25,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from env.games import GameTable
-from env.kalaha_env import OpponentLike, build_opponents
-from env.observation import OBS_SIZE, obs_high
+from env.kalaha_env import OpponentLike
+from env.observation import observation_space
 from env.rules import N_PITS
 
 
@@ -57,7 +57,7 @@ class KalahaVecEnv(VecEnv):
             raise ValueError(f"n_envs must be a positive integer, but got {n_envs!r}")
         self.table = GameTable(
             n_envs,
-            build_opponents(opponent, seeds=seeds, empty_capture=empty_capture),
+            opponent,
             opponent_weights,
             seeds=seeds,
             seat=seat,
@@ -66,11 +66,8 @@ class KalahaVecEnv(VecEnv):
             extra_turn_coef=extra_turn_coef,
             opening_plies=opening_plies,
         )
-        observation_space = spaces.Box(
-            low=0.0, high=obs_high(seeds), shape=(OBS_SIZE,), dtype=np.float32
-        )
         self.render_mode = None  # read by VecEnv.__init__; the table draws no images
-        super().__init__(n_envs, observation_space, spaces.Discrete(N_PITS))
+        super().__init__(n_envs, observation_space(seeds), spaces.Discrete(N_PITS))
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(n_envs, dtype=np.float64)
         self._lengths = np.zeros(n_envs, dtype=np.int64)
