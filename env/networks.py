@@ -18,18 +18,143 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 
+def _mlp(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        n_in = width
+    return nn.Sequential(*layers)
+
+
 class SharedTrunk(BaseFeaturesExtractor):
     """An MLP whose output feeds both the policy and the value head."""
 
     def __init__(self, observation_space: gym.Space, hidden: Sequence[int] = (64,)) -> None:
         hidden = list(hidden)
         super().__init__(observation_space, features_dim=hidden[-1])
-        layers: list[nn.Module] = [nn.Flatten()]
-        n_in = get_flattened_obs_dim(observation_space)
-        for width in hidden:
-            layers += [nn.Linear(n_in, width), nn.ReLU()]
-            n_in = width
-        self.net = nn.Sequential(*layers)
+        self.net = _mlp(get_flattened_obs_dim(observation_space), hidden)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.net(observations)
+
+
+# --- exact lookahead features --------------------------------------------------------
+
+_CYCLE = 13  # the holes a mover sows into: own pits, own store, opponent's pits
+_OWN_STORE = 6
+
+
+def _sow_all(counts: torch.Tensor, empty_capture: bool) -> tuple[torch.Tensor, ...]:
+    """Every one of the mover's six moves applied at once, in the mover's view.
+
+    ``counts`` is ``(n, 14)`` seed counts ``[own pits, own store, opp pits, opp
+    store]``. Returns ``(after, legal, extra, over)``: ``(n, 6, 14)`` boards after
+    each move and ``(n, 6)`` flags. The rules are env/rules.py's, in closed form
+    (a pit with ``s`` seeds drops ``floor((s - d) / 13) + 1`` seeds in the hole
+    ``d`` steps on), so that a batch of boards is a handful of tensor operations;
+    tests check it against the rules engine move by move.
+    """
+    n = counts.shape[0]
+    dev = counts.device
+    pits = torch.arange(6, device=dev)
+    holes = torch.arange(_CYCLE, device=dev)
+    dist = (holes[None, :] - pits[:, None]) % _CYCLE
+    dist = torch.where(dist == 0, torch.full_like(dist, _CYCLE), dist)  # (6, 13)
+    seeds = counts[:, :6]  # (n, 6)
+    dropped = torch.clamp(
+        torch.div(seeds[:, :, None] - dist[None], _CYCLE, rounding_mode="floor") + 1, min=0
+    )  # (n, 6, 13)
+    after = counts[:, None, :].expand(n, 6, 14).clone()
+    after[:, :, :6] = after[:, :, :6] * (1 - torch.eye(6, device=dev, dtype=counts.dtype))
+    after[:, :, :_CYCLE] += dropped
+    legal = seeds > 0
+    last = ((pits[None, :] + seeds.long()) % _CYCLE).clamp(max=_CYCLE - 1)  # (n, 6)
+    extra = legal & (last == _OWN_STORE)
+    on_own_pit = last < 6
+    last_c = last.clamp(max=5)
+    opposite = 12 - last_c
+    lone = after.gather(2, last_c[:, :, None])[..., 0] == 1
+    opp_seeds = after.gather(2, opposite[:, :, None])[..., 0]
+    capture = legal & on_own_pit & lone & ((opp_seeds > 0) | empty_capture)
+    taken = capture.to(counts.dtype)
+    one_hot = torch.nn.functional.one_hot
+    cleared = one_hot(last_c, 14) + one_hot(opposite, 14)  # (n, 6, 14)
+    after = after - taken[..., None] * cleared.to(counts.dtype) * after
+    after[:, :, _OWN_STORE] += taken * (opp_seeds + 1)
+    own_left = after[:, :, :6].sum(-1)
+    opp_left = after[:, :, 7:13].sum(-1)
+    over = legal & ((own_left == 0) | (opp_left == 0))
+    swept = after.clone()
+    swept[:, :, _OWN_STORE] += own_left
+    swept[:, :, 13] += opp_left
+    swept[:, :, :6] = 0
+    swept[:, :, 7:13] = 0
+    after = torch.where(over[..., None], swept, after)
+    return after, legal, extra & ~over, over
+
+
+def _flip(view: torch.Tensor) -> torch.Tensor:
+    """The same board seen from the other seat."""
+    return torch.cat([view[..., 7:], view[..., :7]], dim=-1)
+
+
+class Lookahead(BaseFeaturesExtractor):
+    """The board plus, for each of the six moves, what it leads to (no weights).
+
+    Why: an MLP on 14 seed counts must learn sowing arithmetic (where the last seed
+    lands, mod 13) before it can learn strategy; PPO spends millions of steps on it.
+    These features give the exact consequences of each move (``plies=1``: the
+    board after it, whether it is legal, earns another move, or ends the game) and,
+    with ``plies=2``, the best immediate store gain of whoever moves next (negative
+    when that is the opponent). The policy still chooses; nothing searches at play
+    time beyond these two plies. The observation stays the 14 counts, so any
+    loader that feeds a saved agent boards keeps working. ``hidden`` puts a shared
+    trunk (as :class:`SharedTrunk`) over the features.
+    """
+
+    PER_MOVE = {1: 17, 2: 19}
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        plies: int = 2,
+        seeds: int = 4,
+        empty_capture: bool = False,
+        hidden: Sequence[int] = (),
+    ) -> None:
+        if plies not in self.PER_MOVE:
+            raise ValueError(f"lookahead: expected 1 or 2 plies, but got {plies!r}")
+        n_features = get_flattened_obs_dim(observation_space) + 6 * self.PER_MOVE[plies]
+        hidden = list(hidden)
+        super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
+        self.trunk = _mlp(n_features, hidden) if hidden else None
+        self.plies = int(plies)
+        self.seeds = int(seeds)
+        self.empty_capture = bool(empty_capture)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        obs = observations.reshape(observations.shape[0], -1)
+        counts = torch.round(obs * self.seeds)
+        after, legal, extra, over = _sow_all(counts, self.empty_capture)
+        flags = torch.stack([legal, extra, over], dim=-1).to(obs.dtype)
+        parts = [after / self.seeds, flags]
+        if self.plies == 2:
+            parts.append(self._reply_features(after, extra, over, obs.dtype))
+        per_move = torch.cat(parts, dim=-1)  # (n, 6, PER_MOVE)
+        features = torch.cat([obs, per_move.reshape(obs.shape[0], -1)], dim=-1)
+        return self.trunk(features) if self.trunk is not None else features
+
+    def _reply_features(
+        self, after: torch.Tensor, extra: torch.Tensor, over: torch.Tensor, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Next mover's best one-move store gain and whether it can move again."""
+        n = after.shape[0]
+        nxt = torch.where(extra[..., None], after, _flip(after)).reshape(n * 6, 14)
+        after2, legal2, extra2, _ = _sow_all(nxt, self.empty_capture)
+        gain = after2[:, :, _OWN_STORE] - nxt[:, None, _OWN_STORE]
+        gain = torch.where(legal2, gain, torch.full_like(gain, -1.0))
+        best = gain.max(dim=1).values.clamp(min=0).reshape(n, 6)
+        again = (extra2 & legal2).any(dim=1).reshape(n, 6).to(dtype)
+        sign = torch.where(extra, 1.0, -1.0).to(dtype)
+        live = (~over).to(dtype)
+        return torch.stack([sign * best / self.seeds * live, sign * again * live], dim=-1)

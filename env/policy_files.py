@@ -50,7 +50,13 @@ ACTIVATIONS = {
     "silu": "SiLU",
 }
 # Features extractors a model file may name: SB3's default and the project's trunk.
-FEATURES_EXTRACTORS = ("FlattenExtractor", "SharedTrunk")
+FEATURES_EXTRACTORS = ("FlattenExtractor", "SharedTrunk", "Lookahead")
+# The keyword arguments each extractor may be rebuilt with (types checked on load).
+EXTRACTOR_KWARGS = {
+    "FlattenExtractor": set(),
+    "SharedTrunk": {"hidden"},
+    "Lookahead": {"plies", "seeds", "empty_capture", "hidden"},
+}
 TRUST_HINT = (
     "load it only if you trust where it came from, with --trust-pickle "
     "(SB3's loader unpickles the file, which can run code)"
@@ -73,10 +79,10 @@ def activation_class(torch_name: str) -> type:
 
 
 def _extractor_class(name: str) -> type:
-    if name == "SharedTrunk":
-        from env.networks import SharedTrunk
+    if name in ("SharedTrunk", "Lookahead"):
+        from env import networks
 
-        return SharedTrunk
+        return getattr(networks, name)
     from stable_baselines3.common.torch_layers import FlattenExtractor
 
     return FlattenExtractor
@@ -186,7 +192,7 @@ def _check_meta(meta: Any) -> dict[str, Any]:
         raise PolicyFileError(
             f"features_extractor: expected one of {list(FEATURES_EXTRACTORS)}, but got {extractor!r}"
         )
-    allowed = {"hidden"} if extractor == "SharedTrunk" else set()
+    allowed = EXTRACTOR_KWARGS[extractor]
     if not isinstance(kwargs, dict) or set(kwargs) - allowed:
         raise PolicyFileError(
             f"features_extractor_kwargs: expected only {sorted(allowed)} for {extractor}, "
@@ -194,6 +200,12 @@ def _check_meta(meta: Any) -> dict[str, Any]:
         )
     if "hidden" in kwargs:
         _layers(kwargs["hidden"], "features_extractor_kwargs.hidden")
+    for key, kind in (("plies", int), ("seeds", int), ("empty_capture", bool)):
+        if key in kwargs and type(kwargs[key]) is not kind:
+            raise PolicyFileError(
+                f"features_extractor_kwargs.{key}: expected {kind.__name__}, "
+                f"but got {kwargs[key]!r}"
+            )
     return meta
 
 

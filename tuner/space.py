@@ -98,8 +98,14 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
     return ModelConfig(ppo_kwargs=ppo, env_kwargs=env_kwargs, adjustments=adjustments)
 
 
-def materialize(ppo_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Plain kwargs -> what ``MaskablePPO(...)`` takes: activation classes, LR schedules."""
+def materialize(
+    ppo_kwargs: dict[str, Any], env_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Plain kwargs -> what ``MaskablePPO(...)`` takes: classes, LR schedules.
+
+    ``env_kwargs`` tells the ``lookahead`` features which variant they simulate
+    (seeds per pit, empty captures).
+    """
     import torch.nn as nn
 
     out = dict(ppo_kwargs)
@@ -110,12 +116,26 @@ def materialize(ppo_kwargs: dict[str, Any]) -> dict[str, Any]:
     if "activation_fn" in policy:
         policy["activation_fn"] = getattr(nn, ACTIVATIONS[policy["activation_fn"]])
     trunk = policy.pop("shared_trunk", None)
-    if trunk:
+    plies = policy.pop("lookahead", 0)
+    if trunk and not plies:
         from env.networks import SharedTrunk
 
         policy["features_extractor_class"] = SharedTrunk
         policy["features_extractor_kwargs"] = {"hidden": list(trunk)}
         policy["share_features_extractor"] = True
+    if plies:
+        from env.networks import Lookahead
+
+        env_kwargs = env_kwargs or {}
+        policy["features_extractor_class"] = Lookahead
+        policy["features_extractor_kwargs"] = {
+            "plies": int(plies),
+            "seeds": int(env_kwargs.get("seeds", 4)),
+            "empty_capture": bool(env_kwargs.get("empty_capture", False)),
+        }
+        if trunk:  # a shared trunk over the lookahead features
+            policy["features_extractor_kwargs"]["hidden"] = list(trunk)
+            policy["share_features_extractor"] = True
     if policy:
         out["policy_kwargs"] = policy
     return out

@@ -40,6 +40,7 @@ POLICY_KEYS = {
     "ortho_init",
     "share_features_extractor",
     "shared_trunk",
+    "lookahead",
 }
 ENV_KEYS = {
     "store_diff_coef",

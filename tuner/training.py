@@ -194,7 +194,7 @@ def train(
                 device=device,
                 tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
                 verbose=0,
-                **materialize(ppo_kwargs),
+                **materialize(ppo_kwargs, env_kwargs),
             )
         except (TypeError, ValueError, KeyError, AssertionError) as err:
             # Nothing has trained yet: the configuration is wrong, not the trial unlucky.

@@ -92,8 +92,15 @@ def plant_payload(path: Path, out: Path, marker: Path) -> Path:
             "activation_fn": torch.nn.GELU,
             "ortho_init": False,
         },
+        {
+            "features_extractor_class": __import__(
+                "env.networks", fromlist=["Lookahead"]
+            ).Lookahead,
+            "features_extractor_kwargs": {"plies": 2, "seeds": 4, "hidden": [16]},
+            "share_features_extractor": True,
+        },
     ],
-    ids=["default", "split-relu", "shared-trunk"],
+    ids=["default", "split-relu", "shared-trunk", "lookahead-trunk"],
 )
 def test_a_saved_policy_loads_from_metadata_and_plays_as_the_model(
     tmp_path, one_torch_thread, policy_kwargs
