@@ -176,6 +176,7 @@ def test_dashboard_port_in_use_is_a_clear_error(runs: Path, capsys) -> None:
     assert "--port" in err
 
 
+@pytest.mark.postgres  # psycopg2 connects, to a port where no server listens
 def test_dashboard_unreachable_storage_is_a_clear_error(runs: Path, monkeypatch, capsys) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -193,6 +193,7 @@ def test_status_flags_a_stale_running_trial_then_a_worker_retries_it(runs, pg_ur
     assert "STALE" not in after and "running:" not in after, after
 
 
+@pytest.mark.postgres  # psycopg2 connects, to a port where no server listens
 def test_unreachable_postgres_at_start_is_a_clear_error(runs):
     with unused_port() as port:  # nothing listens there, and nothing can while we hold it
         check_unreachable_postgres(runs, port)

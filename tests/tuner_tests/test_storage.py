@@ -260,6 +260,7 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
     assert budget_used(trials) == 1
 
 
+@pytest.mark.postgres  # psycopg2 connects, to a port where no server listens
 def test_unreachable_storage_names_host_and_port(monkeypatch):
     monkeypatch.setenv("KALAHA_CONNECT_ATTEMPTS", "2")
     with pytest.raises(UserError, match=r"127\.0\.0\.1:1 .*after 2 attempts"):
