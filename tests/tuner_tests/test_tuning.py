@@ -544,7 +544,7 @@ def test_the_readme_study_example_is_a_valid_study():
     "pruner", ["median", "percentile", "successive_halving", "hyperband", "none"]
 )
 def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner):
-    from tuner.study import build_pruner, build_sampler
+    from tuner.samplers import build_pruner, build_sampler
 
     spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
     assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])
