@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from env.policy_files import save_model
 from tuner.errors import UserError
+from tuner.record import TrialAttr
 from tuner.runs import confined, runs_dir, tensorboard_dir
 from tuner.space import to_config
 from tuner.spec import (
@@ -72,7 +73,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The export as data: what to train, and where it came from."""
     config = to_config(spec, dict(trial.params))
-    recorded = trial.user_attrs.get("config")
+    recorded = trial.user_attrs.get(TrialAttr.CONFIG)
     if recorded is not None and recorded != _plain(config.as_dict()):
         raise UserError(
             f"trial {trial.number}'s recorded config differs from what the study file gives "
@@ -84,8 +85,8 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "study": spec.study_name,
         "trial": trial.number,
         "value": trial.value,
-        "scores": trial.user_attrs.get("scores", {}),
-        "rating": trial.user_attrs.get("rating"),
+        "scores": trial.user_attrs.get(TrialAttr.SCORES, {}),
+        "rating": trial.user_attrs.get(TrialAttr.RATING),
         "params": dict(trial.params),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),

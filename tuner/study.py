@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 
 from tuner.errors import UserError
+from tuner.record import StudyAttr, TrialAttr
 from tuner.samplers import build_pruner, build_sampler
 from tuner.spec import StudySpec, parse_spec, upgrade_stored_spec
 
@@ -57,7 +58,7 @@ def _short(value: Any) -> str:
 def _stored_spec(study: optuna.Study) -> dict[str, Any] | None:
     """The spec recorded at creation, with the defaults of today's schema filled in, so
     that a field added to the schema since is not taken for a change of the file."""
-    stored = upgrade_stored_spec(study.user_attrs.get("spec"))
+    stored = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
     if stored is None:
         return None
     try:
@@ -71,8 +72,8 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
     stored = _stored_spec(study)
     new = spec.model_dump(mode="json")
     if stored is None:
-        study.set_user_attr("spec", new)
-        study.set_user_attr("n_trials", spec.n_trials)
+        study.set_user_attr(StudyAttr.SPEC, new)
+        study.set_user_attr(StudyAttr.N_TRIALS, spec.n_trials)
         return
     changes = spec_changes(stored, new)
     if not changes:
@@ -87,7 +88,7 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
     # A file whose every trial failed on a configuration error never built a model:
     # fixing it changes nothing that ran, so the fix goes on (and is recorded).
     trials = study.get_trials(deepcopy=False)
-    never_built = bool(trials) and all(t.user_attrs.get("config_error") for t in trials)
+    never_built = bool(trials) and all(t.user_attrs.get(TrialAttr.CONFIG_ERROR) for t in trials)
     needs_flag = bool(others) and not never_built
     if needs_flag and not accept_changes:
         shown = "; ".join(others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
@@ -96,7 +97,7 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
             "its trials would mix two configurations. Use a new study_name, restore the "
             "file, or pass --accept-changes to record the change and go on"
         )
-    history = list(study.user_attrs.get("spec_changes", []))
+    history = list(study.user_attrs.get(StudyAttr.SPEC_CHANGES, []))
     history.append(
         {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -104,9 +105,9 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
             "accepted_by_flag": needs_flag,
         }
     )
-    study.set_user_attr("spec_changes", history)
-    study.set_user_attr("spec", new)
-    study.set_user_attr("n_trials", spec.n_trials)
+    study.set_user_attr(StudyAttr.SPEC_CHANGES, history)
+    study.set_user_attr(StudyAttr.SPEC, new)
+    study.set_user_attr(StudyAttr.N_TRIALS, spec.n_trials)
 
 
 def create_study(
