@@ -26,6 +26,7 @@ from browser_support import chromium, require_browser, screenshot, wait_for
 from support import run_cli, spawn_cli
 
 from tuner.cli import main
+from tuner.record import TrialAttr
 
 START_TIMEOUT = 60.0
 
@@ -107,7 +108,7 @@ def test_dashboard_shows_the_study_and_its_artifacts(runs: Path, request) -> Non
     trials = study.get_trials()
     best = study.best_trial
     study_id = study._study_id
-    artifact_id = best.user_attrs["model_artifact_id"]
+    artifact_id = best.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
 
     dash = request.getfixturevalue("dashboard")
     assert any(f"studies/{study_id}" in line for line in dash.banner), dash.banner
