@@ -36,9 +36,10 @@ test: install ## Run the whole test suite (real PostgreSQL included)
 	$(BIN)/python -m pytest $(ARGS)
 
 .PHONY: lint
-lint: install ## Check style with ruff (lint and format)
+lint: install ## Check style with ruff (lint and format) and the import contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff

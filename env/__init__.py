@@ -7,7 +7,8 @@ Importing the package registers the environment as ``kalaha/Kalaha-v0``::
 
     kalaha = gym.make("kalaha/Kalaha-v0", opponent="greedy")
 
-This package imports nothing from ``tuner``: the game stands on its own.
+This package imports nothing from ``tuner``: the game stands on its own (an
+import-linter contract in pyproject.toml checks it; ``make lint``).
 """
 
 from gymnasium.envs.registration import register, registry

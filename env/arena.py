@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from env.opponents import Opponent
-from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
+from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks, store_of
 
 MAX_PLIES = 400
 # 2 random plies give about 35 distinct openings in 100, 4 plies about 95 (measured):
@@ -161,8 +161,9 @@ def play_match(
         to_move[idx] = nxt
         live[idx[over]] = False
 
-    own = np.where(first_seat == 0, boards[:, 6], boards[:, 13])
-    other = np.where(first_seat == 0, boards[:, 13], boards[:, 6])
+    rows = np.arange(n_games)
+    own = boards[rows, store_of(first_seat)]
+    other = boards[rows, store_of(1 - first_seat)]
     margins = (own - other).astype(np.int64)
     distinct = len({row.tobytes() for row in history})
     return MatchResult(

@@ -25,7 +25,7 @@ import numpy as np
 
 from env.observation import observe
 from env.opponents import Opponent, make_opponent
-from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks
+from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks, store_of
 
 MAX_OPENING_PLIES = 20
 
@@ -207,7 +207,7 @@ class GameTable:
     def stores(self) -> tuple[np.ndarray, np.ndarray]:
         """(own store, opponent store) of each game, from the agent's seat."""
         rows = np.arange(self.n)
-        return self.boards[rows, 7 * self.seat + 6], self.boards[rows, 7 * (1 - self.seat) + 6]
+        return self.boards[rows, store_of(self.seat)], self.boards[rows, store_of(1 - self.seat)]
 
     # --- episodes ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from gymnasium import spaces
 from env.games import MAX_OPENING_PLIES, GameTable
 from env.observation import observation_space
 from env.opponents import Opponent
-from env.rules import N_PITS
+from env.rules import N_PITS, pit_index, store_of
 
 OpponentLike = str | Opponent
 
@@ -190,11 +190,11 @@ def render_board(board: Sequence[int] | np.ndarray, agent_seat: int | None = Non
               p0:  [ 4][ 4][ 4][ 4][ 4][ 4]
     """
     b = [int(x) for x in board]
-    top = "".join(f"[{b[i]:2d}]" for i in range(12, 6, -1))
-    bottom = "".join(f"[{b[i]:2d}]" for i in range(0, 6))
+    top = "".join(f"[{b[pit_index(1, k)]:2d}]" for k in reversed(range(N_PITS)))
+    bottom = "".join(f"[{b[pit_index(0, k)]:2d}]" for k in range(N_PITS))
     tag = {0: ("", "  (agent)"), 1: ("  (agent)", "")}.get(agent_seat, ("", ""))
     return (
         f"      p1:  {top}{tag[0]}\n"
-        f"    [{b[13]:2d}]{' ' * 26}[{b[6]:2d}]\n"
+        f"    [{b[store_of(1)]:2d}]{' ' * 26}[{b[store_of(0)]:2d}]\n"
         f"      p0:  {bottom}{tag[1]}\n"
     )

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from env.rules import N_PITS
+from env.rules import BOARD_SIZE, N_PITS, side_of
 
-OBS_SIZE = 14
+OBS_SIZE = BOARD_SIZE
 
 
 def observe(boards: np.ndarray, players: np.ndarray, seeds: int) -> np.ndarray:
@@ -21,8 +21,9 @@ def observe(boards: np.ndarray, players: np.ndarray, seeds: int) -> np.ndarray:
     """
     boards = np.atleast_2d(boards)
     players = np.asarray(players).reshape(-1)
-    own = np.where(players[:, None] == 0, boards[:, :7], boards[:, 7:])
-    opp = np.where(players[:, None] == 0, boards[:, 7:], boards[:, :7])
+    first, second = boards[:, side_of(0)], boards[:, side_of(1)]
+    own = np.where(players[:, None] == 0, first, second)
+    opp = np.where(players[:, None] == 0, second, first)
     return (np.concatenate([own, opp], axis=1) / float(seeds)).astype(np.float32)
 
 

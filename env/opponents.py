@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from env.observation import observe
-from env.rules import N_PITS, _apply_one, legal_masks
+from env.rules import N_PITS, _apply_one, legal_masks, pit_index, store_of
 
 _NEG = -1.0e9
 
@@ -59,9 +59,9 @@ def _greedy_scores(boards: np.ndarray, players: np.ndarray, empty_capture: bool)
     scores = np.full((n, N_PITS), _NEG)
     for i in range(n):
         player = players[i]
-        store = 7 * player + 6
+        store = store_of(player)
         for k in range(N_PITS):
-            if boards[i, 7 * player + k] == 0:
+            if boards[i, pit_index(player, k)] == 0:
                 continue
             child = boards[i].copy()
             nxt, _ = _apply_one(child, player, k, empty_capture)
@@ -99,16 +99,16 @@ def _alphabeta(
     chain of extra turns is always searched to its end.
     """
     if depth == 0:
-        return float(board[7 * root + 6] - board[7 * (1 - root) + 6])
+        return float(board[store_of(root)] - board[store_of(1 - root)])
     maximizing = player == root
     best = -1.0e9 if maximizing else 1.0e9
     for k in range(N_PITS):
-        if board[7 * player + k] == 0:
+        if board[pit_index(player, k)] == 0:
             continue
         child = board.copy()
         nxt, done = _apply_one(child, player, k, empty_capture)
         if done:
-            value = float(child[7 * root + 6] - child[7 * (1 - root) + 6])
+            value = float(child[store_of(root)] - child[store_of(1 - root)])
         else:
             # An extra turn continues the same ply: chains are searched to their end.
             next_depth = depth if nxt == player else depth - 1
@@ -133,12 +133,12 @@ def _minimax_scores(
     for i in range(n):
         player = players[i]
         for k in range(N_PITS):
-            if boards[i, 7 * player + k] == 0:
+            if boards[i, pit_index(player, k)] == 0:
                 continue
             child = boards[i].copy()
             nxt, done = _apply_one(child, player, k, empty_capture)
             if done or (depth <= 1 and nxt != player):
-                scores[i, k] = float(child[7 * player + 6] - child[7 * (1 - player) + 6])
+                scores[i, k] = float(child[store_of(player)] - child[store_of(1 - player)])
             else:
                 # Full window per root move: exact values, so ties are real ties.
                 next_depth = depth if nxt == player else depth - 1

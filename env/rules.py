@@ -3,7 +3,9 @@
 The board is 14 integers, ``[p0 pits 0..5, p0 store, p1 pits 0..5, p1 store]``.
 Absolute pit ``i`` lies opposite pit ``12 - i``. Each player numbers their own
 pits 0..5 in sowing order, so player ``p``'s pit ``k`` is absolute index
-``7 * p + k`` and their store is ``7 * p + 6``.
+``7 * p + k`` and their store is ``7 * p + 6``. That arithmetic lives here once,
+in :func:`pit_index`, :func:`store_of`, :func:`opposite`, :func:`owner`,
+:func:`side_of` and :func:`pits_of`; every kernel, env and tool uses them.
 
 Why one batched core: training, evaluation and the benchmark all step many games
 at once; the scalar functions below call the same compiled kernel with a batch
@@ -26,23 +28,61 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
-N_PITS = 6
-BOARD_SIZE = 14
-STORE = (6, 13)
+N_PITS = 6  # pits per side
+SIDE = N_PITS + 1  # holes per side: the six pits, then the store
+BOARD_SIZE = 2 * SIDE
 BOARD_DTYPE = np.int32
 
+# --- the board layout --------------------------------------------------------------
+# Plain functions that numba compiles into the kernels that call them
+# (``register_jitable``): the kernels pay nothing for the names, and Python callers
+# (the envs, the arena, the tools) call them as ordinary functions, on ints or on
+# numpy arrays of players alike.
 
-@njit(cache=True, nogil=True)
-def _store_of(player: int) -> int:
-    return 7 * player + 6
+
+@register_jitable
+def pit_index(player, k):
+    """The absolute index of ``player``'s own pit ``k`` (0..5 in their sowing order)."""
+    return SIDE * player + k
+
+
+@register_jitable
+def store_of(player):
+    """The absolute index of ``player``'s store: 6 for player 0, 13 for player 1."""
+    return SIDE * player + N_PITS
+
+
+@register_jitable
+def opposite(pit):
+    """The pit across the board from absolute pit ``pit`` (what a capture takes)."""
+    return 2 * N_PITS - pit
+
+
+@register_jitable
+def owner(index):
+    """The player on whose side absolute index ``index`` lies (their store included)."""
+    return index // SIDE
+
+
+def side_of(player: int) -> slice:
+    """``player``'s six pits and their store, as a slice of a board (or of its last axis)."""
+    return slice(SIDE * player, SIDE * (player + 1))
+
+
+def pits_of(player: int) -> slice:
+    """``player``'s six pits, without the store, as a slice of a board."""
+    return slice(SIDE * player, SIDE * player + N_PITS)
+
+
+# --- the batched kernels -----------------------------------------------------------
 
 
 @njit(cache=True, nogil=True)
 def _side_empty(board: np.ndarray, player: int) -> bool:
-    base = 7 * player
     for k in range(N_PITS):  # noqa: SIM110  (numba compiles loops, not all())
-        if board[base + k] != 0:
+        if board[pit_index(player, k)] != 0:
             return False
     return True
 
@@ -51,12 +91,11 @@ def _side_empty(board: np.ndarray, player: int) -> bool:
 def _sweep(board: np.ndarray) -> None:
     """Move every seed left in a side's pits into that side's store."""
     for player in range(2):
-        base = 7 * player
         total = 0
         for k in range(N_PITS):
-            total += board[base + k]
-            board[base + k] = 0
-        board[base + 6] += total
+            total += board[pit_index(player, k)]
+            board[pit_index(player, k)] = 0
+        board[store_of(player)] += total
 
 
 @njit(cache=True, nogil=True)
@@ -65,9 +104,9 @@ def _apply_one(board: np.ndarray, player: int, pit: int, empty_capture: bool) ->
 
     The caller guarantees that ``pit`` is a non-empty pit of ``player``.
     """
-    origin = 7 * player + pit
-    own_store = 7 * player + 6
-    opp_store = 7 * (1 - player) + 6
+    origin = pit_index(player, pit)
+    own_store = store_of(player)
+    opp_store = store_of(1 - player)
     seeds = board[origin]
     board[origin] = 0
     pos = origin
@@ -81,11 +120,11 @@ def _apply_one(board: np.ndarray, player: int, pit: int, empty_capture: bool) ->
     next_player = 1 - player
     if pos == own_store:
         next_player = player
-    elif pos // 7 == player and board[pos] == 1:
-        opposite = 12 - pos
-        if board[opposite] > 0 or empty_capture:
-            board[own_store] += board[opposite] + 1
-            board[opposite] = 0
+    elif owner(pos) == player and board[pos] == 1:
+        across = opposite(pos)
+        if board[across] > 0 or empty_capture:
+            board[own_store] += board[across] + 1
+            board[across] = 0
             board[pos] = 0
 
     if _side_empty(board, 0) or _side_empty(board, 1):
@@ -119,9 +158,9 @@ def legal_masks(boards: np.ndarray, players: np.ndarray) -> np.ndarray:
     n = boards.shape[0]
     masks = np.zeros((n, N_PITS), dtype=np.bool_)
     for i in range(n):
-        base = 7 * players[i]
+        player = players[i]  # read once: the stores into masks may alias it, for all LLVM knows
         for k in range(N_PITS):
-            masks[i, k] = boards[i, base + k] > 0
+            masks[i, k] = boards[i, pit_index(player, k)] > 0
     return masks
 
 
@@ -138,15 +177,14 @@ def random_playouts(boards: np.ndarray, players: np.ndarray, choices: np.ndarray
     for i in range(n):
         player = players[i]
         for t in range(choices.shape[1]):
-            base = 7 * player
             n_legal = 0
             for k in range(N_PITS):
-                if boards[i, base + k] > 0:
+                if boards[i, pit_index(player, k)] > 0:
                     n_legal += 1
             pick = int(choices[i, t] * n_legal)
             pit = -1
             for k in range(N_PITS):
-                if boards[i, base + k] > 0:
+                if boards[i, pit_index(player, k)] > 0:
                     if pick == 0:
                         pit = k
                         break
@@ -224,6 +262,7 @@ def is_over(board) -> bool:
 def winner(board) -> int | None:
     """0 or 1 for the player with the larger store, ``None`` for a draw."""
     arr = _as_board(board)
-    if arr[6] == arr[13]:
+    first, second = arr[store_of(0)], arr[store_of(1)]
+    if first == second:
         return None
-    return 0 if arr[6] > arr[13] else 1
+    return 0 if first > second else 1

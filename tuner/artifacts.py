@@ -8,6 +8,7 @@ import optuna
 from optuna.artifacts import download_artifact
 
 from tuner.errors import UserError
+from tuner.record import TrialAttr
 from tuner.runs import artifact_store, confined, runs_dir
 
 
@@ -17,7 +18,7 @@ def download_trial_model(study: optuna.Study, number: int) -> Path:
         raise UserError(
             f"study {study.study_name!r} has no trial {number}; expected 0..{len(trials) - 1}"
         )
-    artifact_id = trials[number].user_attrs.get("model_artifact_id")
+    artifact_id = trials[number].user_attrs.get(TrialAttr.MODEL_ARTIFACT_ID)
     if not artifact_id:
         raise UserError(
             f"trial {number} of {study.study_name!r} has no model artifact "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tuner.errors import EXIT_BAD_INPUT, UserError
+from tuner.record import StudyAttr
 
 OPENING_HELP = "random plies of each opening (default: env.arena.DEFAULT_OPENING_PLIES, 4)"
 
@@ -160,7 +161,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     study, _ = _load_existing(args.study, args.storage)
     chosen = select_for_export(study)
     trial = chosen.trial
-    spec_data = upgrade_stored_spec(study.user_attrs.get("spec"))
+    spec_data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
     spec = (
         parse_spec(spec_data, f"study {study.study_name!r}") if spec_data else load_spec(args.study)
     )

@@ -5,6 +5,11 @@ built its model (recomputed by the same pure ``to_config`` from the trial's
 params and checked against what the trial recorded), the env options, the
 budget and the evaluation, plus metadata. ``tuner train`` feeds that file back
 to the same ``train`` function the trials used.
+
+One schema for both directions, :class:`ExportDocument`: ``tuner export`` builds the
+document through it and ``tuner train`` reads the file through it, so an export the
+trainer would refuse is never written, and a hand-edited file fails on its first bad
+key in one line (key, what was expected, what was found), before any training.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 import yaml
@@ -21,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from env.policy_files import save_model
 from tuner.errors import UserError
+from tuner.record import TrialAttr
 from tuner.runs import confined, runs_dir, tensorboard_dir
 from tuner.space import to_config
 from tuner.spec import (
@@ -72,31 +78,34 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The export as data: what to train, and where it came from."""
     config = to_config(spec, dict(trial.params))
-    recorded = trial.user_attrs.get("config")
+    recorded = trial.user_attrs.get(TrialAttr.CONFIG)
     if recorded is not None and recorded != _plain(config.as_dict()):
         raise UserError(
             f"trial {trial.number}'s recorded config differs from what the study file gives "
             "for its params now; the study file changed since the trial ran. Export with the "
             "study file the trial ran with"
         )
-    return {
+    data = {
         "format": FORMAT,
         "study": spec.study_name,
         "trial": trial.number,
         "value": trial.value,
-        "scores": trial.user_attrs.get("scores", {}),
-        "rating": trial.user_attrs.get("rating"),
+        "scores": trial.user_attrs.get(TrialAttr.SCORES, {}),
+        "rating": trial.user_attrs.get(TrialAttr.RATING),
         "params": dict(trial.params),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
-        "algorithm": "MaskablePPO",
-        "policy": "MlpPolicy",
         "ppo_kwargs": config.ppo_kwargs,
         "env_kwargs": config.env_kwargs,
-        "budget": spec.budget.model_dump(),
-        "evaluation": spec.evaluation.model_dump(),
+        "budget": spec.budget,
+        "evaluation": spec.evaluation,
         "seed": spec.seed + trial.number,
     }
+    try:  # built through the schema train reads it with: never an export train refuses
+        document = ExportDocument.model_validate(data)
+    except ValidationError as err:
+        raise UserError(format_error(f"trial {trial.number}'s export", err)) from None
+    return document.model_dump()
 
 
 def _plain(data: Any) -> Any:
@@ -110,6 +119,12 @@ def _plain(data: Any) -> Any:
 
 
 def write_export(doc: dict[str, Any], path: Path) -> Path:
+    """Write an export (with the selection record the command adds) atomically, after
+    checking it against the schema ``tuner train`` reads it with."""
+    try:
+        ExportDocument.model_validate(doc)
+    except ValidationError as err:
+        raise UserError(format_error(f"export of study {doc.get('study')!r}", err)) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# Best trial of study {doc['study']!r} (trial {doc['trial']}, value {doc['value']}).\n"
@@ -123,12 +138,29 @@ def write_export(doc: dict[str, Any], path: Path) -> Path:
     return path
 
 
-class ExportFile(BaseModel):
-    """What ``tuner train`` reads from an export; other keys (params, versions) are notes."""
+class ExportDocument(BaseModel):
+    """An export file. What ``tuner train`` uses (``ppo_kwargs``, ``env_kwargs``,
+    ``budget``, ``evaluation``, ``seed``, ``study``) is required and checked as a study
+    file's settings are; the rest records where the configuration came from and is
+    optional, so that a hand-written file with only the settings still trains.
+
+    ``ppo_kwargs`` are MaskablePPO's own keyword arguments (its signature, read when a
+    file is checked) plus ``lr_schedule``; ``env_kwargs`` are the env's options.
+    """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
+    format: Literal["kalaha-tuner/best-trial/v1"] = FORMAT
     study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
+    trial: int | None = None
+    value: float | None = Field(None, allow_inf_nan=True)  # a note: the trial's value
+    scores: dict[str, float] = Field(default_factory=dict)
+    rating: dict[str, Any] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    exported_at: str | dt.datetime | None = None  # YAML reads an unquoted one as a datetime
+    versions: dict[str, Any] = Field(default_factory=dict)
+    algorithm: Literal["MaskablePPO"] = "MaskablePPO"
+    policy: Literal["MlpPolicy"] = "MlpPolicy"
     ppo_kwargs: dict[str, Any]
     env_kwargs: dict[str, Any]
     budget: BudgetSpec
@@ -136,7 +168,7 @@ class ExportFile(BaseModel):
     seed: int = Field(ge=0, lt=2**32)
 
     @model_validator(mode="after")
-    def _settings(self) -> ExportFile:
+    def _settings(self) -> ExportDocument:
         known = ppo_argument_keys() | SCHEDULE_KEYS
         for key in self.ppo_kwargs:
             if key not in known:
@@ -178,14 +210,14 @@ def load_export(path: str | Path) -> dict[str, Any]:
             f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}"
         )
     try:
-        ExportFile.model_validate(doc)
+        ExportDocument.model_validate(doc)
     except ValidationError as err:
         raise UserError(format_error(str(path), err)) from None
     return doc
 
 
 def train_from_export(
-    doc: dict[str, Any],
+    doc: ExportDocument | dict[str, Any],
     *,
     device: str = "auto",
     total_timesteps: int | None = None,
@@ -194,29 +226,34 @@ def train_from_export(
 ) -> tuple[TrainingRun, Path]:
     """Train the exported configuration with the trials' own ``train``; save the model.
 
-    ``seed`` retrains with a fresh seed (a check that the result was not one lucky draw);
-    by default the trial's own seed is used.
+    ``doc`` is an :class:`ExportDocument` or its data (checked here, so that no caller
+    trains an unchecked file). ``seed`` retrains with a fresh seed (a check that the
+    result was not one lucky draw); by default the trial's own seed is used.
     """
-    try:
-        budget = BudgetSpec.model_validate(doc["budget"])
-        evaluation = EvaluationSpec.model_validate(doc["evaluation"])
-    except ValidationError as err:  # e.g. an export from before objective: score|rating
-        raise UserError(format_error(f"export of study {doc.get('study')!r}", err)) from None
+    if isinstance(doc, ExportDocument):
+        export = doc
+    else:
+        try:
+            export = ExportDocument.model_validate(doc)
+        except ValidationError as err:  # e.g. an export from before objective: score|rating
+            source = f"export of study {doc.get('study')!r}"
+            raise UserError(format_error(source, err)) from None
+    budget = export.budget
     run = train(
-        doc["ppo_kwargs"],
-        doc["env_kwargs"],
+        export.ppo_kwargs,
+        export.env_kwargs,
         total_timesteps=total_timesteps or budget.total_timesteps,
         n_envs=budget.n_envs,
         n_evaluations=budget.n_evaluations,
-        evaluation=evaluation,
-        seed=int(doc["seed"]) if seed is None else seed,
+        evaluation=export.evaluation,
+        seed=export.seed if seed is None else seed,
         device=device,
-        tensorboard_log=tensorboard_dir(f"{doc['study']}_train"),
+        tensorboard_log=tensorboard_dir(f"{export.study}_train"),
         tb_log_name="train",
     )
     if run.progress.diverged:
         raise UserError(f"training diverged: {run.progress.diverged}")
-    out = out or confined(runs_dir() / "models", f"{doc['study']}.zip")
+    out = out or confined(runs_dir() / "models", f"{export.study}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
     return run, out

@@ -20,6 +20,7 @@ from optuna.artifacts import upload_artifact
 
 from env.policy_files import save_model
 from tuner.callbacks import Evaluation
+from tuner.record import TrialAttr
 from tuner.runs import artifact_store, tensorboard_dir
 from tuner.space import sample, to_config
 from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
@@ -68,10 +69,12 @@ def objective(
     """
     values = sample(spec, trial)
     config = to_config(spec, values)
-    trial.set_user_attr("real_params", real_values(spec, config.ppo_kwargs, config.env_kwargs))
-    trial.set_user_attr("config", config.as_dict())
+    trial.set_user_attr(
+        TrialAttr.REAL_PARAMS, real_values(spec, config.ppo_kwargs, config.env_kwargs)
+    )
+    trial.set_user_attr(TrialAttr.CONFIG, config.as_dict())
     if config.adjustments:
-        trial.set_user_attr("adjustments", config.adjustments)
+        trial.set_user_attr(TrialAttr.ADJUSTMENTS, config.adjustments)
     base_seed = spec.seed + trial.number if seed is None else seed
     n_seeds = spec.budget.seeds
 
@@ -104,8 +107,8 @@ def objective(
         seed_values.append(value)
         if n_seeds == 1:
             break
-        trial.set_user_attr("seed_values", seed_values)
-        trial.set_user_attr("timesteps", sum(r.timesteps for r in runs))
+        trial.set_user_attr(TrialAttr.SEED_VALUES, seed_values)
+        trial.set_user_attr(TrialAttr.TIMESTEPS, sum(r.timesteps for r in runs))
         trial.report(value, index)
         if index < n_seeds - 1 and trial.should_prune():
             raise optuna.TrialPruned(
@@ -119,7 +122,7 @@ def objective(
         artifact_id = upload_artifact(
             artifact_store=artifact_store(), file_path=str(path), study_or_trial=trial
         )
-    trial.set_user_attr("model_artifact_id", artifact_id)
+    trial.set_user_attr(TrialAttr.MODEL_ARTIFACT_ID, artifact_id)
     return _mean(seed_values)
 
 
@@ -130,20 +133,24 @@ def _mean(values: list[float]) -> float:
 def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     """What one training run measured, as the trial's user attrs."""
     progress = run.progress
-    trial.set_user_attr("timesteps", run.timesteps)
-    trial.set_user_attr("device", run.device)
-    trial.set_user_attr("steps_per_second", round(run.steps_per_second, 1))
-    trial.set_user_attr("train_seconds", round(run.train_seconds, 3))
-    trial.set_user_attr("eval_seconds", round(run.eval_seconds, 3))
+    trial.set_user_attr(TrialAttr.TIMESTEPS, run.timesteps)
+    trial.set_user_attr(TrialAttr.DEVICE, run.device)
+    trial.set_user_attr(TrialAttr.STEPS_PER_SECOND, round(run.steps_per_second, 1))
+    trial.set_user_attr(TrialAttr.TRAIN_SECONDS, round(run.train_seconds, 3))
+    trial.set_user_attr(TrialAttr.EVAL_SECONDS, round(run.eval_seconds, 3))
     if run.league:
-        trial.set_user_attr("league", run.league)
-    trial.set_user_attr("evaluations", [e.as_dict() for e in progress.evaluations])
+        trial.set_user_attr(TrialAttr.LEAGUE, run.league)
+    trial.set_user_attr(TrialAttr.EVALUATIONS, [e.as_dict() for e in progress.evaluations])
     if progress.evaluations:
         last_ev = progress.evaluations[-1]
-        trial.set_user_attr("scores", {k: round(r.score, 4) for k, r in last_ev.results.items()})
-        trial.set_user_attr("eval_results", {k: r.as_dict() for k, r in last_ev.results.items()})
+        trial.set_user_attr(
+            TrialAttr.SCORES, {k: round(r.score, 4) for k, r in last_ev.results.items()}
+        )
+        trial.set_user_attr(
+            TrialAttr.EVAL_RESULTS, {k: r.as_dict() for k, r in last_ev.results.items()}
+        )
         if last_ev.rating is not None:
-            trial.set_user_attr("rating", last_ev.rating.as_dict())
+            trial.set_user_attr(TrialAttr.RATING, last_ev.rating.as_dict())
 
 
 def _run_value(spec: StudySpec, run: TrainingRun) -> float:

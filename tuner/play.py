@@ -14,15 +14,15 @@ import numpy as np
 
 from env.kalaha_env import render_board
 from env.opponents import Opponent
-from env.rules import apply_move, initial_board, legal_pits, winner
+from env.rules import N_PITS, apply_move, initial_board, legal_pits, side_of, store_of, winner
 
 
 def draw(board: list[int], human: int) -> str:
     """The board from the person's side: their pits along the bottom, numbered 1..6."""
-    b = board if human == 0 else board[7:] + board[:7]  # the person always sits as p0
+    b = board if human == 0 else board[side_of(1)] + board[side_of(0)]  # always as p0
     text = render_board(b)
     text = text.replace("p1:", "AI:").replace("p0:", "you")
-    numbers = "".join(f"  {k + 1} " for k in range(6))
+    numbers = "".join(f"  {k + 1} " for k in range(N_PITS))
     return f"{text}           {numbers}\n"
 
 
@@ -65,7 +65,7 @@ def play(
         to_move = nxt
         say(draw(board, human_seat))
     w = winner(board)
-    you, ai = board[7 * human_seat + 6], board[7 * (1 - human_seat) + 6]
+    you, ai = board[store_of(human_seat)], board[store_of(1 - human_seat)]
     say(
         f"Game over, {you}:{ai}: "
         + ("a draw." if w is None else "you win!" if w == human_seat else "the AI wins.")

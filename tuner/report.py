@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.record import StudyAttr, TrialAttr
 from tuner.runs import confined, runs_dir
 from tuner.status import state_counts
 
@@ -43,23 +44,23 @@ def trial_budget(study: optuna.Study) -> int | None:
 
     With ``budget.seeds: S`` a trial trains S runs of ``total_timesteps`` each.
     """
-    spec = study.user_attrs.get("spec") or {}
+    spec = study.user_attrs.get(StudyAttr.SPEC) or {}
     total = (spec.get("budget") or {}).get("total_timesteps")
     seeds = (spec.get("budget") or {}).get("seeds", 1)
     if isinstance(total, int) and total > 0:
         return total * (seeds if isinstance(seeds, int) and seeds > 0 else 1)
     done = [
-        int(t.user_attrs["timesteps"])
+        int(t.user_attrs[TrialAttr.TIMESTEPS])
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if "timesteps" in t.user_attrs
+        if TrialAttr.TIMESTEPS in t.user_attrs
     ]
     return max(done) if done else None
 
 
 def trial_timesteps(trial: FrozenTrial) -> int:
     """Timesteps a trial trained: its user attr, else its last reported step."""
-    if "timesteps" in trial.user_attrs:
-        return int(trial.user_attrs["timesteps"])
+    if TrialAttr.TIMESTEPS in trial.user_attrs:
+        return int(trial.user_attrs[TrialAttr.TIMESTEPS])
     return max(trial.intermediate_values, default=0)
 
 
@@ -337,7 +338,7 @@ def _param_cell(trial: FrozenTrial, name: str) -> str:
     if name not in trial.params:
         return "-"
     shown = _fmt(trial.params[name])
-    real = trial.user_attrs.get("real_params", {}).get(name)
+    real = trial.user_attrs.get(TrialAttr.REAL_PARAMS, {}).get(name)
     if real is not None and _fmt(real) != shown:
         shown += f" ({_fmt(real)})"
     return shown
@@ -370,9 +371,9 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     opponents: list[str] = []
     params: list[str] = []
     for t in trials:
-        opponents.extend(o for o in t.user_attrs.get("scores", {}) if o not in opponents)
+        opponents.extend(o for o in t.user_attrs.get(TrialAttr.SCORES, {}) if o not in opponents)
         params.extend(p for p in t.params if p not in params)
-    rated = any("rating" in t.user_attrs for t in trials)
+    rated = any(TrialAttr.RATING in t.user_attrs for t in trials)
     headers = [
         "rank",
         "trial",
@@ -386,17 +387,17 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     ]
     rows = []
     for rank, t in enumerate(trials, 1):
-        scores = t.user_attrs.get("scores", {})
+        scores = t.user_attrs.get(TrialAttr.SCORES, {})
         rows.append(
             [
                 str(rank),
                 str(t.number),
                 f"{t.value:.4f}",
-                *([_rating_cell(t.user_attrs.get("rating"))] if rated else []),
+                *([_rating_cell(t.user_attrs.get(TrialAttr.RATING))] if rated else []),
                 *[f"{scores[o]:.3f}" if o in scores else "-" for o in opponents],
                 *[_param_cell(t, p) for p in params],
-                str(t.user_attrs.get("timesteps", "-")),
-                _fmt(t.user_attrs.get("steps_per_second", "-")),
+                str(t.user_attrs.get(TrialAttr.TIMESTEPS, "-")),
+                _fmt(t.user_attrs.get(TrialAttr.STEPS_PER_SECOND, "-")),
                 _duration(t),
             ]
         )
@@ -473,7 +474,7 @@ def render_html(
         b = best[0]
         shown = ", ".join(f"{k} = {_param_cell(b, k)}" for k in b.params)
         best_text = f"trial {b.number}, value {b.value:.4f} ({shown})"
-    spec = study.user_attrs.get("spec") or {}
+    spec = study.user_attrs.get(StudyAttr.SPEC) or {}
     generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
 
     parts = [

@@ -669,7 +669,8 @@ def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
     except ValidationError as err:
         raise UserError(format_error(source, err)) from None
     # Build the sampler and pruner once now: bad options fail here, before storage.
-    from tuner.study import build_pruner, build_sampler
+    # Imported here: optuna is not needed to read a spec, and the import stays cheap.
+    from tuner.samplers import build_pruner, build_sampler
 
     try:
         build_sampler(spec, seed=0)

@@ -13,6 +13,7 @@ import datetime as dt
 import optuna
 from optuna.trial import TrialState
 
+from tuner.record import StudyAttr, TrialAttr
 from tuner.storage import ResilientRDBStorage
 
 
@@ -29,7 +30,7 @@ def format_status(
 ) -> str:
     """The status table; ``connections`` (process -> open connections) sizes ``max_connections``."""
     trials = study.get_trials(deepcopy=False)
-    n_budget = study.user_attrs.get("n_trials", "?")
+    n_budget = study.user_attrs.get(StudyAttr.N_TRIALS, "?")
     lines = [f"study {study.study_name!r}: {len(trials)} trials (budget {n_budget})"]
     for name, n in state_counts(trials).items():
         lines.append(f"  {name:<9s} {n:5d}")
@@ -39,13 +40,13 @@ def format_status(
         lines.append(f"best: trial {best.number}, value {best.value:.4f}")
         for k, v in best.params.items():
             lines.append(f"  {k} = {v}")
-        rating = best.user_attrs.get("rating")
+        rating = best.user_attrs.get(TrialAttr.RATING)
         if rating:
             lines.append(
                 f"  rating {rating['rating']:.0f} [95% {rating['low']:.0f}, {rating['high']:.0f}]"
                 " (Elo on the reference ladder)"
             )
-        for k, v in best.user_attrs.get("scores", {}).items():
+        for k, v in best.user_attrs.get(TrialAttr.SCORES, {}).items():
             lines.append(f"  score vs {k}: {v:.3f}")
     else:
         lines.append("best: none yet (no completed trial)")
@@ -58,7 +59,7 @@ def format_status(
         lines.append("running:")
         for t in running:
             age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
-            where = t.user_attrs.get("worker")
+            where = t.user_attrs.get(TrialAttr.WORKER)
             beat = ages.get(t._trial_id)
             line = f"  trial {t.number:4d}  running for {age:7.1f}s"
             if where:
@@ -73,8 +74,8 @@ def format_status(
     if waiting:
         lines.append("waiting:")
         for t in waiting:
-            retry_of = t.user_attrs.get("retry_of")
-            why = t.user_attrs.get("retry_reason")
+            retry_of = t.user_attrs.get(TrialAttr.RETRY_OF)
+            why = t.user_attrs.get(TrialAttr.RETRY_REASON)
             text = f"  trial {t.number:4d}"
             if retry_of is not None:
                 text += f"  retry of trial {retry_of}" + (f" ({why})" if why else "")

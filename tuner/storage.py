@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tuner.errors import UserError
+from tuner.record import TrialAttr, TrialSystemAttr
 from tuner.runs import runs_dir
 
 ENV_STORAGE = "OPTUNA_STORAGE"
@@ -369,10 +370,10 @@ def requeue_trial(
     which trial it retries (``retry_of``) and why (``retry_reason``); the failed
     trial's own user attrs (its fail reason, its partial results) are not copied.
     """
-    history = [*failed.system_attrs.get("retry_history", []), failed.number]
+    history = [*failed.system_attrs.get(TrialSystemAttr.RETRY_HISTORY, []), failed.number]
     # A trial stopped by a signal (a scale-down, Ctrl-C) did nothing wrong: such stops
     # are always re-queued and never use up the retries that faults get.
-    stops = failed.system_attrs.get("stopped_by_signal", 0) + int(stopped)
+    stops = failed.system_attrs.get(TrialSystemAttr.STOPPED_BY_SIGNAL, 0) + int(stopped)
     if not stopped and max_retry is not None and len(history) - stops > max_retry:
         log.warning("trial %d is not retried: it was retried %d times", failed.number, max_retry)
         return False
@@ -381,12 +382,14 @@ def requeue_trial(
             state=TrialState.WAITING,
             params=failed.params,
             distributions=failed.distributions,
-            user_attrs={"retry_of": failed.number, "retry_reason": reason},
+            user_attrs={TrialAttr.RETRY_OF: failed.number, TrialAttr.RETRY_REASON: reason},
             system_attrs={
                 **failed.system_attrs,
-                "failed_trial": failed.system_attrs.get("failed_trial", failed.number),
-                "retry_history": history,
-                "stopped_by_signal": stops,
+                TrialSystemAttr.FAILED_TRIAL: failed.system_attrs.get(
+                    TrialSystemAttr.FAILED_TRIAL, failed.number
+                ),
+                TrialSystemAttr.RETRY_HISTORY: history,
+                TrialSystemAttr.STOPPED_BY_SIGNAL: stops,
             },
         )
     )
@@ -491,7 +494,7 @@ class ResilientRDBStorage(RDBStorage):
                 if trial.state != TrialState.RUNNING:
                     return False
                 self._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, trial_id, "fail_reason", reason
+                    session, models.TrialUserAttributeModel, trial_id, TrialAttr.FAIL_REASON, reason
                 )
                 trial.state = TrialState.FAIL
                 trial.datetime_complete = dt.datetime.now()

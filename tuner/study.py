@@ -1,8 +1,8 @@
-"""Spec -> sampler, pruner and the Optuna study.
+"""Spec -> the Optuna study: create or load it, with this worker's sampler and pruner.
 
 Samplers and pruners are not stored in the database: every worker rebuilds them
-from the study file, each worker with its own sampler seed (with one seed, all
-workers would propose the same first trials).
+from the study file (:mod:`tuner.samplers`), each worker with its own sampler seed
+(with one seed, all workers would propose the same first trials).
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import datetime as dt
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import optuna
 
 from tuner.errors import UserError
-from tuner.spec import StudySpec
+from tuner.record import StudyAttr, TrialAttr
+from tuner.samplers import build_pruner, build_sampler
+from tuner.spec import StudySpec, parse_spec, upgrade_stored_spec
 
 
 def worker_seed(spec: StudySpec, worker_index: int | None) -> int:
@@ -27,53 +28,6 @@ def worker_seed(spec: StudySpec, worker_index: int | None) -> int:
     if worker_index is None:
         return int.from_bytes(os.urandom(4), "little")
     return (spec.seed + 7919 * (worker_index + 1)) % 2**32
-
-
-def build_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
-    options = dict(spec.sampler.options)
-    kind = spec.sampler.type
-    classes: dict[str, Any] = {
-        "tpe": optuna.samplers.TPESampler,
-        "random": optuna.samplers.RandomSampler,
-        "cmaes": optuna.samplers.CmaEsSampler,
-        "qmc": optuna.samplers.QMCSampler,
-    }
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return classes[kind](seed=seed, **options)
-    except (TypeError, ValueError) as err:
-        raise UserError(
-            f"key 'sampler.options': {err}; see optuna.samplers.{classes[kind].__name__}"
-        ) from None
-
-
-def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The study's pruner; resource-based pruners count resources in timesteps."""
-    options = dict(spec.pruner.options)
-    eval_every = max(1, spec.budget.total_timesteps // spec.budget.n_evaluations)
-    kind = spec.pruner.type
-    p = optuna.pruners
-    try:
-        if kind == "none":
-            return p.NopPruner()
-        if kind == "median":
-            return p.MedianPruner(**options)
-        if kind == "percentile":
-            options.setdefault("percentile", 25.0)
-            return p.PercentilePruner(**options)
-        if kind == "wilcoxon":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return p.WilcoxonPruner(**options)
-        if kind == "successive_halving":
-            options.setdefault("min_resource", eval_every)
-            return p.SuccessiveHalvingPruner(**options)
-        options.setdefault("min_resource", eval_every)
-        options.setdefault("max_resource", spec.budget.total_timesteps)
-        return p.HyperbandPruner(**options)
-    except (TypeError, ValueError) as err:  # an unknown option, or a value out of range
-        raise UserError(f"key 'pruner.options': {err}; see optuna.pruners") from None
 
 
 # Changes of a study file that keep its trials comparable: allowed, and recorded.
@@ -104,9 +58,7 @@ def _short(value: Any) -> str:
 def _stored_spec(study: optuna.Study) -> dict[str, Any] | None:
     """The spec recorded at creation, with the defaults of today's schema filled in, so
     that a field added to the schema since is not taken for a change of the file."""
-    from tuner.spec import parse_spec, upgrade_stored_spec
-
-    stored = upgrade_stored_spec(study.user_attrs.get("spec"))
+    stored = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
     if stored is None:
         return None
     try:
@@ -120,8 +72,8 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
     stored = _stored_spec(study)
     new = spec.model_dump(mode="json")
     if stored is None:
-        study.set_user_attr("spec", new)
-        study.set_user_attr("n_trials", spec.n_trials)
+        study.set_user_attr(StudyAttr.SPEC, new)
+        study.set_user_attr(StudyAttr.N_TRIALS, spec.n_trials)
         return
     changes = spec_changes(stored, new)
     if not changes:
@@ -136,7 +88,7 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
     # A file whose every trial failed on a configuration error never built a model:
     # fixing it changes nothing that ran, so the fix goes on (and is recorded).
     trials = study.get_trials(deepcopy=False)
-    never_built = bool(trials) and all(t.user_attrs.get("config_error") for t in trials)
+    never_built = bool(trials) and all(t.user_attrs.get(TrialAttr.CONFIG_ERROR) for t in trials)
     needs_flag = bool(others) and not never_built
     if needs_flag and not accept_changes:
         shown = "; ".join(others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
@@ -145,7 +97,7 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
             "its trials would mix two configurations. Use a new study_name, restore the "
             "file, or pass --accept-changes to record the change and go on"
         )
-    history = list(study.user_attrs.get("spec_changes", []))
+    history = list(study.user_attrs.get(StudyAttr.SPEC_CHANGES, []))
     history.append(
         {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -153,9 +105,9 @@ def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> 
             "accepted_by_flag": needs_flag,
         }
     )
-    study.set_user_attr("spec_changes", history)
-    study.set_user_attr("spec", new)
-    study.set_user_attr("n_trials", spec.n_trials)
+    study.set_user_attr(StudyAttr.SPEC_CHANGES, history)
+    study.set_user_attr(StudyAttr.SPEC, new)
+    study.set_user_attr(StudyAttr.N_TRIALS, spec.n_trials)
 
 
 def create_study(

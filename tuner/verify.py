@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import UserError
 from tuner.objective import TrialFailed, objective
+from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
 from tuner.spec import PrunerSpec, SamplerSpec, StudySpec
 
 SUFFIX = ":verify"
@@ -72,7 +73,7 @@ def study_spec(study: optuna.Study) -> StudySpec:
     """The spec a study's trials ran with: the one recorded on it, else its study file."""
     from tuner.spec import load_spec, parse_spec, upgrade_stored_spec
 
-    data = upgrade_stored_spec(study.user_attrs.get("spec"))
+    data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
     if data:
         return parse_spec(data, f"study {study.study_name!r}")
     return load_spec(study.study_name)
@@ -154,10 +155,7 @@ def queue_jobs(
     companion = create_study(cspec, storage)
     queued = already = 0
     with claim_lock(storage, cspec.study_name):
-        existing = {
-            (t.system_attrs.get("verify_key"), t.system_attrs.get("verify_seed"))
-            for t in companion.get_trials(deepcopy=False)
-        }
+        existing = {_job_key(t) for t in companion.get_trials(deepcopy=False)}
         for original in top:
             key = config_key(original)
             for index, seed in enumerate(seeds):
@@ -170,38 +168,42 @@ def queue_jobs(
                         params=original.params,
                         distributions=original.distributions,
                         user_attrs={
-                            "verify_of": original.number,
-                            "verify_seed": seed,
-                            "original_value": original.value,
+                            TrialAttr.VERIFY_OF: original.number,
+                            TrialAttr.VERIFY_SEED: seed,
+                            TrialAttr.ORIGINAL_VALUE: original.value,
                         },
                         system_attrs={
-                            "verify_key": key,
-                            "verify_of": original.number,
-                            "verify_seed": seed,
-                            "verify_seed_index": index,
+                            TrialSystemAttr.VERIFY_KEY: key,
+                            TrialSystemAttr.VERIFY_OF: original.number,
+                            TrialSystemAttr.VERIFY_SEED: seed,
+                            TrialSystemAttr.VERIFY_SEED_INDEX: index,
                         },
                     )
                 )
                 existing.add((key, seed))
                 queued += 1
-        jobs = {
-            (t.system_attrs.get("verify_key"), t.system_attrs.get("verify_seed"))
-            for t in companion.get_trials(deepcopy=False)
-        }
-        companion.set_user_attr("n_trials", len(jobs))
-        companion.set_user_attr("verifies", study.study_name)
+        jobs = {_job_key(t) for t in companion.get_trials(deepcopy=False)}
+        companion.set_user_attr(StudyAttr.N_TRIALS, len(jobs))
+        companion.set_user_attr(StudyAttr.VERIFIES, study.study_name)
     return QueueResult(cspec.study_name, queued, already, top, seeds)
+
+
+def _job_key(job: optuna.trial.FrozenTrial) -> tuple[Any, Any]:
+    """A verify job's identity: which configuration, with which fresh seed."""
+    attrs = job.system_attrs
+    return attrs.get(TrialSystemAttr.VERIFY_KEY), attrs.get(TrialSystemAttr.VERIFY_SEED)
 
 
 def verify_objective(trial: optuna.Trial, spec: StudySpec, **kwargs: Any) -> float:
     """One verify job: the study's own objective, with the seed the job was queued with."""
     attrs = trial.study._storage.get_trial_system_attrs(trial._trial_id)
-    if "verify_seed" not in attrs:
+    if TrialSystemAttr.VERIFY_SEED not in attrs:
         raise TrialFailed("not a verify job (no verify_seed): queue jobs with `tuner verify`")
     # User attrs are not copied to a retry: set them again from the system attrs.
-    trial.set_user_attr("verify_of", attrs["verify_of"])
-    trial.set_user_attr("verify_seed", attrs["verify_seed"])
-    return objective(trial, spec, seed=int(attrs["verify_seed"]), **kwargs)
+    seed = attrs[TrialSystemAttr.VERIFY_SEED]
+    trial.set_user_attr(TrialAttr.VERIFY_OF, attrs[TrialSystemAttr.VERIFY_OF])
+    trial.set_user_attr(TrialAttr.VERIFY_SEED, seed)
+    return objective(trial, spec, seed=int(seed), **kwargs)
 
 
 def worker_setup(name: str, storage_url: str | None) -> tuple[StudySpec, dict[str, Any]]:
@@ -345,10 +347,9 @@ def summarize(study: optuna.Study, companion: optuna.Study | None = None) -> Ver
     by_key: dict[str, VerifiedConfig] = {}
     finished: dict[str, set[int]] = {}
     jobs = companion.get_trials(deepcopy=False)
-    retried = {n for t in jobs for n in t.system_attrs.get("retry_history", [])}
+    retried = {n for t in jobs for n in t.system_attrs.get(TrialSystemAttr.RETRY_HISTORY, [])}
     for job in jobs:
-        key, number = job.system_attrs.get("verify_key"), job.system_attrs.get("verify_of")
-        seed = job.system_attrs.get("verify_seed")
+        (key, seed), number = _job_key(job), job.system_attrs.get(TrialSystemAttr.VERIFY_OF)
         if key is None or number not in originals or number not in order:
             continue
         config = by_key.setdefault(key, VerifiedConfig(originals[number], order[number]))

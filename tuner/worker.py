@@ -52,6 +52,7 @@ from sqlalchemy.engine import make_url
 from tuner.errors import ConfigError
 from tuner.objective import TrialFailed, objective
 from tuner.progress import TrialHooks
+from tuner.record import TrialAttr, TrialSystemAttr
 from tuner.spec import StudySpec
 from tuner.storage import (
     StorageSettings,
@@ -83,9 +84,11 @@ def budget_used(trials: list[optuna.trial.FrozenTrial]) -> int:
     those that failed on a configuration error (the file's fault, fixed and run again)."""
     retried: set[int] = set()
     for t in trials:
-        retried.update(t.system_attrs.get("retry_history", []))
+        retried.update(t.system_attrs.get(TrialSystemAttr.RETRY_HISTORY, []))
     return sum(
-        1 for t in trials if t.number not in retried and not t.user_attrs.get("config_error")
+        1
+        for t in trials
+        if t.number not in retried and not t.user_attrs.get(TrialAttr.CONFIG_ERROR)
     )
 
 
@@ -324,12 +327,12 @@ class Worker:
     def _execute(self, trial: optuna.Trial) -> Outcome:
         """Run the objective; every way it can end becomes an :class:`Outcome`."""
         try:
-            trial.set_user_attr("worker", self.name)
-            trial.set_user_attr("worker_seed", self.seed)
+            trial.set_user_attr(TrialAttr.WORKER, self.name)
+            trial.set_user_attr(TrialAttr.WORKER_SEED, self.seed)
             system_attrs = self.storage.get_trial_system_attrs(trial._trial_id)
-            history = system_attrs.get("retry_history")
-            if history and "retry_of" not in trial.user_attrs:
-                trial.set_user_attr("retry_of", history[-1])
+            history = system_attrs.get(TrialSystemAttr.RETRY_HISTORY)
+            if history and TrialAttr.RETRY_OF not in trial.user_attrs:
+                trial.set_user_attr(TrialAttr.RETRY_OF, history[-1])
             self._interruptible = True
             try:
                 value = self._objective(trial)
@@ -380,10 +383,14 @@ class Worker:
                 return current.state, self._is_ours(current, outcome)
             try:
                 if outcome.reason is not None and state in (TrialState.FAIL, TrialState.PRUNED):
-                    key = "fail_reason" if state == TrialState.FAIL else "prune_reason"
+                    key = (
+                        TrialAttr.FAIL_REASON
+                        if state == TrialState.FAIL
+                        else TrialAttr.PRUNE_REASON
+                    )
                     trial.set_user_attr(key, outcome.reason)
                 if outcome.config_error:
-                    trial.set_user_attr("config_error", True)  # not counted in n_trials
+                    trial.set_user_attr(TrialAttr.CONFIG_ERROR, True)  # not counted in n_trials
                 if state == TrialState.COMPLETE:
                     frozen = self.study.tell(trial, outcome.value)
                 else:
@@ -429,7 +436,7 @@ class Worker:
         if current.state != outcome.state:
             return False
         if outcome.state == TrialState.FAIL:
-            return current.user_attrs.get("fail_reason") == outcome.reason
+            return current.user_attrs.get(TrialAttr.FAIL_REASON) == outcome.reason
         return True
 
     def _adopt_retry(self, trial: optuna.Trial, outcome: Outcome) -> int | None:
@@ -444,19 +451,21 @@ class Worker:
     def _adopt_retry_locked(self, trial: optuna.Trial, outcome: Outcome) -> int | None:
         storage = self.storage
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            if t.system_attrs.get("retry_history", [None])[-1] != trial.number:
+            if t.system_attrs.get(TrialSystemAttr.RETRY_HISTORY, [None])[-1] != trial.number:
                 continue
             if not storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
                 return None  # another worker popped it first
             old = storage.get_trial(trial._trial_id)
             for key, value in old.user_attrs.items():
-                if key not in ("fail_reason", "retry_of", "retry_reason"):
+                if key not in (TrialAttr.FAIL_REASON, TrialAttr.RETRY_OF, TrialAttr.RETRY_REASON):
                     storage.set_trial_user_attr(t._trial_id, key, value)
-            storage.set_trial_user_attr(t._trial_id, "adopted_result_of", trial.number)
+            storage.set_trial_user_attr(t._trial_id, TrialAttr.ADOPTED_RESULT_OF, trial.number)
             for step, value in old.intermediate_values.items():
                 storage.set_trial_intermediate_value(t._trial_id, step, value)
             if outcome.state == TrialState.PRUNED:
-                storage.set_trial_user_attr(t._trial_id, "prune_reason", outcome.reason or "")
+                storage.set_trial_user_attr(
+                    t._trial_id, TrialAttr.PRUNE_REASON, outcome.reason or ""
+                )
                 storage.set_trial_state_values(t._trial_id, state=TrialState.PRUNED)
             else:
                 storage.set_trial_state_values(

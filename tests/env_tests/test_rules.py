@@ -23,7 +23,19 @@ import numpy as np
 import pytest
 
 from env.kalaha_env import render_board
-from env.rules import apply_move, initial_board, is_over, legal_pits, winner
+from env.rules import (
+    apply_move,
+    initial_board,
+    is_over,
+    legal_pits,
+    opposite,
+    owner,
+    pit_index,
+    pits_of,
+    side_of,
+    store_of,
+    winner,
+)
 
 _CELL = re.compile(r"\[\s*(\d+)\]")
 
@@ -77,6 +89,27 @@ def test_layout_puts_pit_i_opposite_pit_12_minus_i():
         """
     )
     assert board == list(range(14))
+
+
+def test_layout_helpers_name_the_pictured_indices():
+    """The helpers every kernel and tool uses agree with the picture, index by index."""
+    board = art(
+        """
+          p1:  [12][11][10][ 9][ 8][ 7]
+        [13]                              [ 6]
+          p0:  [ 0][ 1][ 2][ 3][ 4][ 5]
+        """
+    )
+    assert [board[pit_index(0, k)] for k in range(6)] == [0, 1, 2, 3, 4, 5]
+    assert [board[pit_index(1, k)] for k in range(6)] == [7, 8, 9, 10, 11, 12]
+    assert (board[store_of(0)], board[store_of(1)]) == (6, 13)
+    assert [opposite(i) for i in (0, 5, 7, 12)] == [12, 7, 5, 0]
+    assert [owner(i) for i in (0, 5, 6, 7, 12, 13)] == [0, 0, 0, 1, 1, 1]
+    assert board[side_of(0)] == [0, 1, 2, 3, 4, 5, 6]
+    assert board[side_of(1)] == [7, 8, 9, 10, 11, 12, 13]
+    assert board[pits_of(1)] == [7, 8, 9, 10, 11, 12]
+    seats = np.array([0, 1, 1])
+    assert store_of(seats).tolist() == [6, 13, 13], "numpy arrays of players work too"
 
 
 # --- the start ---------------------------------------------------------------------

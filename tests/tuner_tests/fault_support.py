@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from support import REPO_ROOT, spawn_cli
 
 from tuner.pgadmin import create_database
+from tuner.record import TrialAttr
 
 FAULTS = str(REPO_ROOT / "tests" / "tuner_tests" / "studies" / "faults.yaml")
 FAULTS_NAME = "faults"
@@ -70,11 +71,11 @@ def running_trial_of(url: str, pid: int, name: str = FAULTS_NAME) -> FrozenTrial
     except KeyError:  # the study does not exist yet
         return None
     for t in trials:
-        worker = str(t.user_attrs.get("worker", ""))
+        worker = str(t.user_attrs.get(TrialAttr.WORKER, ""))
         if (
             t.state == TrialState.RUNNING
             and worker.endswith(f":{pid}")
-            and "config" in t.user_attrs
+            and TrialAttr.CONFIG in t.user_attrs
         ):
             return t
     return None

@@ -18,6 +18,7 @@ from support import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tuner.cli import main
+from tuner.record import StudyAttr, TrialAttr
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def test_completed_trials_upload_their_final_model(smoke) -> None:
     runs, study = smoke
     for trial in _complete(study):
-        artifact_id = trial.user_attrs["model_artifact_id"]
+        artifact_id = trial.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
         metas = get_all_artifact_meta(trial, storage=study._storage)
         assert [m.artifact_id for m in metas] == [artifact_id]
         assert metas[0].filename == f"smoke_trial_{trial.number:04d}.zip"
@@ -55,10 +56,10 @@ def test_completed_trials_upload_their_final_model(smoke) -> None:
 
 def test_trials_record_real_params_and_scores_per_opponent(smoke) -> None:
     _, study = smoke
-    spec = study.user_attrs["spec"]
+    spec = study.user_attrs[StudyAttr.SPEC]
     opponents = set(spec["evaluation"]["opponents"])
     for trial in _complete(study):
-        real = trial.user_attrs["real_params"]
+        real = trial.user_attrs[TrialAttr.REAL_PARAMS]
         assert set(real) == set(spec["search_space"])
         # the named choice resolved to the architecture the model was built with
         assert (
@@ -66,10 +67,10 @@ def test_trials_record_real_params_and_scores_per_opponent(smoke) -> None:
             == spec["search_space"]["net_arch"]["choices"][trial.params["net_arch"]]
         )
         assert real["learning_rate"] == trial.params["learning_rate"]
-        rates = trial.user_attrs["scores"]
+        rates = trial.user_attrs[TrialAttr.SCORES]
         assert set(rates) == opponents
         assert all(0.0 <= r <= 1.0 for r in rates.values())
-        results = trial.user_attrs["eval_results"]
+        results = trial.user_attrs[TrialAttr.EVAL_RESULTS]
         for name in opponents:
             r = results[name]
             assert r["games"] == spec["evaluation"]["games"]
@@ -113,7 +114,7 @@ def test_evaluate_loads_a_trial_model_by_study_and_number(smoke) -> None:
     downloaded = runs / "downloads" / f"smoke_trial_{best.number:04d}.zip"
     assert f"{downloaded}: 20 games per opponent" in result.stdout
     assert "vs random" in result.stdout and "vs greedy" in result.stdout
-    artifact = runs / "artifacts" / best.user_attrs["model_artifact_id"]
+    artifact = runs / "artifacts" / best.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
     assert downloaded.read_bytes() == artifact.read_bytes()
 
 

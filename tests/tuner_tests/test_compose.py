@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from support import REPO_ROOT, wait_for_line
 
 from tuner.cli import build_parser
+from tuner.record import StudyAttr, TrialAttr
 from tuner.spec import load_spec
 from tuner.storage import worker_connections
 from tuner.worker import budget_used
@@ -413,7 +414,7 @@ def test_create_study_again_inserts_nothing(pg_url):
     load_study(spec, storage, worker_seed(spec, 0))
     assert inserts == ["smoke"], "an existing study is loaded, not inserted again"
     assert again._study_id == first._study_id
-    assert again.user_attrs["n_trials"] == spec.n_trials
+    assert again.user_attrs[StudyAttr.N_TRIALS] == spec.n_trials
 
 
 # --- the services' command lines, run here --------------------------------------------
@@ -481,7 +482,7 @@ def test_services_command_lines_run_a_study_on_postgres(runs, pg_url):
     trials = load_trials(pg_url, spec.study_name)
     assert budget_used(trials) == spec.n_trials == len(trials)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
+    assert len({t.user_attrs[TrialAttr.WORKER] for t in trials}) == 2, "both workers ran trials"
     # Each worker stays within its pool: pool size plus as many overflow connections.
     pool = int(environment(compose_doc["services"]["worker"])["KALAHA_POOL_SIZE"])
     worker_apps = [a for a in peak if any(a.endswith(f":{p.pid}") for p in workers)]

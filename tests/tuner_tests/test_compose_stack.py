@@ -31,6 +31,7 @@ from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from support import REPO_ROOT
 
+from tuner.record import TrialAttr
 from tuner.spec import load_spec
 from tuner.worker import budget_used
 
@@ -210,7 +211,7 @@ def test_up_runs_the_smoke_study_with_two_workers(stack):
     trials = stack.trials("smoke")
     assert budget_used(trials) == spec.n_trials
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
+    assert len({t.user_attrs[TrialAttr.WORKER] for t in trials}) == 2, "both workers ran trials"
 
 
 def test_dashboard_answers_on_localhost(stack):
@@ -262,8 +263,8 @@ def test_switching_study_keeps_postgres_and_scale_down_requeues(stack):
 
     trials = wait_for(stopped, 180, "the stopped worker's trial to be recorded")
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
-    assert failed.user_attrs["fail_reason"].startswith("worker stopped: SIGTERM received")
-    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == failed.number]
+    assert failed.user_attrs[TrialAttr.FAIL_REASON].startswith("worker stopped: SIGTERM received")
+    (retry,) = [t for t in trials if t.user_attrs.get(TrialAttr.RETRY_OF) == failed.number]
     assert retry.state in (TrialState.WAITING, TrialState.RUNNING)
     assert retry.params == failed.params
     assert [t.state for t in trials].count(TrialState.RUNNING) <= 1

@@ -26,6 +26,7 @@ from browser_support import chromium, require_browser, screenshot, wait_for
 from support import run_cli, spawn_cli
 
 from tuner.cli import main
+from tuner.record import TrialAttr
 
 START_TIMEOUT = 60.0
 
@@ -107,7 +108,7 @@ def test_dashboard_shows_the_study_and_its_artifacts(runs: Path, request) -> Non
     trials = study.get_trials()
     best = study.best_trial
     study_id = study._study_id
-    artifact_id = best.user_attrs["model_artifact_id"]
+    artifact_id = best.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
 
     dash = request.getfixturevalue("dashboard")
     assert any(f"studies/{study_id}" in line for line in dash.banner), dash.banner
@@ -176,6 +177,7 @@ def test_dashboard_port_in_use_is_a_clear_error(runs: Path, capsys) -> None:
     assert "--port" in err
 
 
+@pytest.mark.postgres  # psycopg2 connects, to a port where no server listens
 def test_dashboard_unreachable_storage_is_a_clear_error(runs: Path, monkeypatch, capsys) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

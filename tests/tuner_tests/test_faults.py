@@ -32,6 +32,7 @@ from fault_support import (
 from optuna.trial import FrozenTrial, TrialState
 from support import run_cli
 
+from tuner.record import TrialAttr, TrialSystemAttr
 from tuner.worker import budget_used
 
 pytestmark = pytest.mark.postgres
@@ -66,10 +67,10 @@ def retry_of(
     Only a trial that lost the database before its first parameter was stored (the
     restart test, ``may_lack_params``) has none to repeat: its retry samples afresh.
     """
-    retries = [t for t in trials if t.user_attrs.get("retry_of") == failed.number]
-    assert len(retries) == 1, [(t.number, t.user_attrs.get("retry_of")) for t in trials]
+    retries = [t for t in trials if t.user_attrs.get(TrialAttr.RETRY_OF) == failed.number]
+    assert len(retries) == 1, [(t.number, t.user_attrs.get(TrialAttr.RETRY_OF)) for t in trials]
     retry = retries[0]
-    assert retry.system_attrs["retry_history"][-1] == failed.number
+    assert retry.system_attrs[TrialSystemAttr.RETRY_HISTORY][-1] == failed.number
     assert failed.params or may_lack_params, f"trial {failed.number} failed without parameters"
     if failed.params:
         assert retry.params == failed.params
@@ -110,11 +111,11 @@ def test_sigkill_one_of_three_workers_mid_trial(runs, pg_url):
     trials = load_trials(pg_url)
     failed = by_state(trials, TrialState.FAIL)
     assert [t.number for t in failed] == [killed.number]
-    reason = failed[0].user_attrs["fail_reason"]
+    reason = failed[0].user_attrs[TrialAttr.FAIL_REASON]
     assert reason.startswith("heartbeat stale: no heartbeat for more than 3s"), reason
     retry = retry_of(trials, failed[0])
     assert retry.state == TrialState.COMPLETE
-    assert retry.user_attrs["retry_reason"] == "heartbeat stale"
+    assert retry.user_attrs[TrialAttr.RETRY_REASON] == "heartbeat stale"
     assert_study_done(trials)
 
 
@@ -138,10 +139,10 @@ def test_signal_stops_the_worker_cleanly_and_its_trial_is_retried(runs, pg_url, 
     assert not by_state(trials, TrialState.RUNNING)
     failed = {t.number: t for t in by_state(trials, TrialState.FAIL)}
     assert list(failed) == [stopped.number]
-    reason = failed[stopped.number].user_attrs["fail_reason"]
+    reason = failed[stopped.number].user_attrs[TrialAttr.FAIL_REASON]
     assert reason.startswith(f"worker stopped: {sig.name} received"), reason
     (waiting,) = by_state(trials, TrialState.WAITING)
-    assert waiting.user_attrs["retry_of"] == stopped.number
+    assert waiting.user_attrs[TrialAttr.RETRY_OF] == stopped.number
     assert waiting.params == failed[stopped.number].params
 
     if sig == signal.SIGTERM:
@@ -187,12 +188,13 @@ def test_status_flags_a_stale_running_trial_then_a_worker_retries_it(runs, pg_ur
     trials = run_one_more_trial(pg_url, runs)
     failed = next(t for t in trials if t.number == lost.number)
     assert failed.state == TrialState.FAIL
-    assert failed.user_attrs["fail_reason"].startswith("heartbeat stale")
+    assert failed.user_attrs[TrialAttr.FAIL_REASON].startswith("heartbeat stale")
     assert_intact(retry_of(trials, failed))
     after = status()
     assert "STALE" not in after and "running:" not in after, after
 
 
+@pytest.mark.postgres  # psycopg2 connects, to a port where no server listens
 def test_unreachable_postgres_at_start_is_a_clear_error(runs):
     with unused_port() as port:  # nothing listens there, and nothing can while we hold it
         check_unreachable_postgres(runs, port)
@@ -270,6 +272,8 @@ def test_postgres_restart_mid_study(runs, private_pg):
         assert now[t.number].state == TrialState.COMPLETE and now[t.number].value == t.value
     # At most the trials in flight (one per worker) were failed, and each was retried.
     failed = by_state(trials, TrialState.FAIL)
-    assert len(failed) <= len(procs), [(t.number, t.user_attrs.get("fail_reason")) for t in failed]
+    assert len(failed) <= len(procs), [
+        (t.number, t.user_attrs.get(TrialAttr.FAIL_REASON)) for t in failed
+    ]
     for t in failed:
         assert retry_of(trials, t, may_lack_params=True).state == TrialState.COMPLETE

@@ -15,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 from support import REPO_ROOT, run_cli
 
+from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
 from tuner.worker import budget_used
 
 
@@ -62,9 +63,11 @@ def test_a_configuration_error_stops_the_worker_and_spends_no_budget(runs, tmp_p
     trials = optuna.load_study(study_name="smoke", storage=url).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
     for t in trials:
-        assert t.user_attrs["config_error"] is True
-        assert t.user_attrs["fail_reason"].startswith("configuration error: MaskablePPO cannot")
-        assert "diverged" not in t.user_attrs["fail_reason"]
+        assert t.user_attrs[TrialAttr.CONFIG_ERROR] is True
+        assert t.user_attrs[TrialAttr.FAIL_REASON].startswith(
+            "configuration error: MaskablePPO cannot"
+        )
+        assert "diverged" not in t.user_attrs[TrialAttr.FAIL_REASON]
     assert budget_used(trials) == 0
 
     data["ppo"]["policy_kwargs"] = {"optimizer_kwargs": {"eps": 1.0e-5}}
@@ -315,7 +318,7 @@ def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
     trials = optuna.load_study(study_name="stops", storage=url).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
     assert len({t.params["gamma"] for t in trials}) == 1, "the same parameters each time"
-    assert trials[-1].system_attrs["stopped_by_signal"] == 3
+    assert trials[-1].system_attrs[TrialSystemAttr.STOPPED_BY_SIGNAL] == 3
     assert report.finished == [(3, "COMPLETE", trials[-1].value)]
     assert budget_used(trials) == spec.n_trials == 1
 
@@ -342,8 +345,11 @@ def test_a_changed_study_file_is_refused_or_recorded(runs, tmp_path, capsys):
     write_study(path, data)
     assert create() == (0, "")
     study = optuna.load_study(study_name="smoke", storage=url)
-    assert study.user_attrs["n_trials"] == 9 and study.user_attrs["spec"]["n_trials"] == 9
-    (record,) = study.user_attrs["spec_changes"]
+    assert (
+        study.user_attrs[StudyAttr.N_TRIALS] == 9
+        and study.user_attrs[StudyAttr.SPEC]["n_trials"] == 9
+    )
+    (record,) = study.user_attrs[StudyAttr.SPEC_CHANGES]
     assert "n_trials: 6 -> 9" in record["changes"] and not record["accepted_by_flag"]
 
     # Not comparable: a changed search space, or a smaller budget, is refused by name.
@@ -356,17 +362,20 @@ def test_a_changed_study_file_is_refused_or_recorded(runs, tmp_path, capsys):
         code, err = create()
         assert code == 2 and len(err.splitlines()) == 1, err
         assert named in err and "new study_name" in err and "--accept-changes" in err, err
-    assert optuna.load_study(study_name="smoke", storage=url).user_attrs["spec"]["n_trials"] == 9
+    assert (
+        optuna.load_study(study_name="smoke", storage=url).user_attrs[StudyAttr.SPEC]["n_trials"]
+        == 9
+    )
 
     # The explicit flag goes on and records what changed.
     write_study(path, {**data, "search_space": space})
     assert create("--accept-changes") == (0, "")
     study = optuna.load_study(study_name="smoke", storage=url)
-    last = study.user_attrs["spec_changes"][-1]
+    last = study.user_attrs[StudyAttr.SPEC_CHANGES][-1]
     assert last["accepted_by_flag"] and last["changes"] == [
         "search_space.gamma.high: 0.999 -> 0.99"
     ]
-    assert study.user_attrs["spec"]["search_space"]["gamma"]["high"] == 0.99
+    assert study.user_attrs[StudyAttr.SPEC]["search_space"]["gamma"]["high"] == 0.99
 
 
 # --- 10. the smaller ones ---------------------------------------------------------------------
@@ -409,4 +418,4 @@ def test_a_signal_during_study_creation_waits_until_its_spec_is_recorded(runs, m
     with pytest.raises(KeyboardInterrupt):  # delivered, once the spec is recorded
         create_study(spec, storage)
     study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{runs / 'optuna.db'}")
-    assert study.user_attrs["spec"] == spec.model_dump(mode="json")
+    assert study.user_attrs[StudyAttr.SPEC] == spec.model_dump(mode="json")

@@ -23,6 +23,7 @@ from support import REPO_ROOT
 
 import tuner.training
 from tuner.evaluate import Strength
+from tuner.record import TrialAttr
 from tuner.spec import parse_spec
 from tuner.worker import Worker
 
@@ -116,8 +117,8 @@ def test_each_pruner_stops_exactly_the_trials_its_rules_say(
         steps = [s for s in STEPS if stop is None or s <= stop]
         assert scripted_evaluation[t.number] == steps, (t.number, scripted_evaluation[t.number])
         assert t.intermediate_values == {s: CURVES[t.number][i] for i, s in enumerate(steps)}
-        assert t.user_attrs["timesteps"] == steps[-1]
+        assert t.user_attrs[TrialAttr.TIMESTEPS] == steps[-1]
         if stop is None:
             assert t.state == TrialState.COMPLETE and t.value == CURVES[t.number][-1]
         else:
-            assert t.user_attrs["prune_reason"].startswith(f"pruned at timestep {stop} ")
+            assert t.user_attrs[TrialAttr.PRUNE_REASON].startswith(f"pruned at timestep {stop} ")

@@ -12,6 +12,7 @@ from env.opponents import GreedyOpponent, MinimaxOpponent
 from tuner.evaluate import allocate, opponent_result, rate_policy, wilson_interval
 from tuner.ladder import LADDER, load_ladder
 from tuner.rating import PairResults, expected_score, fit_ratings, rate_against
+from tuner.record import TrialAttr
 
 
 def pairs_scoring(points: list[float]) -> PairResults:
@@ -150,16 +151,16 @@ def test_a_rating_study_reports_ratings_everywhere(tmp_path, runs):
     study = optuna.load_study(study_name="rated", storage=f"sqlite:///{runs / 'optuna.db'}")
     (trial,) = study.get_trials()
     assert trial.state.name == "COMPLETE"
-    rating = trial.user_attrs["rating"]
+    rating = trial.user_attrs[TrialAttr.RATING]
     assert rating["low"] <= rating["rating"] <= rating["high"]
     assert trial.value == pytest.approx(rating["rating"], abs=0.1)
-    evaluations = trial.user_attrs["evaluations"]
+    evaluations = trial.user_attrs[TrialAttr.EVALUATIONS]
     assert [e["rating"]["rating"] for e in evaluations] == pytest.approx(
         [trial.intermediate_values[e["timestep"]] for e in evaluations], abs=0.1
     )
-    results = trial.user_attrs["eval_results"]
+    results = trial.user_attrs[TrialAttr.EVAL_RESULTS]
     assert set(results) <= set(LADDER) and sum(r["games"] for r in results.values()) == 40
-    assert set(trial.user_attrs["scores"]) == set(results)
+    assert set(trial.user_attrs[TrialAttr.SCORES]) == set(results)
 
     (tb,) = (runs / "tensorboard" / "rated").glob("trial_0000_*")
     acc = EventAccumulator(str(tb))

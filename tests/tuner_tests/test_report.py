@@ -17,6 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from support import run_cli
 
+from tuner.record import TrialAttr
 from tuner.report import pruning_savings, top_trials, write_report
 from tuner.spec import load_spec
 from tuner.worker import Worker
@@ -39,12 +40,15 @@ DISTRIBUTIONS = {
 def _trial(number: int, state: TrialState, value: float | None, steps: int, **params):
     scores = {s: 0.1 + 0.05 * number + 0.01 * i for i, s in enumerate(range(1000, steps + 1, 1000))}
     attrs = {
-        "timesteps": steps,
-        "real_params": {**params, "net_arch": [16] if params["net_arch"] == "tiny" else [32, 32]},
-        "steps_per_second": 1000.0,
+        TrialAttr.TIMESTEPS: steps,
+        TrialAttr.REAL_PARAMS: {
+            **params,
+            "net_arch": [16] if params["net_arch"] == "tiny" else [32, 32],
+        },
+        TrialAttr.STEPS_PER_SECOND: 1000.0,
     }
     if state == TrialState.COMPLETE:
-        attrs["scores"] = {"random": 0.5 + 0.1 * number, "greedy": 0.1 * number}
+        attrs[TrialAttr.SCORES] = {"random": 0.5 + 0.1 * number, "greedy": 0.1 * number}
     return create_trial(
         state=state,
         value=value,
@@ -75,7 +79,9 @@ def built_study(tmp_path: Path) -> optuna.Study:
         study.add_trial(
             _trial(i, state, value, steps, learning_rate=lr, gamma=gamma, net_arch=arch)
         )
-    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"fail_reason": "diverged"}))
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, user_attrs={TrialAttr.FAIL_REASON: "diverged"})
+    )
     return study
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from support import run_cli
 
 from tuner.errors import UserError
+from tuner.record import TrialAttr, TrialSystemAttr
 from tuner.spec import parse_spec
 from tuner.storage import (
     ResilientRDBStorage,
@@ -198,8 +199,8 @@ def test_orphaned_trial_is_failed_and_retried(runs, pg_url):
     trials = worker.study.get_trials()
     failed = trials[orphan.number]
     assert failed.state == TrialState.FAIL
-    assert failed.user_attrs["fail_reason"].startswith("orphaned")
-    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert failed.user_attrs[TrialAttr.FAIL_REASON].startswith("orphaned")
+    (retry,) = [t for t in trials if t.user_attrs.get(TrialAttr.RETRY_OF) == orphan.number]
     assert retry.state == TrialState.COMPLETE and retry.params == failed.params
     assert budget_used(trials) == spec.n_trials == len(report.finished)
     assert len(by_state(trials, TrialState.COMPLETE)) == spec.n_trials
@@ -219,14 +220,14 @@ def test_stale_trial_reason_and_retry_limit(runs, pg_url, monkeypatch):
     time.sleep(2.5)
     assert worker._fail_stale(with_orphans=False) == [dead.number]
     again = study.ask()  # the retry, claimed by a worker that dies too
-    assert again.user_attrs["retry_of"] == dead.number
+    assert again.user_attrs[TrialAttr.RETRY_OF] == dead.number
     storage.record_heartbeat(again._trial_id)
     time.sleep(2.5)
     assert worker._fail_stale(with_orphans=False) == [again.number]
     trials = study.get_trials()
     assert all(t.state == TrialState.FAIL for t in trials), "max_retry=1: no second retry"
-    assert trials[1].system_attrs["retry_history"] == [dead.number]
-    assert all(t.user_attrs["fail_reason"].startswith("heartbeat stale") for t in trials)
+    assert trials[1].system_attrs[TrialSystemAttr.RETRY_HISTORY] == [dead.number]
+    assert all(t.user_attrs[TrialAttr.FAIL_REASON].startswith("heartbeat stale") for t in trials)
     assert budget_used(trials) == 1
     assert worker.run().finished == [], "the budget is spent: one trial, retried once, failed"
 
@@ -238,7 +239,7 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
 
     def late(trial, _spec, **_):
         x = trial.suggest_float("gamma", 0.9, 0.999)
-        trial.set_user_attr("scores", {"random": 0.75})
+        trial.set_user_attr(TrialAttr.SCORES, {"random": 0.75})
         # Meanwhile, another worker saw no heartbeat: it fails the trial and queues a retry.
         storage = trial.storage
         backend = getattr(storage, "_backend", storage)
@@ -253,13 +254,14 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
     first, kept = trials
     assert kept.value == pytest.approx(first.params["gamma"])
     assert kept.params == first.params
-    assert kept.user_attrs["adopted_result_of"] == first.number
-    assert kept.user_attrs["retry_of"] == first.number
-    assert kept.user_attrs["scores"] == {"random": 0.75}
+    assert kept.user_attrs[TrialAttr.ADOPTED_RESULT_OF] == first.number
+    assert kept.user_attrs[TrialAttr.RETRY_OF] == first.number
+    assert kept.user_attrs[TrialAttr.SCORES] == {"random": 0.75}
     assert report.finished[0][1] == "COMPLETE"
     assert budget_used(trials) == 1
 
 
+@pytest.mark.postgres  # psycopg2 connects, to a port where no server listens
 def test_unreachable_storage_names_host_and_port(monkeypatch):
     monkeypatch.setenv("KALAHA_CONNECT_ATTEMPTS", "2")
     with pytest.raises(UserError, match=r"127\.0\.0\.1:1 .*after 2 attempts"):
@@ -331,7 +333,7 @@ def test_device_cuda_trains_on_a_gpu_or_is_a_clear_error_without_one(runs):
     (trial,) = optuna.load_study(
         study_name="smoke", storage=f"sqlite:///{runs / 'optuna.db'}"
     ).get_trials()
-    assert trial.user_attrs["device"] == "cuda:0", trial.user_attrs
+    assert trial.user_attrs[TrialAttr.DEVICE] == "cuda:0", trial.user_attrs
 
 
 def test_one_torch_thread_per_worker_by_default(monkeypatch):

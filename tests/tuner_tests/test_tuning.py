@@ -19,6 +19,7 @@ from support import REPO_ROOT, run_cli, spawn_cli
 
 from tuner.cli import main
 from tuner.export import load_export
+from tuner.record import TrialAttr
 from tuner.space import materialize, sample, to_config
 from tuner.spec import ACTIVATIONS, load_spec, parse_spec
 from tuner.storage import StorageSettings
@@ -56,16 +57,16 @@ def load_trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
 def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
     assert set(trial.user_attrs) >= RECORDED_ATTRS, set(trial.user_attrs)
     assert 0.0 <= trial.value <= 1.0
-    assert set(trial.user_attrs["scores"]) == {"random", "greedy"}
-    for result in trial.user_attrs["eval_results"].values():
+    assert set(trial.user_attrs[TrialAttr.SCORES]) == {"random", "greedy"}
+    for result in trial.user_attrs[TrialAttr.EVAL_RESULTS].values():
         assert result["ci_low"] <= result["score"] <= result["ci_high"]
         assert result["distinct_openings"] > 1
-    assert trial.user_attrs["timesteps"] >= 3072
-    assert trial.user_attrs["device"] == "cpu"
-    assert trial.user_attrs["model_artifact_id"]
+    assert trial.user_attrs[TrialAttr.TIMESTEPS] >= 3072
+    assert trial.user_attrs[TrialAttr.DEVICE] == "cpu"
+    assert trial.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
     # n_evaluations reports, the last one once the whole budget is trained
     steps = sorted(trial.intermediate_values)
-    assert len(steps) == 3 and steps[-1] == trial.user_attrs["timesteps"]
+    assert len(steps) == 3 and steps[-1] == trial.user_attrs[TrialAttr.TIMESTEPS]
     assert trial.value == trial.intermediate_values[steps[-1]]
 
 
@@ -343,7 +344,7 @@ def test_smoke_study_on_postgres(runs, pg_url):
         if trial.state == TrialState.COMPLETE:
             assert_recorded(trial)
         else:
-            assert trial.user_attrs["prune_reason"].startswith("pruned at timestep")
+            assert trial.user_attrs[TrialAttr.PRUNE_REASON].startswith("pruned at timestep")
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
@@ -363,7 +364,7 @@ def test_the_final_evaluation_is_never_pruned(runs):
     worker.run()
     (finished,) = load_trials("smoke", url)
     assert finished.state == TrialState.COMPLETE
-    assert list(finished.intermediate_values) == [finished.user_attrs["timesteps"]]
+    assert list(finished.intermediate_values) == [finished.user_attrs[TrialAttr.TIMESTEPS]]
 
     url = f"sqlite:///{runs / 'inline.db'}"
     worker = Worker(parse_spec(tiny_spec(n_trials=1)), url, worker_index=0, device="cpu")
@@ -389,7 +390,9 @@ def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
     report = worker.run()
     assert [s for _, s, _ in report.finished] == ["FAIL", "COMPLETE"]
     failed, complete = load_trials("smoke", url)
-    assert failed.state == TrialState.FAIL and "diverged" in failed.user_attrs["fail_reason"]
+    assert (
+        failed.state == TrialState.FAIL and "diverged" in failed.user_attrs[TrialAttr.FAIL_REASON]
+    )
     assert complete.state == TrialState.COMPLETE and not math.isnan(complete.value)
 
 
@@ -407,7 +410,7 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
     assert len(trials) == 6
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    seeds = {t.user_attrs["worker_seed"] for t in trials}
+    seeds = {t.user_attrs[TrialAttr.WORKER_SEED] for t in trials}
     assert len(seeds) == 2, "each worker seeds its sampler differently"
     ran = [
         int(line.split()[1])
@@ -474,11 +477,13 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     assert doc["params"] == best.params
     assert doc["seed"] == 12
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
-    assert doc["scores"] == best.user_attrs["scores"]
+    assert doc["scores"] == best.user_attrs[TrialAttr.SCORES]
     expected_env = {**ROUND_TRIP_ENV, "empty_capture": False}
     expected_env["opponent"] = expected_env.pop("opponents")
     assert doc["env_kwargs"] == expected_env
-    assert best.user_attrs["league"]["snapshots_taken"] >= 2, "it trained against past selves"
+    assert best.user_attrs[TrialAttr.LEAGUE]["snapshots_taken"] >= 2, (
+        "it trained against past selves"
+    )
 
     model = tmp_path / "agent.zip"
     result = run_cli("train", str(out), "--out", str(model), "--device", "cpu", runs_path=runs)
@@ -497,13 +502,13 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
         == doc["ppo_kwargs"]["policy_kwargs"]["net_arch"]
     )
     # ... and it trained on the same env with the same seed: the trial's very weights.
-    trial_model = runs / "artifacts" / best.user_attrs["model_artifact_id"]
+    trial_model = runs / "artifacts" / best.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
     expected, retrained = policy_weights(trial_model), policy_weights(model)
     assert expected.keys() == retrained.keys()
     differ = [k for k in expected if not torch.equal(expected[k], retrained[k])]
     assert not differ, f"retrained weights differ from trial {best.number}'s model: {differ}"
     # Same evaluation seeds too: the same scores, printed per opponent.
-    for name, rate in best.user_attrs["scores"].items():
+    for name, rate in best.user_attrs[TrialAttr.SCORES].items():
         assert f"vs {name:<12s} score {rate:.3f}" in result.stdout, result.stdout
 
 
@@ -544,7 +549,7 @@ def test_the_readme_study_example_is_a_valid_study():
     "pruner", ["median", "percentile", "successive_halving", "hyperband", "none"]
 )
 def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner):
-    from tuner.study import build_pruner, build_sampler
+    from tuner.samplers import build_pruner, build_sampler
 
     spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
     assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])

@@ -37,6 +37,7 @@ from support import run_cli
 from tuner.cli import main
 from tuner.errors import UserError
 from tuner.export import load_export
+from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
 from tuner.report import write_report
 from tuner.space import to_config
 from tuner.spec import StudySpec, load_spec, parse_spec
@@ -71,7 +72,10 @@ def jobs_by_key(trials: list[optuna.trial.FrozenTrial]) -> dict[tuple[str, int],
     """(configuration, seed) -> the numbers of the completed jobs that trained it."""
     out: dict[tuple[str, int], list[int]] = {}
     for t in by_state(trials, TrialState.COMPLETE):
-        key = (t.system_attrs["verify_key"], t.system_attrs["verify_seed"])
+        key = (
+            t.system_attrs[TrialSystemAttr.VERIFY_KEY],
+            t.system_attrs[TrialSystemAttr.VERIFY_SEED],
+        )
         out.setdefault(key, []).append(t.number)
     return out
 
@@ -102,13 +106,15 @@ def test_verify_jobs_spread_over_two_workers_without_duplicates(runs, pg_url, ca
     done = jobs_by_key(jobs)
     assert set(done) == {(config_key(t), s) for t in top for s in seeds}
     assert all(len(numbers) == 1 for numbers in done.values()), "each seed trained once"
-    assert len({j.user_attrs["worker"] for j in jobs}) == 2, "both workers ran jobs"
+    assert len({j.user_attrs[TrialAttr.WORKER] for j in jobs}) == 2, "both workers ran jobs"
     originals = {t.number: t for t in study.trials}
     for job in jobs:
-        original = originals[job.user_attrs["verify_of"]]
+        original = originals[job.user_attrs[TrialAttr.VERIFY_OF]]
         assert job.params == original.params
-        assert job.user_attrs["config"] == original.user_attrs["config"], "the exact config"
-        assert job.user_attrs["verify_seed"] not in {spec.seed + n for n in originals}
+        assert job.user_attrs[TrialAttr.CONFIG] == original.user_attrs[TrialAttr.CONFIG], (
+            "the exact config"
+        )
+        assert job.user_attrs[TrialAttr.VERIFY_SEED] not in {spec.seed + n for n in originals}
         assert job.intermediate_values, "the job reported its evaluations"
     assert len(load_trials(pg_url)) == 2, "the study itself gained no trial"
     assert "verification of 'faults' (faults:verify)" in outputs[0][0] + outputs[1][0]
@@ -147,9 +153,9 @@ def test_a_killed_verify_job_is_retried_with_its_seed(runs, pg_url):
     jobs = load_trials(pg_url, COMPANION)
     failed = by_state(jobs, TrialState.FAIL)
     assert [t.number for t in failed] == [killed.number]
-    assert failed[0].user_attrs["fail_reason"].startswith("heartbeat stale")
+    assert failed[0].user_attrs[TrialAttr.FAIL_REASON].startswith("heartbeat stale")
     (retry,) = by_state(jobs, TrialState.COMPLETE)
-    assert retry.user_attrs["retry_of"] == killed.number
+    assert retry.user_attrs[TrialAttr.RETRY_OF] == killed.number
     for key in ("verify_of", "verify_seed"):
         assert retry.user_attrs[key] == killed.user_attrs[key]
         assert retry.system_attrs[key] == killed.system_attrs[key]
@@ -181,7 +187,7 @@ def handmade(tmp_path):
                 value=value,
                 params=params,
                 distributions=DISTRIBUTIONS,
-                user_attrs={"config": config, "win_rates": {"random": value}},
+                user_attrs={TrialAttr.CONFIG: config, TrialAttr.SCORES: {"random": value}},
             )
         )
     queue_jobs(study, storage, 3, 3)
@@ -193,8 +199,10 @@ def finish_jobs(url: str, storage) -> None:
     companion = optuna.load_study(study_name=COMPANION, storage=url)
     spec = load_spec(FAULTS)
     for job in companion.get_trials(states=(TrialState.WAITING,)):
-        values = VERIFIED[job.system_attrs["verify_of"]]
-        index = [verify_seed(spec, i) for i in range(3)].index(job.system_attrs["verify_seed"])
+        values = VERIFIED[job.system_attrs[TrialSystemAttr.VERIFY_OF]]
+        index = [verify_seed(spec, i) for i in range(3)].index(
+            job.system_attrs[TrialSystemAttr.VERIFY_SEED]
+        )
         storage.set_trial_state_values(job._trial_id, state=TrialState.RUNNING)
         storage.set_trial_state_values(
             job._trial_id, state=TrialState.COMPLETE, values=[values[index]]
@@ -229,7 +237,9 @@ def test_export_prefers_the_verified_best_and_records_why(handmade, tmp_path, ca
     assert v["winners_curse"] == pytest.approx(0.90 - 0.50)
     assert v["rank_correlation"] == pytest.approx(-1.0)
     assert "Chosen by the rule 'verified'" in out.read_text()
-    assert load_export(out)["ppo_kwargs"] == study.trials[2].user_attrs["config"]["ppo_kwargs"]
+    assert (
+        load_export(out)["ppo_kwargs"] == study.trials[2].user_attrs[TrialAttr.CONFIG]["ppo_kwargs"]
+    )
 
 
 def test_export_without_verification_says_single_seed(handmade, tmp_path, capsys):
@@ -337,10 +347,10 @@ def test_several_seeds_per_trial_report_each_seed_and_the_mean(runs, tmp_path):
     Worker(spec, url, worker_index=0, device="cpu").run()
     (trial,) = optuna.load_study(study_name="faults", storage=url).trials
     assert trial.state == TrialState.COMPLETE
-    values = trial.user_attrs["seed_values"]
+    values = trial.user_attrs[TrialAttr.SEED_VALUES]
     assert len(values) == 2 and trial.value == pytest.approx(sum(values) / 2)
     assert trial.intermediate_values == {0: values[0], 1: values[1]}, "step = seed index"
-    assert trial.user_attrs["timesteps"] >= 2 * spec.budget.total_timesteps
+    assert trial.user_attrs[TrialAttr.TIMESTEPS] >= 2 * spec.budget.total_timesteps
 
 
 def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_path):
@@ -357,13 +367,13 @@ def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_pa
             intermediate_values={i: 1.0 for i in range(4)},
         )
     )
-    study.set_user_attr("n_trials", 2)
+    study.set_user_attr(StudyAttr.N_TRIALS, 2)
     Worker(spec.model_copy(update={"n_trials": 2}), url, worker_index=0, device="cpu").run()
     trial = optuna.load_study(study_name="faults", storage=url).trials[1]
     assert trial.state == TrialState.PRUNED, trial.user_attrs
-    assert trial.user_attrs["prune_reason"].startswith("pruned after seed 3 of 4")
+    assert trial.user_attrs[TrialAttr.PRUNE_REASON].startswith("pruned after seed 3 of 4")
     assert sorted(trial.intermediate_values) == [0, 1, 2], "one report per seed, no fourth"
-    assert len(trial.user_attrs["seed_values"]) == 3
+    assert len(trial.user_attrs[TrialAttr.SEED_VALUES]) == 3
 
 
 @pytest.mark.parametrize(
