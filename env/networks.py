@@ -10,6 +10,7 @@ choice a study can search.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import gymnasium as gym
 import torch
@@ -112,7 +113,7 @@ class Lookahead(BaseFeaturesExtractor):
     trunk (as :class:`SharedTrunk`) over the features.
     """
 
-    PER_MOVE = {1: 17, 2: 19}
+    PER_MOVE: ClassVar[dict[int, int]] = {1: 17, 2: 19}
 
     def __init__(
         self,

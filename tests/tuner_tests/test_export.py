@@ -18,7 +18,7 @@ def test_the_shipped_selfplay_export_loads_through_the_schema():
     export = ExportDocument.model_validate(doc)
     assert export.study == "selfplay" and export.trial == 1
     assert export.ppo_kwargs["n_steps"] == 128
-    assert export.ppo_kwargs["policy_kwargs"] == {"net_arch": [256, 256, 256]}
+    assert export.ppo_kwargs["policy_kwargs"] == {"net_arch": [256, 256, 256], "lookahead": 2}
     assert export.env_kwargs["opponent"] == {"pool": 0.3, "greedy@0.1": 0.35, "minimax:2@0.1": 0.35}
     assert export.budget.total_timesteps == 1_000_000 and export.budget.n_envs == 64
     assert export.evaluation.opponents == ["greedy", "minimax:2", "minimax:4"]
