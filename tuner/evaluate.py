@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from env.arena import DEFAULT_OPENING_PLIES, MatchResult, play_match
+from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, MatchResult, play_match
 from env.opponents import Opponent, PolicyOpponent, make_opponent
 from tuner.ladder import Ladder, ladder_opponent, load_ladder
 from tuner.rating import PairResults, Rating, expected_score, rate_against
@@ -216,7 +216,7 @@ def allocate(
 def rate_policy(
     policy: Any,
     *,
-    games: int = 200,
+    games: int = DEFAULT_EVAL_GAMES,
     rounds: int = 4,
     seeds: int = 4,
     empty_capture: bool = False,

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from env.policy_files import save_model
 from tuner.errors import UserError
-from tuner.runs import confined, runs_dir, tensorboard_dir
+from tuner.runs import confined, tensorboard_dir
+from tuner.settings import DEFAULT_RUNS
 from tuner.space import to_config
 from tuner.spec import (
     ENV_KEYS,
@@ -43,8 +44,9 @@ FORMAT = "kalaha-tuner/best-trial/v1"
 PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")
 
 
-def best_path(study_name: str) -> Path:
-    return confined(STUDIES_DIR / "best", f"{study_name}.yaml")
+def best_path(study_name: str, studies_dir: Path = STUDIES_DIR) -> Path:
+    """Where a study's export goes: ``STUDIES/best/STUDY.yaml``."""
+    return confined(studies_dir / "best", f"{study_name}.yaml")
 
 
 def _versions() -> dict[str, str]:
@@ -191,6 +193,7 @@ def train_from_export(
     total_timesteps: int | None = None,
     out: Path | None = None,
     seed: int | None = None,
+    runs_dir: Path = DEFAULT_RUNS,
 ) -> tuple[TrainingRun, Path]:
     """Train the exported configuration with the trials' own ``train``; save the model.
 
@@ -211,12 +214,12 @@ def train_from_export(
         evaluation=evaluation,
         seed=int(doc["seed"]) if seed is None else seed,
         device=device,
-        tensorboard_log=tensorboard_dir(f"{doc['study']}_train"),
+        tensorboard_log=tensorboard_dir(runs_dir, f"{doc['study']}_train"),
         tb_log_name="train",
     )
     if run.progress.diverged:
         raise UserError(f"training diverged: {run.progress.diverged}")
-    out = out or confined(runs_dir() / "models", f"{doc['study']}.zip")
+    out = out or confined(runs_dir / "models", f"{doc['study']}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
     return run, out
