@@ -29,6 +29,9 @@ MAX_PLIES = 400
 # 2 random plies give about 35 distinct openings in 100, 4 plies about 95 (measured):
 # the default leaves few repeated openings.
 DEFAULT_OPENING_PLIES = 4
+# Games of one evaluation (per opponent for a score, in all for a rating): the one default
+# of a study's `evaluation.games`, `tuner evaluate --games` and `rate_policy`.
+DEFAULT_EVAL_GAMES = 200
 
 
 @dataclass(frozen=True)

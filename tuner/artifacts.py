@@ -9,10 +9,11 @@ from optuna.artifacts import download_artifact
 
 from tuner.errors import UserError
 from tuner.record import TrialAttr
-from tuner.runs import artifact_store, confined, runs_dir
+from tuner.runs import artifact_store, artifacts_dir, confined
 
 
-def download_trial_model(study: optuna.Study, number: int) -> Path:
+def download_trial_model(study: optuna.Study, number: int, runs_dir: Path) -> Path:
+    """Trial ``number``'s model, copied from the artifact store to ``runs_dir/downloads``."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise UserError(
@@ -24,9 +25,10 @@ def download_trial_model(study: optuna.Study, number: int) -> Path:
             f"trial {number} of {study.study_name!r} has no model artifact "
             f"(state {trials[number].state.name}); only completed trials keep their model"
         )
-    out = confined(runs_dir() / "downloads", f"{study.study_name}_trial_{number:04d}.zip")
+    out = confined(runs_dir / "downloads", f"{study.study_name}_trial_{number:04d}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         out.unlink()
-    download_artifact(artifact_store=artifact_store(), file_path=str(out), artifact_id=artifact_id)
+    store = artifact_store(artifacts_dir(runs_dir))
+    download_artifact(artifact_store=store, file_path=str(out), artifact_id=artifact_id)
     return out

@@ -1,18 +1,24 @@
-"""The evaluate / report / prune callback that runs inside ``MaskablePPO.learn()``.
+"""The SB3 callbacks of a training run: evaluate, prune, stop on a signal.
 
-Like SB3's own callbacks, the public ``on_step`` hook (BaseCallback) does the
-bookkeeping and calls our private ``_on_step``; returning False stops training.
-Every ``eval_every`` timesteps it measures strength, logs it to TensorBoard beside
-SB3's training curves, reports it to the Optuna trial with the timestep as step,
-and stops ``learn()`` when the pruner says so. It never raises ``TrialPruned``
-itself: the objective does that after the envs are closed.
+``train`` passes them to ``MaskablePPO.learn(callback=[...])``, SB3's own idiom,
+instead of threading hooks by hand. :class:`EvaluationCallback` (built by
+``train``) measures strength every ``eval_every`` timesteps, logs it to
+TensorBoard beside SB3's training curves and keeps the run's
+:class:`TrialProgress`. The callbacks a caller passes in that are
+:class:`TrialCallback`s share that record and hear of each evaluation:
+:class:`PruningCallback` reports to the Optuna trial with the timestep as step
+and stops ``learn()`` when the pruner says so (it never raises ``TrialPruned``
+itself: the objective does that after the envs are closed);
+:class:`StopOnSignalCallback` stops ``learn()`` when the worker is asked to
+shut down; ``tuner.progress.ProgressCallback`` drives the progress display.
+Like SB3's callbacks, returning False from a step stops training.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +73,72 @@ def params_finite(model: Any) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
 
 
-class TrialEvalCallback(BaseCallback):
-    """Evaluate every ``eval_every`` timesteps; report to ``trial``; stop on prune.
+class TrialCallback(BaseCallback):
+    """A callback of one training run that shares its :class:`TrialProgress`.
+
+    :class:`EvaluationCallback` binds ``progress`` to its own record and calls
+    :meth:`on_evaluation` after each evaluation, so a callback can act on strength
+    (prune) or show it (progress) without owning the evaluation. Its SB3 ``_on_step``
+    runs before the evaluation of the same step (``train`` puts it first in the list).
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.progress = TrialProgress()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def on_evaluation(self, ev: Evaluation, final: bool) -> bool:
+        """Called after each evaluation (``final``: the one after the budget is spent);
+        False stops training."""
+        return True
+
+
+class StopOnSignalCallback(TrialCallback):
+    """Polls ``should_stop`` each step; a non-empty reason stops training with it.
+
+    The worker's signal handler only sets a flag: the trial stops at its next step,
+    so its envs are closed and its state recorded rather than killed mid-update.
+    """
+
+    def __init__(self, should_stop: Callable[[], str | None]) -> None:
+        super().__init__()
+        self.should_stop = should_stop
+
+    def _on_step(self) -> bool:
+        reason = self.should_stop()
+        if reason:
+            self.progress.stopped = reason
+            return False
+        return True
+
+
+class PruningCallback(TrialCallback):
+    """Reports each evaluation's value to ``trial`` (step = timestep) and stops on prune.
+
+    The final evaluation is reported but the pruner is not asked: pruning a
+    finished trial saves no compute and would throw away a complete result the
+    sampler can learn from. A non-finite value is not reported: the evaluation
+    callback stops the run as diverged.
+    """
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        super().__init__()
+        self.trial = trial
+
+    def on_evaluation(self, ev: Evaluation, final: bool) -> bool:
+        if not math.isfinite(ev.value):
+            return True
+        self.trial.report(ev.value, step=ev.timestep)
+        if not final and self.trial.should_prune():
+            self.progress.pruned = True
+            return False
+        return True
+
+
+class EvaluationCallback(BaseCallback):
+    """Evaluate every ``eval_every`` timesteps; tell ``listeners``; stop on divergence.
 
     Args:
         evaluate: model -> :class:`~tuner.evaluate.Strength` (value, per-opponent results,
@@ -76,11 +146,8 @@ class TrialEvalCallback(BaseCallback):
         eval_every: timesteps between evaluations.
         max_inline: at most this many evaluations during ``learn()`` (the caller
             evaluates once more at the end); ``None`` for no limit.
-        trial: the Optuna trial to report to (``None`` outside a study, e.g. ``tuner train``).
-        should_stop: polled each step; a non-empty string stops training with that reason
-            (a worker asked to shut down).
-        on_evaluation: called after each evaluation (progress display).
-        on_step: called with the timestep count after each env step (progress display).
+        listeners: the run's :class:`TrialCallback`s; they share :attr:`progress`
+            and hear of each evaluation, in order.
     """
 
     def __init__(
@@ -88,31 +155,22 @@ class TrialEvalCallback(BaseCallback):
         evaluate: EvaluateFn,
         eval_every: int,
         max_inline: int | None = None,
-        trial: optuna.Trial | None = None,
-        should_stop: Callable[[], str | None] | None = None,
-        on_evaluation: Callable[[Evaluation], None] | None = None,
-        on_step: Callable[[int], None] | None = None,
+        listeners: Sequence[TrialCallback] = (),
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         self.evaluate = evaluate
         self.eval_every = max(1, int(eval_every))
         self.max_inline = max_inline
-        self.trial = trial
-        self.should_stop = should_stop
-        self.on_evaluation = on_evaluation
-        self.on_step_hook = on_step
         self.progress = TrialProgress()
+        self.listeners = list(listeners)
+        for listener in self.listeners:
+            listener.progress = self.progress
         self._next_eval = self.eval_every
 
     def _on_step(self) -> bool:
-        if self.on_step_hook is not None:
-            self.on_step_hook(self.num_timesteps)
-        if self.should_stop is not None:
-            reason = self.should_stop()
-            if reason:
-                self.progress.stopped = reason
-                return False
+        if self.progress.stopped:  # a stop callback earlier in the list ended this run
+            return False
         if self.num_timesteps < self._next_eval or self.inline_done():
             return True
         while self._next_eval <= self.num_timesteps:
@@ -129,11 +187,10 @@ class TrialEvalCallback(BaseCallback):
             self.progress.diverged = f"non-finite policy weights after {self.num_timesteps} steps"
 
     def evaluate_now(self, final: bool = False) -> bool:
-        """Evaluate, log and report at the current timestep; False means stop training.
+        """Evaluate, log and tell the listeners at the current timestep; False: stop.
 
-        ``final`` marks the evaluation after the whole budget is spent: it is reported
-        but the pruner is not asked, since pruning a finished trial saves no compute
-        and would throw away a complete result the sampler can learn from.
+        ``final`` marks the evaluation after the whole budget is spent (see
+        :class:`PruningCallback`).
         """
         if self.progress.diverged or not params_finite(self.model):
             self.progress.diverged = self.progress.diverged or (
@@ -142,34 +199,32 @@ class TrialEvalCallback(BaseCallback):
             return False
         start = time.perf_counter()
         strength = self.evaluate(self.model)
-        score = strength.value
         ev = Evaluation(
             self.num_timesteps,
-            score,
+            strength.value,
             strength.results,
             time.perf_counter() - start,
             strength.rating,
         )
         self.progress.evaluations.append(ev)
-        if strength.rating is not None:
-            self.logger.record("eval/rating", strength.rating.rating)
-            self.logger.record("eval/rating_low", strength.rating.low)
-            self.logger.record("eval/rating_high", strength.rating.high)
+        self._log(ev)
+        # Every listener hears of every evaluation (the display shows a NaN too).
+        go_on = [listener.on_evaluation(ev, final) for listener in self.listeners]
+        if not math.isfinite(ev.value):
+            self.progress.diverged = f"non-finite evaluation value {ev.value}"
+            return False
+        return all(go_on)
+
+    def _log(self, ev: Evaluation) -> None:
+        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``."""
+        if ev.rating is not None:
+            self.logger.record("eval/rating", ev.rating.rating)
+            self.logger.record("eval/rating_low", ev.rating.low)
+            self.logger.record("eval/rating_high", ev.rating.high)
         else:
-            self.logger.record("eval/score", score)
-        for name, r in strength.results.items():
+            self.logger.record("eval/score", ev.value)
+        for name, r in ev.results.items():
             self.logger.record(f"eval/score/{name}", r.score)
             self.logger.record(f"eval/games/{name}", r.games)
         self.logger.record("eval/seconds", ev.seconds)
         self.logger.dump(self.num_timesteps)
-        if self.on_evaluation is not None:
-            self.on_evaluation(ev)
-        if not math.isfinite(score):
-            self.progress.diverged = f"non-finite evaluation value {score}"
-            return False
-        if self.trial is not None:
-            self.trial.report(score, step=self.num_timesteps)
-            if not final and self.trial.should_prune():
-                self.progress.pruned = True
-                return False
-        return True

@@ -1,23 +1,31 @@
 """The command line, thin: parse, call the module that does the work, print.
 
-A user's mistake (a bad study file, an unreachable database, an unknown study)
-is one line on stderr and exit code 2; no traceback.
+A user's mistake (a bad study file, a bad environment variable, an unreachable
+database, an unknown study) is one line on stderr and exit code 2; no traceback.
+:func:`main` reads the environment once (:class:`~tuner.settings.Settings`) and
+hands each command its settings; a flag wins over the variable it overrides.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tuner.errors import EXIT_BAD_INPUT, UserError
 from tuner.record import StudyAttr
+from tuner.settings import Settings
 
 OPENING_HELP = "random plies of each opening (default: env.arena.DEFAULT_OPENING_PLIES, 4)"
+GAMES_HELP = (
+    "games per opponent (even; default: env.arena.DEFAULT_EVAL_GAMES, 200, as a study's "
+    "evaluation.games)"
+)
+Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _opening_plies(args: argparse.Namespace) -> int:
@@ -35,20 +43,25 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
-def _bounded(kind: type, low: float, high: float | None = None, env: str | None = None):
-    """An argparse type: a ``kind`` number in [low, high]; names the variable it came from."""
+def _eval_games(args: argparse.Namespace) -> int:
+    """The one default of evaluation games unless given (imported late, as above)."""
+    from env.arena import DEFAULT_EVAL_GAMES
 
-    def parse(text: str):
+    return DEFAULT_EVAL_GAMES if args.games is None else args.games
+
+
+def _bounded(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` number in [low, high]."""
+
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             value = None
         if value is None or value != value or value < low or (high is not None and value > high):
             limits = f"between {low} and {high}" if high is not None else f">= {low}"
-            source = f" (from ${env})" if env and os.environ.get(env) == text else ""
             raise argparse.ArgumentTypeError(
-                f"expected {'an integer' if kind is int else 'a number'} {limits}, "
-                f"but got {text!r}{source}"
+                f"expected {'an integer' if kind is int else 'a number'} {limits}, but got {text!r}"
             )
         return value
 
@@ -63,33 +76,56 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def _thread_count(args: argparse.Namespace, settings: Settings) -> int:
+    """``--threads``, else ``$KALAHA_TORCH_THREADS`` (checked by Settings), else 1."""
+    return args.threads if args.threads is not None else settings.torch_threads
+
+
+def _device(args: argparse.Namespace, settings: Settings) -> str:
+    """``--device``, else ``$KALAHA_DEVICE``, else ``auto``."""
+    return args.device if args.device is not None else settings.device
+
+
+def _quiet_known_warnings() -> None:
+    """Silence the warnings the tuner knows to be harmless, once per process.
+
+    The worker runs Optuna's heartbeat around ask/tell itself, as ``Study.optimize``
+    does, and Optuna warns that heartbeats are meant for ``optimize``. Installed
+    here rather than at import, so that importing a module changes nothing global.
+    """
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
+def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.progress import Reporter
     from tuner.spec import load_spec
-    from tuner.storage import describe, resolve_url
+    from tuner.storage import describe
     from tuner.verify import base_name, worker_setup
     from tuner.worker import Worker
 
+    url = settings.storage_url_for(args.storage)
     options: dict = {}
     if base_name(args.study) is not None:  # STUDY:verify: run the queued verify jobs
-        spec, options = worker_setup(args.study, args.storage)
+        spec, options = worker_setup(args.study, url, settings.storage)
     else:
-        spec = load_spec(args.study)
-    _threads(args.threads)
+        spec = load_spec(args.study, settings.studies_dir)
+    _threads(_thread_count(args, settings))
     worker = Worker(
         spec,
-        args.storage,
+        url,
         max_trials=args.n_trials,
         timeout=args.timeout,
-        device=args.device,
-        worker_index=args.worker_index,
+        device=_device(args, settings),
+        worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
+        settings=settings.storage,
         reporter=Reporter(spec.budget.total_timesteps * spec.budget.seeds),
+        runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
         **options,
     )
     budget = "its queued jobs" if options else f"{spec.n_trials} trials"
     print(
-        f"worker on study {spec.study_name!r} ({describe(resolve_url(args.storage))}), "
+        f"worker on study {spec.study_name!r} ({describe(url)}), "
         f"device {worker.device}, budget {budget}",
         flush=True,
     )
@@ -110,27 +146,28 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create(args: argparse.Namespace) -> int:
+def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.spec import load_spec
     from tuner.storage import make_storage
     from tuner.study import create_study
 
-    spec = load_spec(args.study)
-    create_study(spec, make_storage(args.storage), accept_changes=args.accept_changes)
+    spec = load_spec(args.study, settings.studies_dir)
+    storage = make_storage(settings.storage_url_for(args.storage), settings.storage)
+    create_study(spec, storage, accept_changes=args.accept_changes)
     print(f"study {spec.study_name!r} is ready ({spec.n_trials} trials)")
     return 0
 
 
-def _load_existing(study_name_or_file: str, storage_url: str | None):
+def _load_existing(study_name_or_file: str, storage_url: str | None, settings: Settings):
     import optuna
 
     from tuner.spec import resolve_study_path
-    from tuner.storage import describe, make_storage, require_existing, resolve_url, study_names
+    from tuner.storage import describe, make_storage, require_existing, study_names
 
-    url = resolve_url(storage_url)
+    url = settings.storage_url_for(storage_url)
     require_existing(url)
-    storage = make_storage(url)
-    path = resolve_study_path(study_name_or_file)
+    storage = make_storage(url, settings.storage)
+    path = resolve_study_path(study_name_or_file, settings.studies_dir)
     name = study_name_or_file
     if path.exists():
         from tuner.spec import load_spec
@@ -144,29 +181,32 @@ def _load_existing(study_name_or_file: str, storage_url: str | None):
     return optuna.load_study(study_name=name, storage=storage), storage
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.status import format_status
     from tuner.storage import worker_connections
 
-    study, storage = _load_existing(args.study, args.storage)
+    study, storage = _load_existing(args.study, args.storage, settings)
     print(format_status(study, storage, worker_connections(storage.url)))
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.export import best_path, export_document, write_export
     from tuner.spec import load_spec, parse_spec, upgrade_stored_spec
     from tuner.verify import select_for_export
 
-    study, _ = _load_existing(args.study, args.storage)
+    study, _ = _load_existing(args.study, args.storage, settings)
     chosen = select_for_export(study)
     trial = chosen.trial
     spec_data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
     spec = (
-        parse_spec(spec_data, f"study {study.study_name!r}") if spec_data else load_spec(args.study)
+        parse_spec(spec_data, f"study {study.study_name!r}")
+        if spec_data
+        else load_spec(args.study, settings.studies_dir)
     )
     doc = {**export_document(spec, trial), **chosen.record()}
-    path = write_export(doc, Path(args.out or best_path(spec.study_name)))
+    out = Path(args.out) if args.out else best_path(spec.study_name, settings.studies_dir)
+    path = write_export(doc, out)
     print(f"trial {trial.number} (value {trial.value:.4f}) exported to {path}")
     if chosen.note:
         print(f"note: {chosen.note}")
@@ -182,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.progress import Reporter
     from tuner.verify import (
         base_name,
@@ -202,7 +242,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"expected the name of a study to verify, but got its companion {args.study!r}; "
             f"run `tuner verify {base_name(args.study)}`"
         )
-    study, storage = _load_existing(args.study, args.storage)
+    study, storage = _load_existing(args.study, args.storage, settings)
     spec = study_spec(study)
     queued = queue_jobs(study, storage, args.top, args.seeds, spec)
     print(
@@ -215,15 +255,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.queue_only:
         print(f"run them with `tuner tune {queued.companion}` on any number of workers")
         return 0
-    _threads(args.threads)
+    _threads(_thread_count(args, settings))
     cspec = companion_spec(spec)
     worker = Worker(
         cspec,
-        args.storage,
+        settings.storage_url_for(args.storage),
         timeout=args.timeout,
-        device=args.device,
-        worker_index=args.worker_index,
+        device=_device(args, settings),
+        worker_index=args.worker_index,  # not $WORKER_INDEX: by a hash (see --help)
+        settings=settings.storage,
         reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.seeds),
+        runs_dir=settings.runs_dir,
         **worker_options(),
     )
     report = worker.run()
@@ -232,20 +274,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.export import best_path, load_export, train_from_export
 
-    _threads(args.threads)
+    _threads(_thread_count(args, settings))
     path = Path(args.file)
     if not path.exists() and not path.suffix:
-        path = best_path(args.file)
+        path = best_path(args.file, settings.studies_dir)
     doc = load_export(path)
     run, out = train_from_export(
         doc,
-        device=args.device,
+        device=_device(args, settings),
         total_timesteps=args.timesteps,
         out=Path(args.out) if args.out else None,
         seed=args.seed,
+        runs_dir=settings.runs_dir,
     )
     print(
         f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
@@ -270,64 +313,67 @@ def _print_results(results, rating=None) -> None:
         )
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _even_games(games: int) -> int:
+    """Each opening is played from both seats: an even number of games, at least 2."""
+    if games < 2 or games % 2:
+        raise UserError(
+            f"--games: expected an even number of at least 2 (each opening is played from "
+            f"both seats), but got {games}"
+        )
+    return games
+
+
+def _model_to_evaluate(args: argparse.Namespace, settings: Settings) -> str:
+    """MODEL as given, or the model artifact of ``--study``'s ``--trial``, downloaded."""
+    if args.model is not None:
+        return args.model
+    from tuner.artifacts import download_trial_model
+
+    if args.study is None or args.trial is None:
+        raise UserError("evaluate: expected a MODEL path, or --study and --trial")
+    study, _ = _load_existing(args.study, args.storage, settings)
+    return str(download_trial_model(study, args.trial, settings.runs_dir))
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from env.opponents import PolicyOpponent
     from env.policy_files import PolicyFileError, load_policy
     from tuner.evaluate import evaluate_policy, rate_policy
 
-    _threads(args.threads)
-    if args.games < 2 or args.games % 2:
-        raise UserError(
-            f"--games: expected an even number of at least 2 (each opening is played from "
-            f"both seats), but got {args.games}"
-        )
+    _threads(_thread_count(args, settings))
+    games = _even_games(_eval_games(args))
     opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
     if not opponents and not args.rating:
         raise UserError(
             f"--opponents: expected a comma-separated list such as random,greedy,minimax:2, "
             f"but got {args.opponents!r}"
         )
-    model_path = args.model
-    if model_path is None:
-        from tuner.artifacts import download_trial_model
-
-        if args.study is None or args.trial is None:
-            raise UserError("evaluate: expected a MODEL path, or --study and --trial")
-        study, _ = _load_existing(args.study, args.storage)
-        model_path = str(download_trial_model(study, args.trial))
+    model_path = _model_to_evaluate(args, settings)
     try:
         loaded = load_policy(model_path, device="cpu", trust_pickle=args.trust_pickle)
     except PolicyFileError as err:
         raise UserError(str(err)) from None
     policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
+    plies = _opening_plies(args)
     if args.rating:
         rated = rate_policy(
-            policy,
-            games=args.games,
-            seeds=args.seeds,
-            opening_plies=_opening_plies(args),
-            seed=args.seed,
+            policy, games=games, seeds=args.seeds, opening_plies=plies, seed=args.seed
         )
         print(f"{model_path}: rated on the reference ladder from {rated.games} games")
         _print_results(rated.results, rated.rating)
         return 0
     try:
         results = evaluate_policy(
-            policy,
-            opponents,
-            args.games,
-            seeds=args.seeds,
-            opening_plies=_opening_plies(args),
-            seed=args.seed,
+            policy, opponents, games, seeds=args.seeds, opening_plies=plies, seed=args.seed
         )
     except ValueError as err:  # an unknown opponent, too many opening plies
         raise UserError(str(err)) from None
-    print(f"{model_path}: {args.games} games per opponent, each opening from both seats")
+    print(f"{model_path}: {games} games per opponent, each opening from both seats")
     _print_results(results)
     return 0
 
 
-def cmd_play(args: argparse.Namespace) -> int:
+def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
     from env.opponents import PolicyOpponent
     from tuner.play import play
 
@@ -344,11 +390,12 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from tuner.report import write_report
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from tuner.report import default_report_dir, write_report
 
-    study, _ = _load_existing(args.study, args.storage)
-    report = write_report(study, Path(args.out) if args.out else None, top_k=args.top)
+    study, _ = _load_existing(args.study, args.storage, settings)
+    out = Path(args.out) if args.out else default_report_dir(settings.runs_dir, study.study_name)
+    report = write_report(study, out, top_k=args.top)
     drawn = [f.key for f in report.figures if f.png is not None]
     print(f"report written to {report.html} ({len(drawn)} figures: {', '.join(drawn) or 'none'})")
     for f in report.figures:
@@ -357,15 +404,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ladder(args: argparse.Namespace) -> int:
+def cmd_ladder(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.ladder import round_robin, write_ladder
 
-    if args.games < 2 or args.games % 2:
-        raise UserError(
-            f"--games: expected an even number of at least 2 (each opening is played from "
-            f"both seats), but got {args.games}"
-        )
-    doc = round_robin(args.games, seed=args.seed, opening_plies=_opening_plies(args))
+    doc = round_robin(_even_games(args.games), seed=args.seed, opening_plies=_opening_plies(args))
     path = write_ladder(doc, Path(args.out)) if args.out else write_ladder(doc)
     for m in doc["members"]:
         print(f"  {m['name']:<10s} {m['rating']:7.1f}  [{m['low']:.1f}, {m['high']:.1f}]")
@@ -373,52 +415,64 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.dashboard import serve
 
     try:
-        serve(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir)
+        serve(
+            settings.storage_url_for(args.storage),
+            host=args.host,
+            port=args.port,
+            artifact_dir=args.artifact_dir,
+            runs_dir=settings.runs_dir,
+            settings=settings.storage,
+        )
     except KeyboardInterrupt:
         print("dashboard stopped", file=sys.stderr)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# --- the parser: one function per command ------------------------------------------------
 
-    def storage_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--storage",
-            default=None,
-            help="SQLAlchemy URL (default: $OPTUNA_STORAGE, else the SQLite file runs/optuna.db)",
-        )
 
-    def accept_changes_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--accept-changes",
-            action="store_true",
-            help="go on although the study file differs from the one the study was created "
-            "with (the change is recorded in the study's spec_changes)",
-        )
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="SQLAlchemy URL (default: $OPTUNA_STORAGE, else the SQLite file runs/optuna.db)",
+    )
 
-    def run_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--device",
-            default=os.environ.get("KALAHA_DEVICE", "auto"),
-            help="auto, cpu, cuda or cuda:N",
-        )
-        p.add_argument(
-            "--threads",
-            type=_bounded(int, 1, 1024, env="KALAHA_TORCH_THREADS"),
-            default=os.environ.get("KALAHA_TORCH_THREADS", "1"),  # argparse applies the type
-            help="torch threads for this process (default 1: one worker per core)",
-        )
 
+def _accept_changes_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="go on although the study file differs from the one the study was created "
+        "with (the change is recorded in the study's spec_changes)",
+    )
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """Flags of commands that train or play: each wins over its environment variable."""
+    p.add_argument(
+        "--device",
+        default=None,
+        help="auto, cpu, cuda or cuda:N (default: $KALAHA_DEVICE, else auto)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_bounded(int, 1, 1024),
+        default=None,
+        help="torch threads for this process (default: $KALAHA_TORCH_THREADS, else 1: one "
+        "worker per core)",
+    )
+
+
+def _add_tune(sub: Any) -> None:
     p = sub.add_parser("tune", help="run a worker on a study until its n_trials are done")
     p.add_argument("study", help="study name (studies/NAME.yaml) or path to a study file")
-    storage_arg(p)
-    run_args(p)
+    _storage_arg(p)
+    _run_args(p)
     p.add_argument(
         "--n-trials",
         type=_bounded(int, 1),
@@ -433,38 +487,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--worker-index",
-        type=int,
-        default=int(os.environ["WORKER_INDEX"])
-        if os.environ.get("WORKER_INDEX", "").isdigit()
-        else None,
+        type=_bounded(int, 0),
+        default=None,
         help="seeds the sampler and picks the GPU (default: $WORKER_INDEX, else a random seed)",
     )
-    accept_changes_arg(p)
+    _accept_changes_arg(p)
     p.set_defaults(func=cmd_tune)
 
+
+def _add_study_commands(sub: Any) -> None:
+    """create, status, export: a study in the storage."""
     p = sub.add_parser("create", help="create the study if it is missing")
     p.add_argument("study")
-    storage_arg(p)
-    accept_changes_arg(p)
+    _storage_arg(p)
+    _accept_changes_arg(p)
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("status", help="trial counts per state, best trial, running trials")
     p.add_argument("study")
-    storage_arg(p)
+    _storage_arg(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("export", help="write the best trial to studies/best/STUDY.yaml")
     p.add_argument("study")
-    storage_arg(p)
+    _storage_arg(p)
     p.add_argument("--out", default=None, help="where to write (default studies/best/STUDY.yaml)")
     p.set_defaults(func=cmd_export)
 
+
+def _add_verify(sub: Any) -> None:
     p = sub.add_parser(
         "verify", help="re-train the top K configurations with S fresh seeds (study STUDY:verify)"
     )
     p.add_argument("study")
-    storage_arg(p)
-    run_args(p)
+    _storage_arg(p)
+    _run_args(p)
     p.add_argument("--top", type=int, default=3, help="configurations to verify (default 3)")
     p.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default 3)")
     p.add_argument(
@@ -476,13 +533,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, help="claim no new job after this many seconds"
     )
     p.add_argument(
-        "--worker-index", type=int, default=None, help="picks the GPU (default: by a hash)"
+        "--worker-index",
+        type=_bounded(int, 0),
+        default=None,
+        help="picks the GPU (default: by a hash)",
     )
     p.set_defaults(func=cmd_verify)
 
+
+def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train the configuration of an exported file")
     p.add_argument("file", help="an export (studies/best/STUDY.yaml) or a study name")
-    run_args(p)
+    _run_args(p)
     p.add_argument(
         "--timesteps", type=_bounded(int, 1), default=None, help="override the exported budget"
     )
@@ -492,21 +554,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+
+def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser(
         "evaluate", help="scores of a saved model against opponents, or its rating (--rating)"
     )
     p.add_argument("model", nargs="?", default=None, help="an SB3 .zip model file")
     p.add_argument("--study", default=None, help="load the model artifact of this study ...")
     p.add_argument("--trial", type=_bounded(int, 0), default=None, help="... and this trial number")
-    storage_arg(p)
-    run_args(p)
+    _storage_arg(p)
+    _run_args(p)
     p.add_argument("--opponents", default="random,greedy,minimax:2")
     p.add_argument(
         "--rating",
         action="store_true",
         help="rate it on the reference ladder (Elo) instead; --games is then the total",
     )
-    p.add_argument("--games", type=_bounded(int, 2), default=200, help="games per opponent (even)")
+    p.add_argument("--games", type=_bounded(int, 2), default=None, help=GAMES_HELP)
     p.add_argument("--seeds", type=_bounded(int, 1, 12), default=4)
     p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
     p.add_argument("--seed", type=int, default=0)
@@ -518,20 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_game_commands(sub: Any) -> None:
+    """play and ladder: games, no study."""
     p = sub.add_parser("play", help="play a game against a saved agent in the terminal")
     p.add_argument("model", help="the agent's .zip file (e.g. studies/best/selfplay.zip)")
     p.add_argument("--seat", type=int, default=0, help="0: you move first (default), 1: second")
     p.add_argument("--seeds", type=int, default=4, help="seeds per pit (default 4)")
     p.set_defaults(func=cmd_play)
-
-    p = sub.add_parser("report", help="HTML report (and PNGs) of a study's results")
-    p.add_argument("study")
-    storage_arg(p)
-    p.add_argument("--out", default=None, help="folder to write to (default runs/reports/STUDY)")
-    p.add_argument(
-        "--top", type=_bounded(int, 1), default=10, help="rows in the table of top trials"
-    )
-    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "ladder", help="rate the reference ladder by a round robin; write env/ladder.yaml"
@@ -542,8 +600,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to write (default env/ladder.yaml)")
     p.set_defaults(func=cmd_ladder)
 
+
+def _add_result_commands(sub: Any) -> None:
+    """report and dashboard: a study's results."""
+    p = sub.add_parser("report", help="HTML report (and PNGs) of a study's results")
+    p.add_argument("study")
+    _storage_arg(p)
+    p.add_argument("--out", default=None, help="folder to write to (default runs/reports/STUDY)")
+    p.add_argument(
+        "--top", type=_bounded(int, 1), default=10, help="rows in the table of top trials"
+    )
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("dashboard", help="optuna-dashboard over the storage, with artifacts")
-    storage_arg(p)
+    _storage_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
         "--port",
@@ -555,14 +625,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--artifact-dir", default=None, help="artifact store folder (default runs/artifacts)"
     )
     p.set_defaults(func=cmd_dashboard)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_tune(sub)
+    _add_study_commands(sub)
+    _add_verify(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_game_commands(sub)
+    _add_result_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, read the environment once, run the command; a user's mistake is one line."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        # Every variable is checked here, also those this command does not use: one
+        # clear line now rather than a surprise from the next command.
+        settings = Settings.from_env()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _quiet_known_warnings()
+    command: Command = args.func
+    try:
+        return command(args, settings)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -570,13 +662,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from tuner.storage import is_permanent, resolve_url, storage_error_line
+        from tuner.storage import is_permanent, storage_error_line
 
         if not is_permanent(err):
             raise  # a bug in the tuner: keep its traceback
         # A database that cannot be opened or written, met after the start (read-only
         # file, dropped table): retrying cannot help, so one line instead of a traceback.
-        url = resolve_url(getattr(args, "storage", None))
+        url = settings.storage_url_for(getattr(args, "storage", None))
         print(f"error: {storage_error_line(url, err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -25,6 +25,7 @@ import optuna
 
 from tuner.errors import UserError
 from tuner.runs import artifact_store, artifacts_dir
+from tuner.settings import DEFAULT_RUNS, StorageSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -84,6 +85,8 @@ def create_dashboard(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     artifact_dir: str | Path | None = None,
+    runs_dir: Path = DEFAULT_RUNS,
+    settings: StorageSettings | None = None,
 ) -> Dashboard:
     """Open the storage and the artifact store, build the app and bind the port.
 
@@ -93,9 +96,9 @@ def create_dashboard(
 
     from tuner.storage import describe, make_storage, resolve_url
 
-    url = resolve_url(storage_url)
-    storage = make_storage(url)  # a UserError if the database does not answer
-    directory = Path(artifact_dir) if artifact_dir is not None else artifacts_dir()
+    url = resolve_url(storage_url, runs_dir)
+    storage = make_storage(url, settings)  # a UserError if the database does not answer
+    directory = Path(artifact_dir) if artifact_dir is not None else artifacts_dir(runs_dir)
     store = artifact_store(directory)
     studies = [(s._study_id, s.study_name) for s in storage.get_all_studies()]
     app = optuna_dashboard.wsgi(storage, artifact_store=store)
@@ -120,10 +123,19 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     artifact_dir: str | Path | None = None,
+    runs_dir: Path = DEFAULT_RUNS,
+    settings: StorageSettings | None = None,
     stream: TextIO | None = None,
 ) -> None:
     """Start the dashboard, say where to point the browser, serve until interrupted."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dashboard = create_dashboard(storage_url, host=host, port=port, artifact_dir=artifact_dir)
+    dashboard = create_dashboard(
+        storage_url,
+        host=host,
+        port=port,
+        artifact_dir=artifact_dir,
+        runs_dir=runs_dir,
+        settings=settings,
+    )
     print(dashboard.banner(), file=stream or sys.stdout, flush=True)
     dashboard.serve_forever()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from env.arena import DEFAULT_OPENING_PLIES, MatchResult, play_match
+from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, MatchResult, play_match
 from env.opponents import Opponent, PolicyOpponent, make_opponent
 from tuner.ladder import Ladder, ladder_opponent, load_ladder
 from tuner.rating import PairResults, Rating, expected_score, rate_against
@@ -216,7 +216,7 @@ def allocate(
 def rate_policy(
     policy: Any,
     *,
-    games: int = 200,
+    games: int = DEFAULT_EVAL_GAMES,
     rounds: int = 4,
     seeds: int = 4,
     empty_capture: bool = False,
@@ -249,21 +249,11 @@ def rate_policy(
         mean, sd = float(np.median(ratings)), _UNKNOWN_SD
     else:
         mean, sd = start.rating, max(_belief_sd(start), _MIN_START_SD)
-    total_pairs = games // 2
-    rounds = max(1, min(rounds, total_pairs))
     matches: dict[int, list[MatchResult]] = {}
     parts: list[PairResults] = []
     agent_index = len(members)
     rating = Rating(mean, -math.inf, math.inf)
-    # Rounds grow (1, 2, 3, ... parts): a small first round finds the agent, the
-    # later, larger ones play where it stands.
-    parts_total = rounds * (rounds + 1) // 2
-    done = 0
-    for r in range(rounds):
-        upto = total_pairs * (r + 1) * (r + 2) // 2 // parts_total
-        pairs, done = upto - done, upto
-        if pairs == 0:
-            continue
+    for pairs in round_sizes(games // 2, rounds):
         for j, n_pairs in allocate(ratings, mean, sd, pairs, costs).items():
             m = play_match(
                 agent,
@@ -282,6 +272,20 @@ def rate_policy(
         ladder.names[j]: opponent_result(ladder.names[j], ms) for j, ms in sorted(matches.items())
     }
     return RatingResult(rating, results)
+
+
+def round_sizes(total_pairs: int, rounds: int) -> list[int]:
+    """Opening pairs per round, growing (1, 2, 3, ... parts): a small first round finds
+    the agent, the later, larger ones play where it stands. Empty rounds are left out."""
+    rounds = max(1, min(rounds, total_pairs))
+    parts_total = rounds * (rounds + 1) // 2
+    sizes, done = [], 0
+    for r in range(rounds):
+        upto = total_pairs * (r + 1) * (r + 2) // 2 // parts_total
+        if upto > done:
+            sizes.append(upto - done)
+        done = upto
+    return sizes
 
 
 def _belief_sd(rating: Rating) -> float:

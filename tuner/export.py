@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from env.policy_files import save_model
 from tuner.errors import UserError
 from tuner.record import TrialAttr
-from tuner.runs import confined, runs_dir, tensorboard_dir
+from tuner.runs import confined, tensorboard_dir
+from tuner.settings import DEFAULT_RUNS
 from tuner.space import to_config
 from tuner.spec import (
     ENV_KEYS,
@@ -49,8 +50,9 @@ FORMAT = "kalaha-tuner/best-trial/v1"
 PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")
 
 
-def best_path(study_name: str) -> Path:
-    return confined(STUDIES_DIR / "best", f"{study_name}.yaml")
+def best_path(study_name: str, studies_dir: Path = STUDIES_DIR) -> Path:
+    """Where a study's export goes: ``STUDIES/best/STUDY.yaml``."""
+    return confined(studies_dir / "best", f"{study_name}.yaml")
 
 
 def _versions() -> dict[str, str]:
@@ -223,6 +225,7 @@ def train_from_export(
     total_timesteps: int | None = None,
     out: Path | None = None,
     seed: int | None = None,
+    runs_dir: Path = DEFAULT_RUNS,
 ) -> tuple[TrainingRun, Path]:
     """Train the exported configuration with the trials' own ``train``; save the model.
 
@@ -248,12 +251,12 @@ def train_from_export(
         evaluation=export.evaluation,
         seed=export.seed if seed is None else seed,
         device=device,
-        tensorboard_log=tensorboard_dir(f"{export.study}_train"),
+        tensorboard_log=tensorboard_dir(runs_dir, f"{export.study}_train"),
         tb_log_name="train",
     )
     if run.progress.diverged:
         raise UserError(f"training diverged: {run.progress.diverged}")
-    out = out or confined(runs_dir() / "models", f"{export.study}.zip")
+    out = out or confined(runs_dir / "models", f"{export.study}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
     return run, out

@@ -17,11 +17,14 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
+from stable_baselines3.common.callbacks import BaseCallback
 
 from env.policy_files import save_model
-from tuner.callbacks import Evaluation
+from tuner.callbacks import PruningCallback, StopOnSignalCallback
+from tuner.progress import ProgressCallback, TrialHooks
 from tuner.record import TrialAttr
-from tuner.runs import artifact_store, tensorboard_dir
+from tuner.runs import artifact_store, artifacts_dir, tensorboard_dir
+from tuner.settings import DEFAULT_RUNS
 from tuner.space import sample, to_config
 from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
 from tuner.training import TrainingRun, train
@@ -54,9 +57,9 @@ def objective(
     spec: StudySpec,
     *,
     device: str = "auto",
+    runs_dir: Path = DEFAULT_RUNS,
     should_stop: Callable[[], str | None] | None = None,
-    on_evaluation: Callable[[Evaluation], None] | None = None,
-    on_step: Callable[[int], None] | None = None,
+    reporter: TrialHooks | None = None,
     seed: int | None = None,
 ) -> float:
     """Train the trial's configuration; its value is the study's objective.
@@ -66,6 +69,9 @@ def objective(
     configuration trains S times and the value is the mean; each run's value is
     reported with its seed index as the step, which is what Optuna's
     ``WilcoxonPruner`` pairs across trials (one report per instance).
+    ``should_stop`` (the worker's signal flag) and ``reporter`` (its progress
+    display) become SB3 callbacks of each run (:func:`run_callbacks`); TensorBoard
+    logs and the model artifact go below ``runs_dir``.
     """
     values = sample(spec, trial)
     config = to_config(spec, values)
@@ -81,7 +87,6 @@ def objective(
     runs: list[TrainingRun] = []
     seed_values: list[float] = []
     for index in range(n_seeds):
-        offset = index * spec.budget.total_timesteps
         run = train(
             config.ppo_kwargs,
             config.env_kwargs,
@@ -91,39 +96,76 @@ def objective(
             evaluation=spec.evaluation,
             seed=base_seed + SEED_RUN_STRIDE * index,
             device=device,
-            tensorboard_log=tensorboard_dir(spec.study_name),
+            tensorboard_log=tensorboard_dir(runs_dir, spec.study_name),
             tb_log_name=f"trial_{trial.number:04d}" + (f"_seed{index}" if n_seeds > 1 else ""),
             # One seed: the evaluations go to the pruner (step = timestep). Several: the
-            # runs' values do (step = seed index), below.
-            trial=trial if n_seeds == 1 else None,
-            should_stop=should_stop,
-            on_evaluation=on_evaluation,
-            on_step=(lambda t, offset=offset: on_step(offset + t)) if on_step else None,
+            # runs' values do (step = seed index), in _report_seed.
+            callbacks=run_callbacks(
+                trial if n_seeds == 1 else None,
+                should_stop,
+                reporter,
+                offset=index * spec.budget.total_timesteps,
+            ),
         )
         runs.append(run)
         if index == 0:
             _record_run(trial, run)
-        value = _run_value(spec, run)
-        seed_values.append(value)
+        seed_values.append(_run_value(spec, run))
         if n_seeds == 1:
             break
-        trial.set_user_attr(TrialAttr.SEED_VALUES, seed_values)
-        trial.set_user_attr(TrialAttr.TIMESTEPS, sum(r.timesteps for r in runs))
-        trial.report(value, index)
-        if index < n_seeds - 1 and trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned after seed {index + 1} of {n_seeds}: mean {_mean(seed_values):.3f}, "
-                "its seeds significantly worse than the best trial's"
-            )
+        _report_seed(trial, runs, seed_values, n_seeds)
 
+    _upload_model(trial, spec, runs[0], runs_dir)
+    return _mean(seed_values)
+
+
+def run_callbacks(
+    trial: optuna.Trial | None,
+    should_stop: Callable[[], str | None] | None,
+    reporter: TrialHooks | None,
+    offset: int = 0,
+) -> list[BaseCallback]:
+    """The SB3 callbacks of one training run, in the order each step runs them.
+
+    Progress first (the bar counts every step), then the stop flag (a stopped run
+    skips the evaluation of its last step), then pruning, which acts on evaluations.
+    """
+    callbacks: list[BaseCallback] = []
+    if reporter is not None:
+        callbacks.append(ProgressCallback(reporter, offset))
+    if should_stop is not None:
+        callbacks.append(StopOnSignalCallback(should_stop))
+    if trial is not None:
+        callbacks.append(PruningCallback(trial))
+    return callbacks
+
+
+def _report_seed(
+    trial: optuna.Trial, runs: list[TrainingRun], seed_values: list[float], n_seeds: int
+) -> None:
+    """Report the latest seed's value (step = seed index); raise TrialPruned if pruned."""
+    index = len(seed_values) - 1
+    trial.set_user_attr(TrialAttr.SEED_VALUES, seed_values)
+    trial.set_user_attr(TrialAttr.TIMESTEPS, sum(r.timesteps for r in runs))
+    trial.report(seed_values[-1], index)
+    if index < n_seeds - 1 and trial.should_prune():
+        raise optuna.TrialPruned(
+            f"pruned after seed {index + 1} of {n_seeds}: mean {_mean(seed_values):.3f}, "
+            "its seeds significantly worse than the best trial's"
+        )
+
+
+def _upload_model(trial: optuna.Trial, spec: StudySpec, run: TrainingRun, runs_dir: Path) -> None:
+    """Seed 0's model (the one `tuner train` retrains from an export) as an artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
-        save_model(runs[0].model, path)  # seed 0's: the one `tuner train` retrains from an export
+        save_model(run.model, path)
         artifact_id = upload_artifact(
-            artifact_store=artifact_store(), file_path=str(path), study_or_trial=trial
+            artifact_store=artifact_store(artifacts_dir(runs_dir)),
+            file_path=str(path),
+            study_or_trial=trial,
         )
     trial.set_user_attr(TrialAttr.MODEL_ARTIFACT_ID, artifact_id)
-    return _mean(seed_values)
 
 
 def _mean(values: list[float]) -> float:

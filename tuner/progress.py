@@ -7,9 +7,11 @@ summary line per finished trial (number, state, value, timesteps, duration,
 steps per second, best so far) goes to stdout always, since it is exactly what
 such a log should hold.
 
-The worker calls the :class:`TrialHooks` of its reporter: ``on_trial_start``
-when it claims a trial, ``on_step`` with the timestep count after each env step,
-``on_evaluation`` after each evaluation and ``on_trial_end`` when a trial is told.
+A reporter is a :class:`TrialHooks`. The worker calls ``on_trial_start`` when it
+claims a trial and ``on_trial_end`` when the trial is told; during training the
+SB3 callback :class:`ProgressCallback` (in the list the objective passes to
+``learn()``) calls ``on_step`` with the timestep count after each env step and
+``on_evaluation`` after each evaluation.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TextIO
 import optuna
 from tqdm import tqdm
 
-from tuner.callbacks import Evaluation
+from tuner.callbacks import Evaluation, TrialCallback
 
 BAR_FORMAT = (
     "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]{postfix}"
@@ -64,6 +66,27 @@ class TrialHooks:
         self, study: optuna.Study, number: int, state: str, value: float | None, seconds: float
     ) -> None:
         """Trial ``number`` was told with ``state`` (and ``value`` when COMPLETE)."""
+
+
+class ProgressCallback(TrialCallback):
+    """Feeds a training run's steps and evaluations to a reporter's hooks.
+
+    ``offset`` is added to the timestep count: the runs of a trial with several
+    seeds share one bar, the second starting where the first ended.
+    """
+
+    def __init__(self, hooks: TrialHooks, offset: int = 0) -> None:
+        super().__init__()
+        self.hooks = hooks
+        self.offset = offset
+
+    def _on_step(self) -> bool:
+        self.hooks.on_step(self.offset + self.num_timesteps)
+        return True
+
+    def on_evaluation(self, ev: Evaluation, final: bool) -> bool:
+        self.hooks.on_evaluation(ev)
+        return True
 
 
 class Reporter(TrialHooks):

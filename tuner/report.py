@@ -25,15 +25,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.record import StudyAttr, TrialAttr
-from tuner.runs import confined, runs_dir
+from tuner.runs import confined
 from tuner.status import state_counts
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"
 
 
-def default_report_dir(study_name: str) -> Path:
-    return confined(runs_dir() / "reports", study_name)
+def default_report_dir(runs_dir: Path, study_name: str) -> Path:
+    """Where ``tuner report`` writes unless told: ``RUNS/reports/STUDY``."""
+    return confined(runs_dir / "reports", study_name)
 
 
 # --- numbers -------------------------------------------------------------------------
@@ -532,11 +533,11 @@ def render_html(
     return "\n".join(parts)
 
 
-def write_report(study: optuna.Study, out_dir: Path | str | None = None, *, top_k: int = 10):
+def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
     """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
     from tuner.verify_report import section_html
 
-    out = Path(out_dir) if out_dir is not None else default_report_dir(study.study_name)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     importances = param_importances(study)
     figures = build_figures(study, out, importances)

@@ -1,6 +1,7 @@
-"""Where a study's files live: the runs folder (``$KALAHA_RUNS``, default ``runs``).
+"""Where a study's files live: below the runs folder.
 
-The SQLite storage, the trial artifacts, TensorBoard logs, reports and retrained
+The folder is ``Settings.runs_dir`` (``$KALAHA_RUNS``, default ``runs``), passed in
+by the caller: read once by the CLI, never looked up here. The SQLite storage, the trial artifacts, TensorBoard logs, reports and retrained
 models all go below it. Kept apart from the training code so that commands that
 only read a study (the dashboard, ``status``, ``report``) start without loading
 torch.
@@ -8,14 +9,9 @@ torch.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from optuna.artifacts import FileSystemArtifactStore
-
-
-def runs_dir() -> Path:
-    return Path(os.environ.get("KALAHA_RUNS", "runs"))
 
 
 def name_part(name: str, what: str = "study name") -> str:
@@ -50,17 +46,16 @@ def confined(base: Path, *names: str) -> Path:
     return path
 
 
-def tensorboard_dir(name: str) -> Path:
+def tensorboard_dir(runs_dir: Path, name: str) -> Path:
     """TensorBoard runs of study ``name`` (one run per trial below it)."""
-    return confined(runs_dir() / "tensorboard", name)
+    return confined(runs_dir / "tensorboard", name)
 
 
-def artifacts_dir() -> Path:
+def artifacts_dir(runs_dir: Path) -> Path:
     """The artifact store trials upload their models to, and the dashboard lists."""
-    return runs_dir() / "artifacts"
+    return runs_dir / "artifacts"
 
 
-def artifact_store(directory: Path | None = None) -> FileSystemArtifactStore:
-    path = directory if directory is not None else artifacts_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(path))
+def artifact_store(directory: Path) -> FileSystemArtifactStore:
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(directory))

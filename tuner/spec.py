@@ -23,14 +23,15 @@ from pydantic import (
     model_validator,
 )
 
-from env.arena import DEFAULT_OPENING_PLIES
+from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES
 from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
 from env.policy_files import ACTIVATIONS
 from tuner.errors import UserError
+from tuner.settings import DEFAULT_STUDIES
 
-STUDIES_DIR = Path("studies")
+STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
 
 # Where a searched or fixed setting goes. Names not listed are MaskablePPO keyword
 # arguments (checked against its signature).
@@ -273,7 +274,7 @@ class EvaluationSpec(_Strict):
     objective: Literal["score", "rating"] = "score"
     opponents: list[str] | None = None
     games: int = Field(
-        100,
+        DEFAULT_EVAL_GAMES,
         ge=2,
         description="per opponent (score) or in all (rating); even: each opening from both seats",
     )
@@ -565,12 +566,12 @@ def format_error(source: str, err: ValidationError) -> str:
     return f"{source}: key '{loc}': {msg}{tail}"
 
 
-def resolve_study_path(name_or_path: str | Path) -> Path:
+def resolve_study_path(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> Path:
     """``net_arch`` -> ``studies/net_arch.yaml``; a path is taken as it is."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return STUDIES_DIR / f"{p}.yaml"
+    return studies_dir / f"{p}.yaml"
 
 
 # A study file is a few KB. The bounds stop a file, or a YAML alias bomb (a few
@@ -680,11 +681,11 @@ def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
     return spec
 
 
-def load_spec(name_or_path: str | Path) -> StudySpec:
-    """Read and validate a study file by name (``smoke``) or path."""
-    path = resolve_study_path(name_or_path)
+def load_spec(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> StudySpec:
+    """Read and validate a study file by name (``smoke``, in ``studies_dir``) or path."""
+    path = resolve_study_path(name_or_path, studies_dir)
     if not path.exists():
-        known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml")) if STUDIES_DIR.is_dir() else []
+        known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
         raise UserError(
             f"study file {str(path)!r} does not exist; expected one of {known} "
             "or a path to a .yaml file"

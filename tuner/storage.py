@@ -29,7 +29,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,46 +42,16 @@ from sqlalchemy.engine import make_url
 
 from tuner.errors import UserError
 from tuner.record import TrialAttr, TrialSystemAttr
-from tuner.runs import runs_dir
+from tuner.settings import DEFAULT_RUNS, StorageSettings, default_storage_url
 
 ENV_STORAGE = "OPTUNA_STORAGE"
 log = logging.getLogger("tuner.storage")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class StorageSettings:
-    """Heartbeat and connection settings; the environment can override each."""
-
-    heartbeat_interval: int = field(
-        default_factory=lambda: _env_int("KALAHA_HEARTBEAT_INTERVAL", 10)
-    )
-    grace_period: int = field(default_factory=lambda: _env_int("KALAHA_GRACE_PERIOD", 60))
-    max_retry: int = field(default_factory=lambda: _env_int("KALAHA_MAX_RETRY", 2))
-    pool_size: int = field(default_factory=lambda: _env_int("KALAHA_POOL_SIZE", 2))
-    connect_attempts: int = field(default_factory=lambda: _env_int("KALAHA_CONNECT_ATTEMPTS", 5))
-    # How long a storage call keeps retrying while the database is unreachable.
-    retry_seconds: int = field(default_factory=lambda: _env_int("KALAHA_RETRY_SECONDS", 120))
-    connect_timeout: int = 5
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise UserError(f"${name}: expected an integer, but got {raw!r}") from None
-
-
-def default_url() -> str:
-    return f"sqlite:///{runs_dir() / 'optuna.db'}"
-
-
-def resolve_url(url: str | None = None) -> str:
-    """``--storage`` first, then ``$OPTUNA_STORAGE``, then the embedded SQLite file."""
-    return url or os.environ.get(ENV_STORAGE) or default_url()
+def resolve_url(url: str | None = None, runs_dir: Path = DEFAULT_RUNS) -> str:
+    """``url`` or the embedded SQLite file (``$OPTUNA_STORAGE`` is read by ``Settings``)."""
+    return url or default_storage_url(runs_dir)
 
 
 def describe(url: str) -> str:

@@ -16,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from sb3_contrib import MaskablePPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from env.kalaha_env import KalahaEnv
 from env.league import LEAGUE_NAMES, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
-from tuner.callbacks import Evaluation, TrialEvalCallback, TrialProgress, params_finite
+from tuner.callbacks import (
+    Evaluation,
+    EvaluationCallback,
+    TrialCallback,
+    TrialProgress,
+    params_finite,
+)
 from tuner.errors import ConfigError, UserError
 from tuner.evaluate import make_evaluator
 from tuner.league import SnapshotCallback, league_summary
@@ -156,17 +162,17 @@ def train(
     device: str = "auto",
     tensorboard_log: Path | None = None,
     tb_log_name: str = "run",
-    trial: Any = None,
-    should_stop: Any = None,
-    on_evaluation: Any = None,
-    on_step: Any = None,
+    callbacks: list[BaseCallback] | None = None,
     vec_env: str = "batched",
     distribution_checks: bool = False,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
+    ``callbacks`` go to ``learn()`` before the evaluation (SB3's list idiom); the
+    :class:`~tuner.callbacks.TrialCallback`s among them (pruning, stop on a signal,
+    progress) share the run's :class:`TrialProgress` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
-    pruned or diverged :class:`TrialProgress` into the trial's state.
+    pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
     """
     try:
         envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
@@ -174,64 +180,81 @@ def train(
         raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
-    callback = TrialEvalCallback(
+    given = list(callbacks or [])
+    evaluator = EvaluationCallback(
         make_evaluator(evaluation, env_kwargs, seed),
         eval_every=max(1, total_timesteps // n_evaluations),
         max_inline=n_evaluations - 1,
-        trial=trial,
-        should_stop=should_stop,
-        on_evaluation=on_evaluation,
-        on_step=on_step,
+        listeners=[c for c in given if isinstance(c, TrialCallback)],
     )
+    progress = evaluator.progress
     model = None
     start = time.perf_counter()
     try:
-        try:
-            model = MaskablePPO(
-                "MlpPolicy",
-                envs,
-                seed=seed,
-                device=device,
-                tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
-                verbose=0,
-                **materialize(ppo_kwargs, env_kwargs),
-            )
-        except (TypeError, ValueError, KeyError, AssertionError) as err:
-            # Nothing has trained yet: the configuration is wrong, not the trial unlucky.
-            raise ConfigError(
-                f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}"
-            ) from None
+        model = _build_model(ppo_kwargs, env_kwargs, envs, seed, device, tensorboard_log)
         attach_learner(
             envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
         )
-        callbacks: list[BaseCallback] = [callback]
+        run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
-            callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
+            run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
         with nullcontext() if distribution_checks else distribution_checks_off():
-            model.learn(total_timesteps, callback=CallbackList(callbacks), tb_log_name=tb_log_name)
-        progress = callback.progress
+            model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
         if not (progress.pruned or progress.diverged or progress.stopped):
-            callback.evaluate_now(final=True)  # once the budget is spent: never pruned
+            evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
-        # NaN logits: torch's distributions reject them (ValueError) or, unchecked,
-        # sampling does (RuntimeError): the update diverged.
-        nan_message = "nan" in str(err).lower() or "constraint" in str(err)
-        if model is not None and not nan_message and params_finite(model):
+        if not _diverged(err, model):
             raise
-        callback.progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
+        progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
     elapsed = time.perf_counter() - start
-    eval_seconds = callback.progress.eval_seconds
     return TrainingRun(
         model=model,
-        progress=callback.progress,
+        progress=progress,
         timesteps=int(model.num_timesteps) if model is not None else 0,
-        train_seconds=elapsed - eval_seconds,
-        eval_seconds=eval_seconds,
+        train_seconds=elapsed - progress.eval_seconds,
+        eval_seconds=progress.eval_seconds,
         device=str(model.device) if model is not None else device,
         league=league_summary(league),
     )
+
+
+def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:
+    """Whether an error in ``learn()`` is a diverged update rather than a bug.
+
+    NaN logits: torch's distributions reject them (ValueError) or, unchecked,
+    sampling does (RuntimeError).
+    """
+    nan_message = "nan" in str(err).lower() or "constraint" in str(err)
+    return model is None or nan_message or not params_finite(model)
+
+
+def _build_model(
+    ppo_kwargs: dict[str, Any],
+    env_kwargs: dict[str, Any],
+    envs: VecEnv,
+    seed: int,
+    device: str,
+    tensorboard_log: Path | None,
+) -> MaskablePPO:
+    """The model of the run.
+
+    A keyword or value MaskablePPO refuses is a :class:`ConfigError`: nothing has
+    trained yet, so the configuration is wrong, not the trial unlucky.
+    """
+    try:
+        return MaskablePPO(
+            "MlpPolicy",
+            envs,
+            seed=seed,
+            device=device,
+            tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
+            verbose=0,
+            **materialize(ppo_kwargs, env_kwargs),
+        )
+    except (TypeError, ValueError, KeyError, AssertionError) as err:
+        raise ConfigError(f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}") from None
 
 
 __all__ = ["Evaluation", "TrainingRun", "make_evaluator", "resolve_device", "train"]

@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner.errors import UserError
 from tuner.objective import TrialFailed, objective
 from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
+from tuner.settings import StorageSettings
 from tuner.spec import PrunerSpec, SamplerSpec, StudySpec
 
 SUFFIX = ":verify"
@@ -206,15 +207,19 @@ def verify_objective(trial: optuna.Trial, spec: StudySpec, **kwargs: Any) -> flo
     return objective(trial, spec, seed=int(seed), **kwargs)
 
 
-def worker_setup(name: str, storage_url: str | None) -> tuple[StudySpec, dict[str, Any]]:
-    """``tuner tune STUDY:verify``: the companion spec and the Worker options it needs."""
-    from tuner.storage import describe, make_storage, require_existing, resolve_url, study_names
+def worker_setup(
+    name: str, url: str, settings: StorageSettings | None = None
+) -> tuple[StudySpec, dict[str, Any]]:
+    """``tuner tune STUDY:verify``: the companion spec and the Worker options it needs.
+
+    ``url`` is the resolved storage URL (``Settings.storage_url_for``).
+    """
+    from tuner.storage import describe, make_storage, require_existing, study_names
 
     base = base_name(name)
     assert base is not None
-    url = resolve_url(storage_url)
     require_existing(url)
-    storage = make_storage(url)
+    storage = make_storage(url, settings)
     names = study_names(storage)
     if base not in names:
         raise UserError(

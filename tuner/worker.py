@@ -35,7 +35,6 @@ import logging
 import signal
 import threading
 import time
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from tuner.errors import ConfigError
 from tuner.objective import TrialFailed, objective
 from tuner.progress import TrialHooks
 from tuner.record import TrialAttr, TrialSystemAttr
+from tuner.settings import DEFAULT_RUNS
 from tuner.spec import StudySpec
 from tuner.storage import (
     StorageSettings,
@@ -68,8 +68,6 @@ from tuner.study import load_study, worker_seed
 from tuner.training import resolve_device
 
 log = logging.getLogger("tuner.worker")
-# We run the heartbeat around ask/tell ourselves, as Study.optimize does.
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 ObjectiveFn = Callable[..., float]
 
@@ -212,6 +210,7 @@ class Worker:
         worker_index: int | None = None,
         settings: StorageSettings | None = None,
         reporter: TrialHooks | None = None,
+        runs_dir: Path = DEFAULT_RUNS,
         objective_fn: ObjectiveFn | None = None,
         accept_changes: bool = False,
         queue_only: bool = False,
@@ -228,6 +227,7 @@ class Worker:
         self.max_trials = max_trials
         self.timeout = timeout
         self.reporter = reporter
+        self.runs_dir = runs_dir
         self.objective = objective_fn or objective
         # Run only queued (WAITING) trials, never sample new ones: a companion study of
         # verify jobs (tuner.verify), whose every trial was enqueued with its config.
@@ -319,9 +319,9 @@ class Worker:
             trial,
             self.spec,
             device=self.device,
+            runs_dir=self.runs_dir,
             should_stop=self._should_stop,
-            on_evaluation=reporter.on_evaluation if reporter else None,
-            on_step=reporter.on_step if reporter else None,
+            reporter=reporter,
         )
 
     def _execute(self, trial: optuna.Trial) -> Outcome:

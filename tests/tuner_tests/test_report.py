@@ -173,7 +173,11 @@ def test_report_of_the_smoke_study_opens_with_every_figure(runs: Path) -> None:
     # The smoke study as `tuner tune smoke` runs it, with trial 2 pruned for sure (the
     # figures mark pruned trials, and the report counts what pruning saved).
     worker = Worker(
-        load_spec("smoke"), f"sqlite:///{runs / 'optuna.db'}", worker_index=0, device="cpu"
+        load_spec("smoke"),
+        f"sqlite:///{runs / 'optuna.db'}",
+        worker_index=0,
+        device="cpu",
+        runs_dir=runs,
     )
     worker.study.pruner = PruneTrials({2}, worker.study.pruner)
     worker.run()

@@ -22,6 +22,7 @@ from support import run_cli
 
 from tuner.errors import UserError
 from tuner.record import TrialAttr, TrialSystemAttr
+from tuner.settings import Settings
 from tuner.spec import parse_spec
 from tuner.storage import (
     ResilientRDBStorage,
@@ -129,7 +130,7 @@ def test_retry_transient_retries_then_gives_up():
 
 def test_engine_settings_per_backend(monkeypatch):
     monkeypatch.setenv("KALAHA_POOL_SIZE", "3")
-    settings = StorageSettings()
+    settings = Settings.from_env().storage
     pg = engine_kwargs("postgresql+psycopg2://u@h/db", settings)
     assert pg["pool_pre_ping"] is True and pg["pool_size"] == 3 and pg["max_overflow"] == 3
     assert pg["connect_args"]["application_name"] == application_name()
@@ -207,12 +208,12 @@ def test_orphaned_trial_is_failed_and_retried(runs, pg_url):
 
 
 @pytest.mark.postgres
-def test_stale_trial_reason_and_retry_limit(runs, pg_url, monkeypatch):
-    monkeypatch.setenv("KALAHA_HEARTBEAT_INTERVAL", "1")
-    monkeypatch.setenv("KALAHA_GRACE_PERIOD", "1")
-    monkeypatch.setenv("KALAHA_MAX_RETRY", "1")
+def test_stale_trial_reason_and_retry_limit(runs, pg_url):
+    settings = StorageSettings(heartbeat_interval=1, grace_period=1, max_retry=1)
     spec = tiny_spec(n_trials=1)
-    worker = Worker(spec, pg_url, worker_index=0, device="cpu", objective_fn=trivial)
+    worker = Worker(
+        spec, pg_url, worker_index=0, device="cpu", settings=settings, objective_fn=trivial
+    )
     storage, study = worker.storage, worker.study
     dead = study.ask()
     dead.suggest_float("gamma", 0.9, 0.999)
@@ -265,7 +266,9 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
 def test_unreachable_storage_names_host_and_port(monkeypatch):
     monkeypatch.setenv("KALAHA_CONNECT_ATTEMPTS", "2")
     with pytest.raises(UserError, match=r"127\.0\.0\.1:1 .*after 2 attempts"):
-        make_storage("postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
+        make_storage(
+            "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere", Settings.from_env().storage
+        )
     with pytest.raises(UserError, match="not a valid SQLAlchemy URL"):
         make_storage("no url at all")
 
@@ -339,18 +342,20 @@ def test_device_cuda_trains_on_a_gpu_or_is_a_clear_error_without_one(runs):
 def test_one_torch_thread_per_worker_by_default(monkeypatch):
     import torch
 
-    from tuner.cli import _threads, build_parser
+    from tuner.cli import _thread_count, _threads, build_parser
 
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("KALAHA_TORCH_THREADS", raising=False)
         args = build_parser().parse_args(["tune", "smoke"])
-        _threads(args.threads)
-        assert args.threads == 1 and torch.get_num_threads() == 1
+        threads = _thread_count(args, Settings.from_env())
+        _threads(threads)
+        assert threads == 1 and torch.get_num_threads() == 1
         monkeypatch.setenv("KALAHA_TORCH_THREADS", "2")
         args = build_parser().parse_args(["tune", "smoke"])
-        _threads(args.threads)
-        assert args.threads == 2 and torch.get_num_threads() == 2
+        threads = _thread_count(args, Settings.from_env())
+        _threads(threads)
+        assert threads == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

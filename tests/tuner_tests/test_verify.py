@@ -61,10 +61,10 @@ DISTRIBUTIONS = {
 }
 
 
-def tuned_study(url: str, n_trials: int) -> optuna.Study:
+def tuned_study(url: str, n_trials: int, runs: Path) -> optuna.Study:
     """The faults study run for real by one in-process worker (no pruner: all complete)."""
     spec = load_spec(FAULTS).model_copy(update={"n_trials": n_trials})
-    Worker(spec, url, worker_index=0, device="cpu").run()
+    Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
     return optuna.load_study(study_name="faults", storage=url)
 
 
@@ -85,7 +85,7 @@ def jobs_by_key(trials: list[optuna.trial.FrozenTrial]) -> dict[tuple[str, int],
 
 @pytest.mark.postgres
 def test_verify_jobs_spread_over_two_workers_without_duplicates(runs, pg_url, capsys):
-    study = tuned_study(pg_url, n_trials=2)
+    study = tuned_study(pg_url, n_trials=2, runs=runs)
     spec = load_spec(FAULTS)
     top = study.trials
     verify = ["verify", FAULTS, "--storage", pg_url, "--top", "2", "--seeds", "2", "--queue-only"]
@@ -135,7 +135,7 @@ def test_verify_jobs_spread_over_two_workers_without_duplicates(runs, pg_url, ca
 
 @pytest.mark.postgres
 def test_a_killed_verify_job_is_retried_with_its_seed(runs, pg_url):
-    tuned_study(pg_url, n_trials=1)
+    tuned_study(pg_url, n_trials=1, runs=runs)
     verify = ["verify", FAULTS, "--storage", pg_url, "--top", "1", "--seeds", "1", "--queue-only"]
     assert main(verify) == 0
     with reaping([spawn_worker(pg_url, runs, 0, study=COMPANION)]) as procs:
@@ -344,7 +344,7 @@ def seeds_spec(seeds: int, pruner: dict) -> StudySpec:
 def test_several_seeds_per_trial_report_each_seed_and_the_mean(runs, tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     spec = seeds_spec(2, {"type": "none"})
-    Worker(spec, url, worker_index=0, device="cpu").run()
+    Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
     (trial,) = optuna.load_study(study_name="faults", storage=url).trials
     assert trial.state == TrialState.COMPLETE
     values = trial.user_attrs[TrialAttr.SEED_VALUES]
@@ -368,7 +368,9 @@ def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_pa
         )
     )
     study.set_user_attr(StudyAttr.N_TRIALS, 2)
-    Worker(spec.model_copy(update={"n_trials": 2}), url, worker_index=0, device="cpu").run()
+    Worker(
+        spec.model_copy(update={"n_trials": 2}), url, worker_index=0, device="cpu", runs_dir=runs
+    ).run()
     trial = optuna.load_study(study_name="faults", storage=url).trials[1]
     assert trial.state == TrialState.PRUNED, trial.user_attrs
     assert trial.user_attrs[TrialAttr.PRUNE_REASON].startswith("pruned after seed 3 of 4")
