@@ -75,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         spec = load_spec(args.study)
     _threads(args.threads)
-    worker = Worker(
+    worker = Worker.open(
         spec,
         args.storage,
         max_trials=args.n_trials,
@@ -216,7 +216,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0
     _threads(args.threads)
     cspec = companion_spec(spec)
-    worker = Worker(
+    worker = Worker.open(
         cspec,
         args.storage,
         timeout=args.timeout,
@@ -569,7 +569,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from tuner.storage import is_permanent, resolve_url, storage_error_line
+        from tuner.retry import is_permanent
+        from tuner.storage import resolve_url, storage_error_line
 
         if not is_permanent(err):
             raise  # a bug in the tuner: keep its traceback
