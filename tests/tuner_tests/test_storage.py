@@ -1,9 +1,9 @@
 """Storage and worker internals, in process, against the real PostgreSQL.
 
 The multi-process faults are in test_faults.py; here are the pieces they rest
-on: which errors are retried, a pool that survives its connections being
-killed, orphaned and stale trials, a result that arrives after its trial was
-failed, GPU placement and threads.
+on: a pool that survives its connections being killed, orphaned and stale
+trials, a result that arrives after its trial was failed, GPU placement and
+threads. Which errors are retried, and how: test_retry.py.
 """
 
 from __future__ import annotations
