@@ -35,6 +35,20 @@ install: ## Create .venv (pinned CPU torch) and install the project with its dev
 test: install ## Run the whole test suite (real PostgreSQL included)
 	$(BIN)/python -m pytest $(ARGS)
 
+# A bare venv with the newest Optuna 5.x and no torch: tuner/optuna_compat.py is the one
+# module that touches Optuna's internals, and its tests import nothing else.
+COMPAT_VENV ?= $(or $(TMPDIR),/tmp)/kalaha-optuna-latest
+
+.PHONY: compat-latest
+compat-latest: ## The Optuna-compatibility tests against the newest Optuna 5.x (a fresh, bare venv)
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade 'optuna>=5,<6' 'sqlalchemy>=2.0' \
+		psycopg2-binary pytest pytest-timeout
+	@$(COMPAT_VENV)/bin/python -c 'import optuna; print("compat tests against optuna", optuna.__version__)'
+	PYTHONPATH=. $(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider \
+		tests/tuner_tests/test_optuna_compat.py $(ARGS)
+
 .PHONY: lint
 lint: install ## Check style with ruff (lint and format) and the import contracts (import-linter)
 	$(BIN)/ruff check .

@@ -136,7 +136,7 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
             times.append(now - last[0])
             last[0], last[1] = now, time.time()
 
-    worker = Worker(
+    worker = Worker.open(
         spec, url, worker_index=seed, device="cpu", objective_fn=objective, reporter=Clock()
     )
     _ready_then_wait()

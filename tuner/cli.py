@@ -110,7 +110,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     else:
         spec = load_spec(args.study, settings.studies_dir)
     _threads(_thread_count(args, settings))
-    worker = Worker(
+    worker = Worker.open(
         spec,
         url,
         max_trials=args.n_trials,
@@ -257,7 +257,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     _threads(_thread_count(args, settings))
     cspec = companion_spec(spec)
-    worker = Worker(
+    worker = Worker.open(
         cspec,
         settings.storage_url_for(args.storage),
         timeout=args.timeout,
@@ -662,7 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from tuner.storage import is_permanent, storage_error_line
+        from tuner.retry import is_permanent
+        from tuner.storage import storage_error_line
 
         if not is_permanent(err):
             raise  # a bug in the tuner: keep its traceback

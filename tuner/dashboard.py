@@ -94,13 +94,14 @@ def create_dashboard(
     """
     import optuna_dashboard
 
+    from tuner.optuna_compat import study_id
     from tuner.storage import describe, make_storage, resolve_url
 
     url = resolve_url(storage_url, runs_dir)
     storage = make_storage(url, settings)  # a UserError if the database does not answer
     directory = Path(artifact_dir) if artifact_dir is not None else artifacts_dir(runs_dir)
     store = artifact_store(directory)
-    studies = [(s._study_id, s.study_name) for s in storage.get_all_studies()]
+    studies = [(study_id(s), s.study_name) for s in storage.get_all_studies()]
     app = optuna_dashboard.wsgi(storage, artifact_store=store)
     try:
         server = make_server(

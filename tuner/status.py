@@ -13,8 +13,8 @@ import datetime as dt
 import optuna
 from optuna.trial import TrialState
 
+from tuner.optuna_compat import RoutedRDBStorage, study_id, trial_id
 from tuner.record import StudyAttr, TrialAttr
-from tuner.storage import ResilientRDBStorage
 
 
 def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -23,9 +23,19 @@ def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
     return {name: n for name, n in counts.items() if n}
 
 
+def heartbeat_ages(storage: RoutedRDBStorage, study_id: int) -> dict[int, float]:
+    """Seconds since the last heartbeat of each RUNNING trial that sent one (server clock)."""
+    beats = storage.running_heartbeats(study_id)
+    return {
+        tid: max(0.0, (beats.now - beat).total_seconds())
+        for tid, beat in beats.last.items()
+        if beat is not None
+    }
+
+
 def format_status(
     study: optuna.Study,
-    storage: ResilientRDBStorage,
+    storage: RoutedRDBStorage,
     connections: dict[str, int] | None = None,
 ) -> str:
     """The status table; ``connections`` (process -> open connections) sizes ``max_connections``."""
@@ -53,21 +63,21 @@ def format_status(
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
         # RUNNING trials whose heartbeat is older than the grace period: their worker is gone.
-        stale = set(storage._get_stale_trial_ids(study._study_id))
-        ages = storage.heartbeat_ages(study._study_id)
+        stale = set(storage.stale_trial_ids(study_id(study)))
+        ages = heartbeat_ages(storage, study_id(study))
         now = dt.datetime.now()
         lines.append("running:")
         for t in running:
             age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
             where = t.user_attrs.get(TrialAttr.WORKER)
-            beat = ages.get(t._trial_id)
+            beat = ages.get(trial_id(t))
             line = f"  trial {t.number:4d}  running for {age:7.1f}s"
             if where:
                 line += f"  on {where}"
             line += (
                 f"  last heartbeat {beat:.0f}s ago" if beat is not None else "  no heartbeat yet"
             )
-            if t._trial_id in stale:
+            if trial_id(t) in stale:
                 line += "  STALE heartbeat: its worker is gone; it will be failed and retried"
             lines.append(line)
     waiting = [t for t in trials if t.state == TrialState.WAITING]

@@ -122,15 +122,14 @@ def create_study(
     """
     with signals_deferred():  # a study is never left without its recorded spec
         try:
-            storage.get_study_id_from_name(spec.study_name)
+            study = optuna.load_study(study_name=spec.study_name, storage=storage)
         except KeyError:
-            optuna.create_study(  # load_if_exists: another worker may create it meanwhile
+            study = optuna.create_study(  # load_if_exists: another worker may create it meanwhile
                 study_name=spec.study_name,
                 storage=storage,
                 direction=spec.direction,
                 load_if_exists=True,
             )
-        study = optuna.load_study(study_name=spec.study_name, storage=storage)
         if study.direction.name.lower() != spec.direction:
             raise UserError(
                 f"study {spec.study_name!r} exists with direction "

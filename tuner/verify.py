@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import UserError
 from tuner.objective import TrialFailed, objective
+from tuner.optuna_compat import storage_of, trial_id
 from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
 from tuner.settings import StorageSettings
 from tuner.spec import PrunerSpec, SamplerSpec, StudySpec
@@ -125,9 +126,9 @@ def load_companion(study: optuna.Study) -> optuna.Study | None:
     from tuner.storage import study_names
 
     name = companion_name(study.study_name)
-    if name not in study_names(study._storage):
+    if name not in study_names(storage_of(study)):
         return None
-    return optuna.load_study(study_name=name, storage=study._storage)
+    return optuna.load_study(study_name=name, storage=storage_of(study))
 
 
 @dataclass
@@ -146,8 +147,8 @@ def queue_jobs(
 
     Under the companion's claim lock: two ``tuner verify`` at once queue each job once.
     """
+    from tuner.lifecycle import claim_lock
     from tuner.study import create_study
-    from tuner.worker import claim_lock
 
     spec = spec or study_spec(study)
     top = top_configurations(study, k)
@@ -197,7 +198,7 @@ def _job_key(job: optuna.trial.FrozenTrial) -> tuple[Any, Any]:
 
 def verify_objective(trial: optuna.Trial, spec: StudySpec, **kwargs: Any) -> float:
     """One verify job: the study's own objective, with the seed the job was queued with."""
-    attrs = trial.study._storage.get_trial_system_attrs(trial._trial_id)
+    attrs = trial.storage.get_trial_system_attrs(trial_id(trial))
     if TrialSystemAttr.VERIFY_SEED not in attrs:
         raise TrialFailed("not a verify job (no verify_seed): queue jobs with `tuner verify`")
     # User attrs are not copied to a retry: set them again from the system attrs.
@@ -505,9 +506,9 @@ def conclude(companion: optuna.Study) -> str | None:
     from tuner.storage import study_names
 
     base = base_name(companion.study_name)
-    if base is None or base not in study_names(companion._storage):
+    if base is None or base not in study_names(storage_of(companion)):
         return None
-    v = summarize(optuna.load_study(study_name=base, storage=companion._storage), companion)
+    v = summarize(optuna.load_study(study_name=base, storage=storage_of(companion)), companion)
     if v is None:
         return None
     save_dashboard_note(companion, v)

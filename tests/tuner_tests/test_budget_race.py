@@ -22,8 +22,9 @@ import pytest
 from fault_support import by_state, load_trials
 from optuna.trial import TrialState
 
+from tuner.lifecycle import budget_used
 from tuner.spec import parse_spec
-from tuner.worker import Worker, budget_used
+from tuner.worker import Worker
 
 CLAIMERS = 4
 N_TRIALS = 6
@@ -46,7 +47,7 @@ def trivial(trial: optuna.Trial, _spec: Any, **_: Any) -> float:
 def claimer(url: str, index: int, barrier: Any, results: Any) -> None:
     """One worker process: set up, wait for the others, then claim and run until done."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    worker = Worker(
+    worker = Worker.open(
         parse_spec(SPEC, "race"), url, worker_index=index, device="cpu", objective_fn=trivial
     )
     ask = worker.study.ask

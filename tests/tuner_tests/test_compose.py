@@ -38,10 +38,10 @@ from sqlalchemy.engine import make_url
 from support import REPO_ROOT, wait_for_line
 
 from tuner.cli import build_parser
+from tuner.lifecycle import budget_used
 from tuner.record import StudyAttr, TrialAttr
 from tuner.spec import load_spec
 from tuner.storage import worker_connections
-from tuner.worker import budget_used
 
 TUNER_SERVICES = ("create-study", "worker", "dashboard")
 DUMMY_PASSWORD = "example-password-for-tests"

@@ -15,8 +15,8 @@ import yaml
 from optuna.trial import TrialState
 from support import REPO_ROOT, run_cli
 
+from tuner.lifecycle import budget_used
 from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
-from tuner.worker import budget_used
 
 
 def smoke_data(**overrides) -> dict:
@@ -307,11 +307,13 @@ def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         for _ in range(3):
-            worker = Worker(
+            worker = Worker.open(
                 spec, url, device="cpu", settings=settings, objective_fn=stopped_by_sigterm
             )
             assert worker.run().stopped_by == "SIGTERM"
-        report = Worker(spec, url, device="cpu", settings=settings, objective_fn=finishes).run()
+        report = Worker.open(
+            spec, url, device="cpu", settings=settings, objective_fn=finishes
+        ).run()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -57,15 +57,15 @@ def test_heartbeat_beats_during_a_deep_minimax_search(runs, pg_url):
         return 0.5
 
     settings = StorageSettings(heartbeat_interval=1, grace_period=3)
-    worker = Worker(spec, pg_url, device="cpu", settings=settings, objective_fn=objective)
+    worker = Worker.open(spec, pg_url, device="cpu", settings=settings, objective_fn=objective)
     beats: list[float] = []
-    record = worker.storage.record_heartbeat
+    record = worker.trials.storage.record_heartbeat
 
     def counted(trial_id: int) -> None:
         record(trial_id)  # the real write to PostgreSQL
         beats.append(time.monotonic())
 
-    worker.storage.record_heartbeat = counted  # type: ignore[method-assign]
+    worker.trials.storage.record_heartbeat = counted  # type: ignore[method-assign]
     report = worker.run()
     assert report.finished[0][1] == TrialState.COMPLETE.name
 

@@ -105,7 +105,7 @@ def test_each_pruner_stops_exactly_the_trials_its_rules_say(
     spec = pruning_spec(pruner, options)
     url = f"sqlite:///{runs / 'pruning.db'}"
     runs.mkdir(parents=True, exist_ok=True)
-    worker = Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs)
+    worker = Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs)
     worker.run()
 
     trials = optuna.load_study(study_name="smoke", storage=url).get_trials()

@@ -172,7 +172,7 @@ def test_report_of_the_smoke_study_opens_with_every_figure(runs: Path) -> None:
     require_browser()
     # The smoke study as `tuner tune smoke` runs it, with trial 2 pruned for sure (the
     # figures mark pruned trials, and the report counts what pruning saved).
-    worker = Worker(
+    worker = Worker.open(
         load_spec("smoke"),
         f"sqlite:///{runs / 'optuna.db'}",
         worker_index=0,

@@ -1,9 +1,9 @@
 """Storage and worker internals, in process, against the real PostgreSQL.
 
 The multi-process faults are in test_faults.py; here are the pieces they rest
-on: which errors are retried, a pool that survives its connections being
-killed, orphaned and stale trials, a result that arrives after its trial was
-failed, GPU placement and threads.
+on: a pool that survives its connections being killed, orphaned and stale
+trials, a result that arrives after its trial was failed, GPU placement and
+threads. Which errors are retried, and how: test_retry.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from sqlalchemy.engine import make_url
 from support import run_cli
 
 from tuner.errors import UserError
+from tuner.lifecycle import budget_used, fail_running_trial, orphan_trial_ids, requeue_trial
+from tuner.optuna_compat import backend_of, study_id, trial_id
 from tuner.record import TrialAttr, TrialSystemAttr
+from tuner.retry import raised_at
 from tuner.settings import Settings
 from tuner.spec import parse_spec
 from tuner.storage import (
@@ -29,14 +32,10 @@ from tuner.storage import (
     StorageSettings,
     application_name,
     engine_kwargs,
-    is_transient,
     make_storage,
-    raised_at,
-    requeue_trial,
-    retry_transient,
 )
 from tuner.training import resolve_device
-from tuner.worker import Worker, budget_used
+from tuner.worker import Worker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -68,64 +67,6 @@ def admin(url: str):
     )
     conn.autocommit = True
     return conn
-
-
-# --- transient errors ----------------------------------------------------------------
-
-
-def test_only_connection_errors_are_transient():
-    lost = sqlalchemy.exc.OperationalError(
-        "SELECT 1", {}, Exception("server closed the connection")
-    )
-    assert is_transient(lost)
-    wrapped = optuna.exceptions.StorageInternalError("commit failed")
-    wrapped.__cause__ = lost
-    assert is_transient(wrapped), "Optuna wraps it; the cause decides"
-    bad_data = optuna.exceptions.StorageInternalError("too long")
-    bad_data.__cause__ = sqlalchemy.exc.DataError("INSERT", {}, Exception("value too long"))
-    assert not is_transient(bad_data)
-    assert not is_transient(optuna.exceptions.UpdateFinishedTrialError("finished"))
-    # Optuna's trial query catches the OperationalError of a dropped connection and
-    # queries again on the dead transaction: a PendingRollbackError, then wrapped.
-    try:
-        try:
-            raise lost
-        except sqlalchemy.exc.OperationalError:
-            raise sqlalchemy.exc.PendingRollbackError(
-                "Can't reconnect until invalid transaction is rolled back"
-            ) from None
-    except sqlalchemy.exc.PendingRollbackError as pending:
-        after_drop = optuna.exceptions.StorageInternalError("commit failed")
-        after_drop.__cause__ = pending
-    assert is_transient(after_drop)
-    flush = sqlalchemy.exc.PendingRollbackError(
-        "rolled back due to a previous exception during flush"
-    )
-    assert not is_transient(flush)
-    assert not is_transient(ValueError("nan"))
-
-
-def test_retry_transient_retries_then_gives_up():
-    calls = []
-    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("refused"))
-
-    def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise lost
-        return "ok"
-
-    assert retry_transient(flaky, seconds=10) == "ok" and len(calls) == 3
-
-    def down():
-        raise lost
-
-    start = time.monotonic()
-    with pytest.raises(sqlalchemy.exc.OperationalError):
-        retry_transient(down, seconds=0.5)
-    assert time.monotonic() - start < 5, "bounded"
-    with pytest.raises(ValueError):
-        retry_transient(lambda: (_ for _ in ()).throw(ValueError("bad")), seconds=10)
 
 
 def test_engine_settings_per_backend(monkeypatch):
@@ -192,10 +133,10 @@ def test_a_suggest_that_loses_its_connection_is_retried(pg_url):
 def test_orphaned_trial_is_failed_and_retried(runs, pg_url):
     """A worker killed between ask and its first heartbeat leaves a RUNNING trial without one."""
     spec = tiny_spec()
-    worker = Worker(spec, pg_url, worker_index=0, device="cpu", objective_fn=trivial)
+    worker = Worker.open(spec, pg_url, worker_index=0, device="cpu", objective_fn=trivial)
     orphan = worker.study.ask()  # a claim whose worker died before its first heartbeat
     orphan.suggest_float("gamma", 0.9, 0.999)
-    assert worker.storage.orphan_trial_ids(worker.study._study_id) == [orphan._trial_id]
+    assert orphan_trial_ids(worker.trials.storage, study_id(worker.study)) == [trial_id(orphan)]
     report = worker.run()
     trials = worker.study.get_trials()
     failed = trials[orphan.number]
@@ -211,20 +152,20 @@ def test_orphaned_trial_is_failed_and_retried(runs, pg_url):
 def test_stale_trial_reason_and_retry_limit(runs, pg_url):
     settings = StorageSettings(heartbeat_interval=1, grace_period=1, max_retry=1)
     spec = tiny_spec(n_trials=1)
-    worker = Worker(
+    worker = Worker.open(
         spec, pg_url, worker_index=0, device="cpu", settings=settings, objective_fn=trivial
     )
-    storage, study = worker.storage, worker.study
+    storage, study = worker.trials.storage, worker.study
     dead = study.ask()
     dead.suggest_float("gamma", 0.9, 0.999)
     storage.record_heartbeat(dead._trial_id)  # then its worker dies
     time.sleep(2.5)
-    assert worker._fail_stale(with_orphans=False) == [dead.number]
+    assert worker.trials.fail_stale(with_orphans=False) == [dead.number]
     again = study.ask()  # the retry, claimed by a worker that dies too
     assert again.user_attrs[TrialAttr.RETRY_OF] == dead.number
     storage.record_heartbeat(again._trial_id)
     time.sleep(2.5)
-    assert worker._fail_stale(with_orphans=False) == [again.number]
+    assert worker.trials.fail_stale(with_orphans=False) == [again.number]
     trials = study.get_trials()
     assert all(t.state == TrialState.FAIL for t in trials), "max_retry=1: no second retry"
     assert trials[1].system_attrs[TrialSystemAttr.RETRY_HISTORY] == [dead.number]
@@ -242,13 +183,12 @@ def test_result_after_being_failed_as_stale_is_kept_by_its_retry(runs, pg_url):
         x = trial.suggest_float("gamma", 0.9, 0.999)
         trial.set_user_attr(TrialAttr.SCORES, {"random": 0.75})
         # Meanwhile, another worker saw no heartbeat: it fails the trial and queues a retry.
-        storage = trial.storage
-        backend = getattr(storage, "_backend", storage)
-        assert backend.fail_running_trial(trial._trial_id, "heartbeat stale: test")
-        requeue_trial(trial.study, backend.get_trial(trial._trial_id), 2, "heartbeat stale")
+        backend = backend_of(trial.storage)
+        assert fail_running_trial(backend, trial_id(trial), "heartbeat stale: test")
+        requeue_trial(trial.study, backend.get_trial(trial_id(trial)), 2, "heartbeat stale")
         return x
 
-    worker = Worker(spec, pg_url, worker_index=0, device="cpu", objective_fn=late)
+    worker = Worker.open(spec, pg_url, worker_index=0, device="cpu", objective_fn=late)
     report = worker.run()
     trials = worker.study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
@@ -371,21 +311,3 @@ def test_raised_at_names_the_last_optuna_or_tuner_frame():
     except sqlalchemy.exc.OperationalError as err:
         where = raised_at(err)
     assert where.startswith("test_storage.set_param:"), where
-
-
-def test_every_backend_call_of_optunas_cached_storage_is_retried():
-    """A Study wraps our storage in Optuna's _CachedStorage, which calls some private
-    backend methods (``_set_trial_param`` for each suggest): a lost connection there
-    must be retried like any public call, or a trial fails before its first parameter."""
-    import inspect
-    import re
-
-    from optuna.storages import _cached_storage
-
-    from tuner.storage import _RETRIED_METHODS, NOT_RETRIED
-
-    source = inspect.getsource(_cached_storage)
-    called = set(re.findall(r"self\._backend\.(\w+)\(", source))
-    assert "_set_trial_param" in called  # the check reads the right source
-    missing = called - set(_RETRIED_METHODS) - set(NOT_RETRIED)
-    assert not missing, f"backend calls without retry: {sorted(missing)}"

@@ -335,7 +335,7 @@ def test_smoke_study_on_sqlite_via_the_cli(runs):
 @pytest.mark.postgres
 def test_smoke_study_on_postgres(runs, pg_url):
     spec = parse_spec(tiny_spec(n_trials=3))
-    report = Worker(spec, pg_url, worker_index=0, device="cpu", runs_dir=runs).run()
+    report = Worker.open(spec, pg_url, worker_index=0, device="cpu", runs_dir=runs).run()
     assert len(report.finished) == 3
     trials = load_trials("smoke", pg_url)
     assert [t.number for t in trials] == [0, 1, 2]
@@ -359,7 +359,7 @@ def test_the_final_evaluation_is_never_pruned(runs):
     url = f"sqlite:///{runs / 'final.db'}"
     one_eval = tiny_spec(n_trials=1)
     one_eval["budget"] = {**one_eval["budget"], "n_evaluations": 1}
-    worker = Worker(parse_spec(one_eval), url, worker_index=0, device="cpu", runs_dir=runs)
+    worker = Worker.open(parse_spec(one_eval), url, worker_index=0, device="cpu", runs_dir=runs)
     worker.study.pruner = AlwaysPrune()
     worker.run()
     (finished,) = load_trials("smoke", url)
@@ -367,7 +367,7 @@ def test_the_final_evaluation_is_never_pruned(runs):
     assert list(finished.intermediate_values) == [finished.user_attrs[TrialAttr.TIMESTEPS]]
 
     url = f"sqlite:///{runs / 'inline.db'}"
-    worker = Worker(
+    worker = Worker.open(
         parse_spec(tiny_spec(n_trials=1)), url, worker_index=0, device="cpu", runs_dir=runs
     )
     worker.study.pruner = AlwaysPrune()
@@ -386,7 +386,7 @@ def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs):
         )
     )
     url = f"sqlite:///{runs / 'diverge.db'}"
-    worker = Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs)
+    worker = Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs)
     worker.study.enqueue_trial({"learning_rate": 1.0e30})
     worker.study.enqueue_trial({"learning_rate": 1.0e-3})
     report = worker.run()
@@ -459,7 +459,7 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     data["search_space"]["learning_rate"]["high"] = 1.0e30  # room for trial 0 to diverge
     spec = parse_spec(data)
     url = f"sqlite:///{runs / 'optuna.db'}"
-    worker = Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs)
+    worker = Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs)
     worker.study.enqueue_trial({"learning_rate": 1.0e30, "gamma": 0.95, "net_arch": "tiny"})
     worker.study.enqueue_trial({"learning_rate": 2.0e-3, "gamma": 0.93, "net_arch": "small"})
     worker.run()

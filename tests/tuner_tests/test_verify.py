@@ -64,7 +64,7 @@ DISTRIBUTIONS = {
 def tuned_study(url: str, n_trials: int, runs: Path) -> optuna.Study:
     """The faults study run for real by one in-process worker (no pruner: all complete)."""
     spec = load_spec(FAULTS).model_copy(update={"n_trials": n_trials})
-    Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
+    Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
     return optuna.load_study(study_name="faults", storage=url)
 
 
@@ -344,7 +344,7 @@ def seeds_spec(seeds: int, pruner: dict) -> StudySpec:
 def test_several_seeds_per_trial_report_each_seed_and_the_mean(runs, tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     spec = seeds_spec(2, {"type": "none"})
-    Worker(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
+    Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
     (trial,) = optuna.load_study(study_name="faults", storage=url).trials
     assert trial.state == TrialState.COMPLETE
     values = trial.user_attrs[TrialAttr.SEED_VALUES]
@@ -368,7 +368,7 @@ def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_pa
         )
     )
     study.set_user_attr(StudyAttr.N_TRIALS, 2)
-    Worker(
+    Worker.open(
         spec.model_copy(update={"n_trials": 2}), url, worker_index=0, device="cpu", runs_dir=runs
     ).run()
     trial = optuna.load_study(study_name="faults", storage=url).trials[1]
