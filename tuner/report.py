@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -237,23 +237,36 @@ def _save_png(axes: Any, path: Path) -> Path:
     return path
 
 
-def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, float]):
-    """Each figure with its plotly version and PNG; a reason instead when it cannot be drawn."""
-    import matplotlib
+class _FigureSpec(NamedTuple):
+    """What one figure shows, and how each backend draws it.
 
-    matplotlib.use("Agg")
+    The drawing functions are thunks so that a figure that cannot be drawn yet
+    (``missing`` says why) costs nothing and raises nothing.
+    """
+
+    key: str
+    title: str
+    caption: str
+    missing: str | None
+    plotly: Callable[[], Any]
+    matplotlib: Callable[[], Any]
+
+
+def _figure_specs(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    importances: dict[str, float],
+    pruned: set[int],
+) -> list[_FigureSpec]:
+    """The report's figures in the order they appear, with the reason any cannot be drawn."""
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
-    trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
     with_steps = [t for t in trials if t.intermediate_values]
     params = top_params(study, importances)
-    evaluator = _importance_evaluator
-
-    specs: list[tuple[str, str, str, str | None, Callable[[], Any], Callable[[], Any]]] = [
-        (
+    return [
+        _FigureSpec(
             "optimization_history",
             "Optimization history",
             "Objective value of each completed trial and the best value so far.",
@@ -261,7 +274,7 @@ def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, flo
             lambda: vis.plot_optimization_history(study),
             lambda: vis_mpl.plot_optimization_history(study),
         ),
-        (
+        _FigureSpec(
             "intermediate_values",
             "Intermediate values",
             "The strength each trial reported at each evaluation (step = timesteps): its Elo "
@@ -272,15 +285,15 @@ def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, flo
             lambda: vis.plot_intermediate_values(study),
             lambda: vis_mpl.plot_intermediate_values(study),
         ),
-        (
+        _FigureSpec(
             "param_importances",
             "Parameter importances",
             "fANOVA importance of each parameter for the objective (seeded).",
             None if importances else "needs at least 2 completed trials with varying parameters",
-            lambda: vis.plot_param_importances(study, evaluator=evaluator()),
-            lambda: vis_mpl.plot_param_importances(study, evaluator=evaluator()),
+            lambda: vis.plot_param_importances(study, evaluator=_importance_evaluator()),
+            lambda: vis_mpl.plot_param_importances(study, evaluator=_importance_evaluator()),
         ),
-        (
+        _FigureSpec(
             "parallel_coordinate",
             "Parallel coordinates",
             "Each completed trial as a line through its parameter values to its objective value.",
@@ -288,7 +301,7 @@ def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, flo
             lambda: vis.plot_parallel_coordinate(study),
             lambda: vis_mpl.plot_parallel_coordinate(study),
         ),
-        (
+        _FigureSpec(
             "slice",
             "Slice plots of the top parameters",
             f"Objective value against each of the top parameters ({', '.join(params) or '-'}), "
@@ -299,23 +312,45 @@ def build_figures(study: optuna.Study, out_dir: Path, importances: dict[str, flo
         ),
     ]
 
-    figures = []
+
+def _draw(spec: _FigureSpec, pruned: set[int], out_dir: Path) -> Figure:
+    """One figure drawn in both backends, its PNG saved; only the reason when it is missing.
+
+    Only the intermediate-values plot gets the pruned-trial marks, which Optuna
+    does not draw itself.
+    """
+    fig = Figure(spec.key, spec.title, spec.caption, missing=spec.missing)
+    if spec.missing:
+        return fig
+    fig.plotly = spec.plotly()
+    axes = spec.matplotlib()
+    if spec.key == "intermediate_values":
+        _mark_pruned_plotly(fig.plotly, pruned)
+        _mark_pruned_matplotlib(axes, pruned)
+    fig.plotly.update_layout(height=520 if spec.key != "slice" else 460)
+    fig.png = _save_png(axes, out_dir / f"{spec.key}.png")
+    return fig
+
+
+def build_figures(
+    study: optuna.Study, out_dir: Path, importances: dict[str, float]
+) -> list[Figure]:
+    """Each figure with its plotly version and PNG; a reason instead when it cannot be drawn.
+
+    Matplotlib's Agg backend is chosen before Optuna's matplotlib module is
+    imported, so the report draws on a machine without a display.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    trials = study.get_trials(deepcopy=False)
+    pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
+    specs = _figure_specs(study, trials, importances, pruned)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", UserWarning)
-        for key, title, caption, missing, plotly_fn, mpl_fn in specs:
-            fig = Figure(key, title, caption, missing=missing)
-            figures.append(fig)
-            if missing:
-                continue
-            fig.plotly = plotly_fn()
-            axes = mpl_fn()
-            if key == "intermediate_values":
-                _mark_pruned_plotly(fig.plotly, pruned)
-                _mark_pruned_matplotlib(axes, pruned)
-            fig.plotly.update_layout(height=520 if key != "slice" else 460)
-            fig.png = _save_png(axes, out_dir / f"{key}.png")
-    return figures
+        return [_draw(spec, pruned, out_dir) for spec in specs]
 
 
 # --- HTML ----------------------------------------------------------------------------
@@ -454,31 +489,30 @@ nav a { margin-right: 1em; }
 """
 
 
-def render_html(
-    study: optuna.Study,
-    figures: list[Figure],
-    *,
-    top_k: int,
-    importances: dict[str, float],
-    savings: PruningSavings | None,
-    verification: str = "",
-) -> str:
+def _best_text(study: optuna.Study) -> str:
+    """The best trial in one line, its parameters shown as the top-trials table shows them."""
+    best = top_trials(study, 1)
+    if not best:
+        return "no completed trial yet"
+    b = best[0]
+    shown = ", ".join(f"{k} = {_param_cell(b, k)}" for k in b.params)
+    return f"trial {b.number}, value {b.value:.4f} ({shown})"
+
+
+def _head_html(study: optuna.Study, figures: list[Figure], verification: str) -> list[str]:
+    """The document head and the study's summary, with a link to each section.
+
+    plotly.js is inlined so that the one file opens anywhere, offline.
+    """
     from plotly.offline import get_plotlyjs
 
     e = html.escape
     trials = study.get_trials(deepcopy=False)
     counts = state_counts(trials)
     counts_text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "no trials"
-    best_text = "no completed trial yet"
-    best = top_trials(study, 1)
-    if best:
-        b = best[0]
-        shown = ", ".join(f"{k} = {_param_cell(b, k)}" for k in b.params)
-        best_text = f"trial {b.number}, value {b.value:.4f} ({shown})"
     spec = study.user_attrs.get(StudyAttr.SPEC) or {}
     generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-
-    parts = [
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Study {e(study.study_name)}: tuning report</title>",
@@ -489,13 +523,23 @@ def render_html(
         f'<p class="meta">{e(spec.get("description", ""))}</p>',
         f'<p class="meta">Direction: {e(study.direction.name.lower())}. '
         f"Trials: {len(trials)} ({e(counts_text)}). Generated {e(generated)}.</p>",
-        f"<p><b>Best:</b> {e(best_text)}</p>",
+        f"<p><b>Best:</b> {e(_best_text(study))}</p>",
         "<nav>"
         + "".join(f'<a href="#{f.key}">{e(f.title)}</a>' for f in figures)
         + '<a href="#top-trials">Top trials</a><a href="#pruning">Pruning</a>'
         + ('<a href="#verification">Verification</a>' if verification else "")
         + "</nav>",
     ]
+
+
+def _figures_html(figures: list[Figure], importances: dict[str, float]) -> list[str]:
+    """Each figure interactive with its caption and PNG link, or why it was not drawn.
+
+    The importances also go in a table under their figure: exact numbers a bar
+    chart does not give.
+    """
+    e = html.escape
+    parts: list[str] = []
     for f in figures:
         parts.append(f'<h2 id="{f.key}">{e(f.title)}</h2>')
         if f.missing or f.plotly is None:
@@ -514,7 +558,14 @@ def render_html(
                     numeric_from=1,
                 )
             )
-    parts += [
+    return parts
+
+
+def _tables_html(
+    study: optuna.Study, top_k: int, savings: PruningSavings | None, verification: str
+) -> list[str]:
+    """The sections after the figures: top trials, pruning savings, and verification if any."""
+    parts = [
         f'<h2 id="top-trials">Top {top_k} trials</h2>',
         "<p>Completed trials by objective value, with the rating (Elo on the reference "
         "ladder, where the study rates) and the score ((wins + draws/2) / games) per opponent "
@@ -527,9 +578,23 @@ def render_html(
     ]
     if verification:
         parts += ['<h2 id="verification">Verification with fresh seeds</h2>', verification]
-    parts += [
-        "</body></html>",
-    ]
+    return parts
+
+
+def render_html(
+    study: optuna.Study,
+    figures: list[Figure],
+    *,
+    top_k: int,
+    importances: dict[str, float],
+    savings: PruningSavings | None,
+    verification: str = "",
+) -> str:
+    """The whole report as one HTML document: summary, figures, then tables."""
+    parts = _head_html(study, figures, verification)
+    parts += _figures_html(figures, importances)
+    parts += _tables_html(study, top_k, savings, verification)
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
