@@ -362,7 +362,16 @@ class StudySpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _keys(self) -> StudySpec:
+    def _cross_checks(self) -> StudySpec:
+        """The checks that read several fields, in the order their errors surface."""
+        self._check_setting_names()
+        self._check_conditions()
+        self._check_named_choices()
+        self._check_budget()
+        return self
+
+    def _check_setting_names(self) -> None:
+        """Every ``ppo`` and ``search_space`` key names a setting, in one place only."""
         ppo_keys = _ppo_keys()
         known = ppo_keys | POLICY_KEYS | SCHEDULE_KEYS | ENV_KEYS
         for where, keys in (("ppo", self.ppo), ("search_space", self.search_space)):
@@ -380,6 +389,13 @@ class StudySpec(_Strict):
             raise ValueError(f"{sorted(both)} appear in both ppo and search_space; keep one")
         for key in ENV_KEYS & set(self.ppo):
             raise ValueError(f"ppo.{key}: env options belong under env:, not ppo:")
+
+    def _check_conditions(self) -> None:
+        """A condition names an earlier parameter and values it can take.
+
+        Conditions are read in file order, so a later parameter cannot gate an
+        earlier one; a single allowed value is normalised to a list here.
+        """
         order = list(self.search_space)
         for name, param in self.search_space.items():
             for other, allowed in (param.condition or {}).items():
@@ -399,6 +415,13 @@ class StudySpec(_Strict):
                             f"its choices {cond.option_names}, but got {unknown}; the "
                             "condition could never hold"
                         )
+
+    def _check_named_choices(self) -> None:
+        """Choices the tuner turns into objects name ones it knows.
+
+        Activations, opponent mixes, pool samplings and schedules: a typo fails when
+        the file is loaded, not in the one trial that happens to sample it.
+        """
         act = self.search_space.get("activation_fn")
         names = act.option_names if isinstance(act, CategoricalParam) else []
         for a in names:
@@ -428,6 +451,9 @@ class StudySpec(_Strict):
         for s in sched.option_names if isinstance(sched, CategoricalParam) else []:
             if s not in ("constant", "linear"):
                 raise ValueError(f"lr_schedule: expected 'constant' or 'linear', but got {s!r}")
+
+    def _check_budget(self) -> None:
+        """The batch fits the rollout, and the objective and pruner fit the budget."""
         n_steps, batch = self.ppo.get("n_steps", 2048), self.ppo.get("batch_size", 64)
         if "n_steps" not in self.search_space and "batch_size" not in self.search_space:
             rollout = n_steps * self.budget.n_envs
@@ -457,7 +483,6 @@ class StudySpec(_Strict):
                 "budget.seeds: expected at least 2 with pruner.type: wilcoxon (it compares "
                 f"a trial's seeds with the best trial's), but got {self.budget.seeds}"
             )
-        return self
 
 
 def check_training_opponents(v: Any) -> Any:
