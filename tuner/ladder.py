@@ -31,7 +31,7 @@ from env.arena import DEFAULT_OPENING_PLIES, play_match
 from env.opponents import Opponent, make_opponent
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
 from tuner.errors import UserError
-from tuner.rating import CONFIDENCE, PairResults, fit_ratings
+from tuner.rating import CONFIDENCE, Fit, PairResults, fit_ratings
 
 # The members, weakest first. A test checks that env/ladder.yaml rates exactly these.
 LADDER = ("random", "greedy", *(f"minimax:{d}" for d in range(1, 7)))
@@ -127,21 +127,22 @@ def time_per_move(opponent: Opponent, seeds: int = 4, n: int = 200, seed: int = 
     return 1000.0 * (time.perf_counter() - start) / len(boards)
 
 
-def round_robin(
+def _play_pairings(
+    members: dict[str, Opponent],
     games: int,
     *,
-    seed: int = 0,
-    opening_plies: int = DEFAULT_OPENING_PLIES,
-    seeds: int = 4,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Play every pairing of the ladder ``games`` times (in opening pairs); fit; the file's data."""
-    rng = np.random.default_rng(seed)
-    members = {name: ladder_opponent(name, seeds=seeds) for name in LADDER}
+    seeds: int,
+    opening_plies: int,
+    rng: np.random.Generator,
+    log: Callable[[str], None],
+) -> tuple[list[PairResults], list[dict[str, Any]]]:
+    """Every pairing, stronger member first: the results for the fit, and the file's rows.
+
+    Each pairing is logged as it ends: a full round robin takes a while.
+    """
     index = {name: i for i, name in enumerate(LADDER)}
     parts: list[PairResults] = []
     table: list[dict[str, Any]] = []
-    start = time.perf_counter()
     for weaker, stronger in combinations(LADDER, 2):
         t0 = time.perf_counter()
         m = play_match(
@@ -167,12 +168,47 @@ def round_robin(
             f"({m.n_games} games, {m.distinct_openings} distinct openings, "
             f"{time.perf_counter() - t0:.1f}s)"
         )
-    seconds = time.perf_counter() - start
-    fit = fit_ratings(PairResults.concat(parts), len(LADDER), {index[ANCHOR]: 0.0})
+    return parts, table
+
+
+def _member_rows(
+    fit: Fit, members: dict[str, Opponent], table: list[dict[str, Any]], seeds: int
+) -> list[dict[str, Any]]:
+    """Each member's fitted rating and interval, the games it played, and its cost per move."""
     played = {name: 0 for name in LADDER}
     for row in table:
         played[row["first"]] += row["games"]
         played[row["second"]] += row["games"]
+    return [
+        {
+            "name": name,
+            "rating": round(float(fit.ratings[i]), 1),
+            "low": round(float(fit.low[i]), 1),
+            "high": round(float(fit.high[i]), 1),
+            "games": played[name],
+            "ms_per_move": round(time_per_move(members[name], seeds), 4),
+        }
+        for i, name in enumerate(LADDER)
+    ]
+
+
+def round_robin(
+    games: int,
+    *,
+    seed: int = 0,
+    opening_plies: int = DEFAULT_OPENING_PLIES,
+    seeds: int = 4,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Play every pairing of the ladder ``games`` times (in opening pairs); fit; the file's data."""
+    rng = np.random.default_rng(seed)
+    members = {name: ladder_opponent(name, seeds=seeds) for name in LADDER}
+    start = time.perf_counter()
+    parts, table = _play_pairings(
+        members, games, seeds=seeds, opening_plies=opening_plies, rng=rng, log=log
+    )
+    seconds = time.perf_counter() - start
+    fit = fit_ratings(PairResults.concat(parts), len(LADDER), {LADDER.index(ANCHOR): 0.0})
     return {
         "command": f"tuner ladder --games {games} --seed {seed} --opening-plies {opening_plies}",
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -183,17 +219,7 @@ def round_robin(
         "seeds": seeds,
         "seconds": round(seconds, 1),
         "interval": f"{CONFIDENCE:.0%} profile likelihood, opening pairs as the unit",
-        "members": [
-            {
-                "name": name,
-                "rating": round(float(fit.ratings[i]), 1),
-                "low": round(float(fit.low[i]), 1),
-                "high": round(float(fit.high[i]), 1),
-                "games": played[name],
-                "ms_per_move": round(time_per_move(members[name], seeds), 4),
-            }
-            for i, name in enumerate(LADDER)
-        ],
+        "members": _member_rows(fit, members, table, seeds),
         "pairings": table,
     }
 
