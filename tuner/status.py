@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.optuna_compat import RoutedRDBStorage, study_id, trial_id
 from tuner.record import StudyAttr, TrialAttr
@@ -33,6 +33,64 @@ def heartbeat_ages(storage: RoutedRDBStorage, study_id: int) -> dict[int, float]
     }
 
 
+def _best_lines(study: optuna.Study, trials: list[FrozenTrial]) -> list[str]:
+    """The best trial: its value, parameters, rating (when the study rates) and scores."""
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        return ["best: none yet (no completed trial)"]
+    best = study.best_trial
+    lines = [f"best: trial {best.number}, value {best.value:.4f}"]
+    for k, v in best.params.items():
+        lines.append(f"  {k} = {v}")
+    rating = best.user_attrs.get(TrialAttr.RATING)
+    if rating:
+        lines.append(
+            f"  rating {rating['rating']:.0f} [95% {rating['low']:.0f}, {rating['high']:.0f}]"
+            " (Elo on the reference ladder)"
+        )
+    for k, v in best.user_attrs.get(TrialAttr.SCORES, {}).items():
+        lines.append(f"  score vs {k}: {v:.3f}")
+    return lines
+
+
+def _running_lines(
+    study: optuna.Study, storage: RoutedRDBStorage, running: list[FrozenTrial]
+) -> list[str]:
+    """Each RUNNING trial with its age, worker and last heartbeat; STALE when its worker is gone.
+
+    Stale means a heartbeat older than the grace period, by the storage's own
+    test, so status flags exactly the trials the next claim will fail and retry.
+    """
+    stale = set(storage.stale_trial_ids(study_id(study)))
+    ages = heartbeat_ages(storage, study_id(study))
+    now = dt.datetime.now()
+    lines = ["running:"]
+    for t in running:
+        age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+        where = t.user_attrs.get(TrialAttr.WORKER)
+        beat = ages.get(trial_id(t))
+        line = f"  trial {t.number:4d}  running for {age:7.1f}s"
+        if where:
+            line += f"  on {where}"
+        line += f"  last heartbeat {beat:.0f}s ago" if beat is not None else "  no heartbeat yet"
+        if trial_id(t) in stale:
+            line += "  STALE heartbeat: its worker is gone; it will be failed and retried"
+        lines.append(line)
+    return lines
+
+
+def _waiting_lines(waiting: list[FrozenTrial]) -> list[str]:
+    """Each WAITING trial, with the trial it retries and why, when it is a retry."""
+    lines = ["waiting:"]
+    for t in waiting:
+        retry_of = t.user_attrs.get(TrialAttr.RETRY_OF)
+        why = t.user_attrs.get(TrialAttr.RETRY_REASON)
+        text = f"  trial {t.number:4d}"
+        if retry_of is not None:
+            text += f"  retry of trial {retry_of}" + (f" ({why})" if why else "")
+        lines.append(text)
+    return lines
+
+
 def format_status(
     study: optuna.Study,
     storage: RoutedRDBStorage,
@@ -44,52 +102,13 @@ def format_status(
     lines = [f"study {study.study_name!r}: {len(trials)} trials (budget {n_budget})"]
     for name, n in state_counts(trials).items():
         lines.append(f"  {name:<9s} {n:5d}")
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = study.best_trial
-        lines.append(f"best: trial {best.number}, value {best.value:.4f}")
-        for k, v in best.params.items():
-            lines.append(f"  {k} = {v}")
-        rating = best.user_attrs.get(TrialAttr.RATING)
-        if rating:
-            lines.append(
-                f"  rating {rating['rating']:.0f} [95% {rating['low']:.0f}, {rating['high']:.0f}]"
-                " (Elo on the reference ladder)"
-            )
-        for k, v in best.user_attrs.get(TrialAttr.SCORES, {}).items():
-            lines.append(f"  score vs {k}: {v:.3f}")
-    else:
-        lines.append("best: none yet (no completed trial)")
+    lines += _best_lines(study, trials)
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
-        # RUNNING trials whose heartbeat is older than the grace period: their worker is gone.
-        stale = set(storage.stale_trial_ids(study_id(study)))
-        ages = heartbeat_ages(storage, study_id(study))
-        now = dt.datetime.now()
-        lines.append("running:")
-        for t in running:
-            age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
-            where = t.user_attrs.get(TrialAttr.WORKER)
-            beat = ages.get(trial_id(t))
-            line = f"  trial {t.number:4d}  running for {age:7.1f}s"
-            if where:
-                line += f"  on {where}"
-            line += (
-                f"  last heartbeat {beat:.0f}s ago" if beat is not None else "  no heartbeat yet"
-            )
-            if trial_id(t) in stale:
-                line += "  STALE heartbeat: its worker is gone; it will be failed and retried"
-            lines.append(line)
+        lines += _running_lines(study, storage, running)
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     if waiting:
-        lines.append("waiting:")
-        for t in waiting:
-            retry_of = t.user_attrs.get(TrialAttr.RETRY_OF)
-            why = t.user_attrs.get(TrialAttr.RETRY_REASON)
-            text = f"  trial {t.number:4d}"
-            if retry_of is not None:
-                text += f"  retry of trial {retry_of}" + (f" ({why})" if why else "")
-            lines.append(text)
+        lines += _waiting_lines(waiting)
     if connections:
         lines.append(
             f"connections: {sum(connections.values())} from {len(connections)} tuner processes"
