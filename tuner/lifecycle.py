@@ -236,6 +236,69 @@ STALE = "heartbeat stale: no heartbeat for more than {grace}s (its worker was ki
 ORPHANED = "orphaned: RUNNING without a heartbeat (its worker died while claiming it)"
 
 
+# --- adopting a late result ------------------------------------------------------------
+
+
+def adopt_late_result(
+    study: optuna.Study, storage: RoutedRDBStorage, trial: optuna.Trial, outcome: Outcome
+) -> int | None:
+    """Finish the retry of ``trial`` with ``outcome``; the retry's number, or None if it cannot.
+
+    For a trial that finished after another worker had failed it as stale: its
+    retry has the same parameters, so the result is kept there rather than the
+    work run again. Call it under the claim lock: a retry popped here is RUNNING
+    without a heartbeat for a moment, which a claim would take for an orphan.
+    """
+    orphans = set(orphan_trial_ids(storage, study_id(study)))
+    for t in retries_of(study.get_trials(deepcopy=False), trial.number):
+        tid = trial_id(t)
+        if t.state.is_finished():
+            # Adopted by an earlier attempt whose answer was lost: done.
+            return (
+                t.number if t.user_attrs.get(TrialAttr.ADOPTED_RESULT_OF) == trial.number else None
+            )
+        if t.state == TrialState.RUNNING and tid not in orphans:
+            return None  # its retry runs, with a heartbeat
+        # WAITING, or RUNNING without a heartbeat under the lock: popped by an earlier
+        # attempt of ours (answer lost), or by a claim that died; ours to finish.
+        if t.state == TrialState.WAITING and not storage.set_trial_state_values(
+            tid, state=TrialState.RUNNING
+        ):
+            return None  # another worker popped it first
+        _copy_result(storage, trial, t, outcome)
+        log.warning(
+            "trial %d had been failed as stale; its result is kept as trial %d",
+            trial.number,
+            t.number,
+        )
+        return t.number
+    return None
+
+
+def _copy_result(
+    storage: RoutedRDBStorage, trial: optuna.Trial, retry: FrozenTrial, outcome: Outcome
+) -> None:
+    """Write ``trial``'s attrs, intermediate values and outcome onto its RUNNING retry.
+
+    The attrs that describe the failure (its reason, the retry's own labels) stay
+    behind; ``adopted_result_of`` marks the copy, so a repeated attempt sees it done.
+    """
+    tid = trial_id(retry)
+    old = storage.get_trial(trial_id(trial))
+    for key, value in old.user_attrs.items():
+        if key not in (TrialAttr.FAIL_REASON, TrialAttr.RETRY_OF, TrialAttr.RETRY_REASON):
+            storage.set_trial_user_attr(tid, key, value)
+    storage.set_trial_user_attr(tid, TrialAttr.ADOPTED_RESULT_OF, trial.number)
+    for step, value in old.intermediate_values.items():
+        storage.set_trial_intermediate_value(tid, step, value)
+    if outcome.state == TrialState.PRUNED:
+        storage.set_trial_user_attr(tid, TrialAttr.PRUNE_REASON, outcome.reason or "")
+        storage.set_trial_state_values(tid, state=TrialState.PRUNED)
+    else:
+        value = float(outcome.value or 0.0)
+        storage.set_trial_state_values(tid, state=TrialState.COMPLETE, values=[value])
+
+
 # --- one worker's side of it ---------------------------------------------------------------
 
 
@@ -395,50 +458,4 @@ class TrialLifecycle:
         which a claim would otherwise take for an orphan.
         """
         with claim_lock(self.storage, self.study.study_name):
-            return self._adopt_locked(trial, outcome)
-
-    def _adopt_locked(self, trial: optuna.Trial, outcome: Outcome) -> int | None:
-        storage = self.storage
-        orphans = set(orphan_trial_ids(storage, study_id(self.study)))
-        for t in retries_of(self.study.get_trials(deepcopy=False), trial.number):
-            tid = trial_id(t)
-            if t.state.is_finished():
-                # Adopted by an earlier attempt whose answer was lost: done.
-                return (
-                    t.number
-                    if t.user_attrs.get(TrialAttr.ADOPTED_RESULT_OF) == trial.number
-                    else None
-                )
-            if t.state == TrialState.RUNNING and tid not in orphans:
-                return None  # its retry runs, with a heartbeat
-            # WAITING, or RUNNING without a heartbeat under the lock: popped by an earlier
-            # attempt of ours (answer lost), or by a claim that died; ours to finish.
-            if t.state == TrialState.WAITING and not storage.set_trial_state_values(
-                tid, state=TrialState.RUNNING
-            ):
-                return None  # another worker popped it first
-            self._copy_result(trial, t, outcome)
-            log.warning(
-                "trial %d had been failed as stale; its result is kept as trial %d",
-                trial.number,
-                t.number,
-            )
-            return t.number
-        return None
-
-    def _copy_result(self, trial: optuna.Trial, retry: FrozenTrial, outcome: Outcome) -> None:
-        """Write ``trial``'s attrs, intermediate values and outcome onto its RUNNING retry."""
-        storage, tid = self.storage, trial_id(retry)
-        old = storage.get_trial(trial_id(trial))
-        for key, value in old.user_attrs.items():
-            if key not in (TrialAttr.FAIL_REASON, TrialAttr.RETRY_OF, TrialAttr.RETRY_REASON):
-                storage.set_trial_user_attr(tid, key, value)
-        storage.set_trial_user_attr(tid, TrialAttr.ADOPTED_RESULT_OF, trial.number)
-        for step, value in old.intermediate_values.items():
-            storage.set_trial_intermediate_value(tid, step, value)
-        if outcome.state == TrialState.PRUNED:
-            storage.set_trial_user_attr(tid, TrialAttr.PRUNE_REASON, outcome.reason or "")
-            storage.set_trial_state_values(tid, state=TrialState.PRUNED)
-        else:
-            value = float(outcome.value or 0.0)
-            storage.set_trial_state_values(tid, state=TrialState.COMPLETE, values=[value])
+            return adopt_late_result(self.study, self.storage, trial, outcome)
