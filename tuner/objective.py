@@ -25,7 +25,7 @@ from tuner.progress import ProgressCallback, TrialHooks
 from tuner.record import TrialAttr
 from tuner.runs import artifact_store, artifacts_dir, tensorboard_dir
 from tuner.settings import DEFAULT_RUNS
-from tuner.space import sample, to_config
+from tuner.space import ModelConfig, sample, to_config
 from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
 from tuner.training import TrainingRun, train
 
@@ -73,14 +73,7 @@ def objective(
     display) become SB3 callbacks of each run (:func:`run_callbacks`); TensorBoard
     logs and the model artifact go below ``runs_dir``.
     """
-    values = sample(spec, trial)
-    config = to_config(spec, values)
-    trial.set_user_attr(
-        TrialAttr.REAL_PARAMS, real_values(spec, config.ppo_kwargs, config.env_kwargs)
-    )
-    trial.set_user_attr(TrialAttr.CONFIG, config.as_dict())
-    if config.adjustments:
-        trial.set_user_attr(TrialAttr.ADJUSTMENTS, config.adjustments)
+    config = _sample_config(trial, spec)
     base_seed = spec.seed + trial.number if seed is None else seed
     n_seeds = spec.budget.seeds
 
@@ -117,6 +110,22 @@ def objective(
 
     _upload_model(trial, spec, runs[0], runs_dir)
     return _mean(seed_values)
+
+
+def _sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
+    """Sample the trial's configuration and record it before anything trains.
+
+    Recorded first so that a trial that fails or is stopped still shows what it
+    ran with: the real values, the whole config and any adjustments made to it.
+    """
+    config = to_config(spec, sample(spec, trial))
+    trial.set_user_attr(
+        TrialAttr.REAL_PARAMS, real_values(spec, config.ppo_kwargs, config.env_kwargs)
+    )
+    trial.set_user_attr(TrialAttr.CONFIG, config.as_dict())
+    if config.adjustments:
+        trial.set_user_attr(TrialAttr.ADJUSTMENTS, config.adjustments)
+    return config
 
 
 def run_callbacks(
