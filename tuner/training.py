@@ -21,7 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from env.kalaha_env import KalahaEnv
-from env.league import LEAGUE_NAMES, attach_learner, build_sources, pools
+from env.league import LEAGUE_NAMES, SnapshotPool, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
 from tuner.callbacks import (
     Evaluation,
@@ -150,6 +150,40 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
+def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str) -> VecEnv:
+    """The training envs, or a one-line :class:`ConfigError` when the options are bad.
+
+    A bad env option is the study file's fault, not the trial's: the worker
+    records a ConfigError without spending the budget.
+    """
+    try:
+        return make_training_env(env_kwargs, n_envs, seed, vec_env)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
+
+
+def _finished_run(
+    model: MaskablePPO | None,
+    progress: TrialProgress,
+    elapsed: float,
+    device: str,
+    league: list[SnapshotPool],
+) -> TrainingRun:
+    """What a run measured; a model that was never built trained 0 steps on ``device``.
+
+    Evaluation time is split off, so steps per second measure training alone.
+    """
+    return TrainingRun(
+        model=model,
+        progress=progress,
+        timesteps=int(model.num_timesteps) if model is not None else 0,
+        train_seconds=elapsed - progress.eval_seconds,
+        eval_seconds=progress.eval_seconds,
+        device=str(model.device) if model is not None else device,
+        league=league_summary(league),
+    )
+
+
 def train(
     ppo_kwargs: dict[str, Any],
     env_kwargs: dict[str, Any],
@@ -174,10 +208,7 @@ def train(
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
     """
-    try:
-        envs = make_training_env(env_kwargs, n_envs, seed, vec_env)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
+    envs = _config_env(env_kwargs, n_envs, seed, vec_env)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
@@ -208,16 +239,7 @@ def train(
         progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
-    elapsed = time.perf_counter() - start
-    return TrainingRun(
-        model=model,
-        progress=progress,
-        timesteps=int(model.num_timesteps) if model is not None else 0,
-        train_seconds=elapsed - progress.eval_seconds,
-        eval_seconds=progress.eval_seconds,
-        device=str(model.device) if model is not None else device,
-        league=league_summary(league),
-    )
+    return _finished_run(model, progress, time.perf_counter() - start, device, league)
 
 
 def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:
