@@ -67,8 +67,12 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
     is reported in ``adjustments`` (and recorded by the trial): ``batch_size``
     larger than one rollout (``n_steps * n_envs``) is cut to the rollout size.
     """
-    ppo: dict[str, Any] = {k: v for k, v in spec.ppo.items() if k != "policy_kwargs"}
+    # A policy setting is one whether fixed or searched: `ppo: {net_arch: [64, 64]}`
+    # lands in policy_kwargs as a searched net_arch does.
+    fixed = {k: v for k, v in spec.ppo.items() if k != "policy_kwargs"}
+    ppo: dict[str, Any] = {k: v for k, v in fixed.items() if k not in POLICY_KEYS}
     policy: dict[str, Any] = dict(spec.ppo.get("policy_kwargs", {}))
+    policy.update({k: v for k, v in fixed.items() if k in POLICY_KEYS})
     env_kwargs: dict[str, Any] = spec.env.model_dump()
 
     for name, raw in values.items():

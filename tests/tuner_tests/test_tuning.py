@@ -273,6 +273,15 @@ def test_every_accepted_activation_name_builds_a_torch_activation():
         ) == name.replace("_", ""), (name, activation)
 
 
+def test_a_fixed_policy_setting_lands_in_policy_kwargs_as_a_searched_one_does():
+    spec = parse_spec(
+        tiny_spec(ppo={"n_steps": 16, "lookahead": 2, "net_arch": [8]}, search_space={})
+    )
+    config = to_config(spec, {})
+    assert "lookahead" not in config.ppo_kwargs and "net_arch" not in config.ppo_kwargs
+    assert config.ppo_kwargs["policy_kwargs"] == {"lookahead": 2, "net_arch": [8]}
+
+
 def test_conversion_is_pure_and_resolves_named_choices():
     spec = parse_spec(
         tiny_spec(
