@@ -1,10 +1,11 @@
-"""Policy building blocks that SB3's ``MlpPolicy`` lacks: a shared trunk for pi and vf.
+"""Policy building blocks that SB3's ``MlpPolicy`` lacks: a shared trunk, lookahead features.
 
 Since SB3 1.8 the actor and critic of ``MlpPolicy`` never share hidden layers;
 sharing happens through the features extractor. ``SharedTrunk`` is that
 extractor: ``shared_trunk: [128]`` in a study puts one 128-unit layer under both
 heads (with ``share_features_extractor=True``), so "shared or separate" is a
-choice a study can search.
+choice a study can search. ``Lookahead`` (``lookahead: 1|2`` in a study) adds each
+move's exact consequences to the 14 counts, without weights (see its docstring).
 """
 
 from __future__ import annotations
