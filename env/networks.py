@@ -19,6 +19,8 @@ from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from env.rules import BOARD_SIZE, N_PITS, opposite, pits_of, side_of, store_of
+
 
 def _mlp(n_in: int, hidden: Sequence[int]) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Flatten()]
@@ -42,8 +44,11 @@ class SharedTrunk(BaseFeaturesExtractor):
 
 # --- exact lookahead features --------------------------------------------------------
 
-_CYCLE = 13  # the holes a mover sows into: own pits, own store, opponent's pits
-_OWN_STORE = 6
+# In the mover's view a board is laid out as player 0's absolute board: own pits,
+# own store, the opponent's pits, the opponent's store (env/observation.py).
+_OWN_PITS, _OPP_PITS = pits_of(0), pits_of(1)
+_OWN_STORE, _OPP_STORE = store_of(0), store_of(1)
+_CYCLE = BOARD_SIZE - 1  # the holes a mover sows into: all but the opponent's store
 
 
 def _sow_all(counts: torch.Tensor, empty_capture: bool) -> tuple[torch.Tensor, ...]:
@@ -58,46 +63,46 @@ def _sow_all(counts: torch.Tensor, empty_capture: bool) -> tuple[torch.Tensor, .
     """
     n = counts.shape[0]
     dev = counts.device
-    pits = torch.arange(6, device=dev)
+    pits = torch.arange(N_PITS, device=dev)
     holes = torch.arange(_CYCLE, device=dev)
     dist = (holes[None, :] - pits[:, None]) % _CYCLE
     dist = torch.where(dist == 0, torch.full_like(dist, _CYCLE), dist)  # (6, 13)
-    seeds = counts[:, :6]  # (n, 6)
+    seeds = counts[:, _OWN_PITS]  # (n, 6)
     dropped = torch.clamp(
         torch.div(seeds[:, :, None] - dist[None], _CYCLE, rounding_mode="floor") + 1, min=0
     )  # (n, 6, 13)
-    after = counts[:, None, :].expand(n, 6, 14).clone()
-    after[:, :, :6] = after[:, :, :6] * (1 - torch.eye(6, device=dev, dtype=counts.dtype))
+    after = counts[:, None, :].expand(n, N_PITS, BOARD_SIZE).clone()
+    emptied = 1 - torch.eye(N_PITS, device=dev, dtype=counts.dtype)  # the pit sown from
+    after[:, :, _OWN_PITS] = after[:, :, _OWN_PITS] * emptied
     after[:, :, :_CYCLE] += dropped
     legal = seeds > 0
-    last = ((pits[None, :] + seeds.long()) % _CYCLE).clamp(max=_CYCLE - 1)  # (n, 6)
+    last = (pits[None, :] + seeds.long()) % _CYCLE  # (n, 6)
     extra = legal & (last == _OWN_STORE)
-    on_own_pit = last < 6
-    last_c = last.clamp(max=5)
-    opposite = 12 - last_c
-    lone = after.gather(2, last_c[:, :, None])[..., 0] == 1
-    opp_seeds = after.gather(2, opposite[:, :, None])[..., 0]
-    capture = legal & on_own_pit & lone & ((opp_seeds > 0) | empty_capture)
+    last_pit = last.clamp(max=N_PITS - 1)
+    across = opposite(last_pit)
+    lone = after.gather(2, last_pit[:, :, None])[..., 0] == 1
+    opp_seeds = after.gather(2, across[:, :, None])[..., 0]
+    capture = legal & (last < N_PITS) & lone & ((opp_seeds > 0) | empty_capture)
     taken = capture.to(counts.dtype)
     one_hot = torch.nn.functional.one_hot
-    cleared = one_hot(last_c, 14) + one_hot(opposite, 14)  # (n, 6, 14)
-    after = after - taken[..., None] * cleared.to(counts.dtype) * after
+    cleared = (one_hot(last_pit, BOARD_SIZE) + one_hot(across, BOARD_SIZE)).to(counts.dtype)
+    after = after - taken[..., None] * cleared * after
     after[:, :, _OWN_STORE] += taken * (opp_seeds + 1)
-    own_left = after[:, :, :6].sum(-1)
-    opp_left = after[:, :, 7:13].sum(-1)
+    own_left = after[:, :, _OWN_PITS].sum(-1)
+    opp_left = after[:, :, _OPP_PITS].sum(-1)
     over = legal & ((own_left == 0) | (opp_left == 0))
-    swept = after.clone()
+    swept = after.clone()  # rule 4: every seed left goes to its side's store
     swept[:, :, _OWN_STORE] += own_left
-    swept[:, :, 13] += opp_left
-    swept[:, :, :6] = 0
-    swept[:, :, 7:13] = 0
+    swept[:, :, _OPP_STORE] += opp_left
+    swept[:, :, _OWN_PITS] = 0
+    swept[:, :, _OPP_PITS] = 0
     after = torch.where(over[..., None], swept, after)
     return after, legal, extra & ~over, over
 
 
 def _flip(view: torch.Tensor) -> torch.Tensor:
     """The same board seen from the other seat."""
-    return torch.cat([view[..., 7:], view[..., :7]], dim=-1)
+    return torch.cat([view[..., side_of(1)], view[..., side_of(0)]], dim=-1)
 
 
 class Lookahead(BaseFeaturesExtractor):
@@ -126,7 +131,7 @@ class Lookahead(BaseFeaturesExtractor):
     ) -> None:
         if plies not in self.PER_MOVE:
             raise ValueError(f"lookahead: expected 1 or 2 plies, but got {plies!r}")
-        n_features = get_flattened_obs_dim(observation_space) + 6 * self.PER_MOVE[plies]
+        n_features = get_flattened_obs_dim(observation_space) + N_PITS * self.PER_MOVE[plies]
         hidden = list(hidden)
         super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
         self.trunk = _mlp(n_features, hidden) if hidden else None
@@ -151,12 +156,12 @@ class Lookahead(BaseFeaturesExtractor):
     ) -> torch.Tensor:
         """Next mover's best one-move store gain and whether it can move again."""
         n = after.shape[0]
-        nxt = torch.where(extra[..., None], after, _flip(after)).reshape(n * 6, 14)
+        nxt = torch.where(extra[..., None], after, _flip(after)).reshape(n * N_PITS, BOARD_SIZE)
         after2, legal2, extra2, _ = _sow_all(nxt, self.empty_capture)
         gain = after2[:, :, _OWN_STORE] - nxt[:, None, _OWN_STORE]
         gain = torch.where(legal2, gain, torch.full_like(gain, -1.0))
-        best = gain.max(dim=1).values.clamp(min=0).reshape(n, 6)
-        again = (extra2 & legal2).any(dim=1).reshape(n, 6).to(dtype)
+        best = gain.max(dim=1).values.clamp(min=0).reshape(n, N_PITS)
+        again = extra2.any(dim=1).reshape(n, N_PITS).to(dtype)  # extra implies legal
         sign = torch.where(extra, 1.0, -1.0).to(dtype)
         live = (~over).to(dtype)
         return torch.stack([sign * best / self.seeds * live, sign * again * live], dim=-1)

@@ -49,14 +49,14 @@ ACTIVATIONS = {
     "gelu": "GELU",
     "silu": "SiLU",
 }
-# Features extractors a model file may name: SB3's default and the project's trunk.
-FEATURES_EXTRACTORS = ("FlattenExtractor", "SharedTrunk", "Lookahead")
-# The keyword arguments each extractor may be rebuilt with (types checked on load).
+# Features extractors a model file may name (SB3's default and env/networks.py's), with
+# the keyword arguments each may be rebuilt with (types checked on load).
 EXTRACTOR_KWARGS = {
     "FlattenExtractor": set(),
     "SharedTrunk": {"hidden"},
     "Lookahead": {"plies", "seeds", "empty_capture", "hidden"},
 }
+FEATURES_EXTRACTORS = tuple(EXTRACTOR_KWARGS)
 TRUST_HINT = (
     "load it only if you trust where it came from, with --trust-pickle "
     "(SB3's loader unpickles the file, which can run code)"
@@ -79,7 +79,7 @@ def activation_class(torch_name: str) -> type:
 
 
 def _extractor_class(name: str) -> type:
-    if name in ("SharedTrunk", "Lookahead"):
+    if name != "FlattenExtractor":
         from env import networks
 
         return getattr(networks, name)

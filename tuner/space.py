@@ -121,25 +121,22 @@ def materialize(
         policy["activation_fn"] = getattr(nn, ACTIVATIONS[policy["activation_fn"]])
     trunk = policy.pop("shared_trunk", None)
     plies = policy.pop("lookahead", 0)
-    if trunk and not plies:
-        from env.networks import SharedTrunk
-
-        policy["features_extractor_class"] = SharedTrunk
-        policy["features_extractor_kwargs"] = {"hidden": list(trunk)}
-        policy["share_features_extractor"] = True
-    if plies:
-        from env.networks import Lookahead
+    if plies or trunk:
+        from env import networks
 
         env_kwargs = env_kwargs or {}
-        policy["features_extractor_class"] = Lookahead
-        policy["features_extractor_kwargs"] = {
-            "plies": int(plies),
-            "seeds": int(env_kwargs.get("seeds", 4)),
-            "empty_capture": bool(env_kwargs.get("empty_capture", False)),
-        }
-        if trunk:  # a shared trunk over the lookahead features
-            policy["features_extractor_kwargs"]["hidden"] = list(trunk)
+        extractor: dict[str, Any] = {}
+        if plies:  # the variant tells the features which rules to simulate
+            extractor = {
+                "plies": int(plies),
+                "seeds": int(env_kwargs.get("seeds", 4)),
+                "empty_capture": bool(env_kwargs.get("empty_capture", False)),
+            }
+        if trunk:  # shared layers, over the counts or over the lookahead features
+            extractor["hidden"] = list(trunk)
             policy["share_features_extractor"] = True
+        policy["features_extractor_class"] = networks.Lookahead if plies else networks.SharedTrunk
+        policy["features_extractor_kwargs"] = extractor
     if policy:
         out["policy_kwargs"] = policy
     return out
