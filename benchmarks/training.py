@@ -35,6 +35,9 @@ PPO = {
     "policy_kwargs": {"net_arch": [128, 128]},
 }
 ENV = {"opponent": ["random", "greedy"], "opening_plies": 2}
+# The same network given each move's exact consequences (env/networks.py Lookahead):
+# the last row of each table prices those features.
+LOOKAHEAD_PPO = {**PPO, "policy_kwargs": {**PPO["policy_kwargs"], "lookahead": 2}}
 
 
 @contextmanager
@@ -71,11 +74,12 @@ def run(
     evaluation: EvaluationSpec,
     device: str,
     checks: bool = False,
+    ppo: dict | None = None,
 ):
     with timed_phases() as spent:
         start = time.perf_counter()
         result = train(
-            PPO,
+            ppo or PPO,
             ENV,
             total_timesteps=timesteps,
             n_envs=n_envs,
@@ -125,15 +129,18 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     # DummyVecEnv with torch's distribution checks is how trials trained before;
-    # the middle row splits the gain between the env and the checks.
-    variants = [("dummy", True), ("batched", True), ("batched", False)]
+    # the second row splits the gain between the env and the checks.
+    variants = [
+        ("DummyVecEnv+checks", "dummy", True, PPO),
+        ("KalahaVecEnv+checks", "batched", True, PPO),
+        ("KalahaVecEnv", "batched", False, PPO),
+        ("KalahaVecEnv+lookahead", "batched", False, LOOKAHEAD_PPO),
+    ]
     for n in envs:
         base = None
-        for vec_env, validate in variants:
-            r = run(vec_env, n, args.timesteps, evaluation, device, checks=validate)
+        for label, vec_env, validate, ppo in variants:
+            r = run(vec_env, n, args.timesteps, evaluation, device, checks=validate, ppo=ppo)
             base = base or r["steps_per_s"]
-            label = {"dummy": "DummyVecEnv", "batched": "KalahaVecEnv"}[vec_env]
-            label += "+checks" if validate else ""
             print(
                 f"{n:>6}  {label:<22} {r['steps_per_s']:>9,.0f} {r['steps_per_s'] / base:>5.2f}x "
                 f"{r['collect']:>7.0%} {r['update']:>7.0%} {r['eval']:>6.0%}",

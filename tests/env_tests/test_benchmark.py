@@ -28,5 +28,6 @@ def test_training_benchmark_runs_and_prints_the_ratios():
         "DummyVecEnv+checks",
         "KalahaVecEnv+checks",
         "KalahaVecEnv",
+        "KalahaVecEnv+lookahead",
     ], done.stdout
     assert all("x" in r for r in rows)
