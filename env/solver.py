@@ -29,6 +29,8 @@ the same mover, so a move's value is then the child's value, not its negation.
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -383,3 +385,43 @@ class Solver:
             found[k] = sign * int(v)
         move_values = tuple(found.get(k) for k in range(N_PITS))
         return Solution(max(found.values()), move_values)
+
+
+# --- many positions, in several processes -------------------------------------------
+
+_WORKER: Solver | None = None
+
+
+def _init_worker(empty_capture: bool, table_bits: int) -> None:
+    global _WORKER
+    _WORKER = Solver(empty_capture=empty_capture, table_bits=table_bits)
+
+
+def _solve_group(group: list[tuple[list[int], int]]) -> list[Solution]:
+    assert _WORKER is not None, "the pool's initializer builds each worker's solver"
+    return [_WORKER.solve_one(board, player) for board, player in group]
+
+
+def solve_groups(
+    groups: Iterable[list[tuple[list[int], int]]],
+    *,
+    empty_capture: bool = False,
+    jobs: int = 1,
+    table_bits: int = DEFAULT_TABLE_BITS,
+) -> Iterator[list[Solution]]:
+    """Solve groups of positions, in order, in ``jobs`` processes (each with its own table).
+
+    Why groups: positions of one game share most of their subtrees, so a group is
+    solved by one process in one table (the deepest first, when the caller sorts
+    it so); groups run in parallel. Results come back in the order of ``groups``.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, but got {jobs}")
+    if jobs == 1:
+        _init_worker(empty_capture, table_bits)
+        for group in groups:
+            yield _solve_group(group)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with context.Pool(jobs, _init_worker, (empty_capture, table_bits)) as pool:
+        yield from pool.imap(_solve_group, groups)
