@@ -1,6 +1,6 @@
 """Whole-training throughput: SB3's DummyVecEnv path against the batched KalahaVecEnv.
 
-Both sides run ``tuner.training.train``, the code a trial runs, with net_arch's
+Both sides run ``tuner.trial.training.train``, the code a trial runs, with net_arch's
 fixed PPO settings (n_steps 256, batch 512, 5 epochs, [128, 128]), the same
 seed, the same opponents and the same evaluations; only ``vec_env`` differs.
 Every figure is measured in this run, side by side, so the ratios hold on any
@@ -22,8 +22,8 @@ from contextlib import contextmanager
 import torch
 from sb3_contrib import MaskablePPO
 
-from tuner.spec import EvaluationSpec
-from tuner.training import resolve_device, train
+from tuner.config.spec import EvaluationSpec
+from tuner.trial.training import resolve_device, train
 
 PPO = {
     "learning_rate": 3.0e-4,

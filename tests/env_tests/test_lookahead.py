@@ -91,7 +91,7 @@ def test_features_keep_the_observation_and_have_the_declared_width() -> None:
 
 
 def test_a_study_asks_for_lookahead_by_plies_with_or_without_a_trunk() -> None:
-    from tuner.space import materialize
+    from tuner.config.space import materialize
 
     env = {"seeds": 5, "empty_capture": True}
     plain = materialize({"policy_kwargs": {"lookahead": 1}}, env)["policy_kwargs"]
