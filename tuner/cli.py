@@ -191,7 +191,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.export import best_path, export_document, write_export
+    from tuner.commands.export import best_path, export_document, replacing, write_export
     from tuner.commands.verify import select_for_export
     from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
 
@@ -206,8 +206,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     )
     doc = {**export_document(spec, trial), **chosen.record()}
     out = Path(args.out) if args.out else best_path(spec.study_name, settings.studies_dir)
+    replaced = replacing(doc, out, args.force)
     path = write_export(doc, out)
     print(f"trial {trial.number} (value {trial.value:.4f}) exported to {path}")
+    if replaced:
+        print(f"replaced: {replaced}")
     if chosen.note:
         print(f"note: {chosen.note}")
     print(f"rule: {chosen.rule}")
@@ -512,6 +515,12 @@ def _add_study_commands(sub: Any) -> None:
     p.add_argument("study")
     _storage_arg(p)
     p.add_argument("--out", default=None, help="where to write (default studies/best/STUDY.yaml)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing export of another trial (without it, export refuses and "
+        "writes nothing)",
+    )
     p.set_defaults(func=cmd_export)
 
 

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from fault_support import FAULTS
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import create_trial
 from support import REPO_ROOT
 
 from tuner.base.errors import UserError
+from tuner.cli import main
 from tuner.commands.export import ExportDocument, load_export, write_export
+from tuner.config.space import to_config
+from tuner.config.spec import load_spec
+from tuner.config.study import create_study
+from tuner.storage.rdb import make_storage
+from tuner.storage.record import TrialAttr
 
 SHIPPED = REPO_ROOT / "studies" / "best" / "selfplay.yaml"
 
@@ -44,3 +53,56 @@ def test_an_export_for_another_algorithm_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", str(path), "--timesteps", "64", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "key 'algorithm'" in err and "'PPO'" in err, err
+
+
+def add_trial(study, spec, value: float, learning_rate: float) -> None:
+    """A completed trial as a worker records it (its params and its config)."""
+    params = {"learning_rate": learning_rate, "gamma": 0.95, "net_arch": "tiny"}
+    config = yaml.safe_load(yaml.safe_dump(to_config(spec, params).as_dict()))
+    distributions = {
+        "learning_rate": FloatDistribution(1e-4, 3e-3, log=True),
+        "gamma": FloatDistribution(0.9, 0.999),
+        "net_arch": CategoricalDistribution(["tiny", "small"]),
+    }
+    study.add_trial(
+        create_trial(
+            value=value,
+            params=params,
+            distributions=distributions,
+            user_attrs={TrialAttr.CONFIG: config},
+        )
+    )
+
+
+def test_export_never_replaces_another_trials_file_without_force(tmp_path, capsys):
+    """A shipped export (README's reference) is not overwritten by a new study's best."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    spec = load_spec(FAULTS)
+    study = create_study(spec, make_storage(url))
+    add_trial(study, spec, 0.5, 1e-4)
+    out = tmp_path / "best" / "faults.yaml"
+    export = ["export", "faults", "--storage", url, "--out", str(out)]
+    assert main(export) == 0
+    assert "replaced" not in capsys.readouterr().out
+    assert main(export) == 0, "the same trial again: nothing is lost"
+    assert "replaced" not in capsys.readouterr().out
+
+    add_trial(study, spec, 0.9, 2e-4)  # a new best: trial 1
+    shipped = out.read_bytes()
+    assert main(export) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert f"{out} exists and holds trial 0 of study 'faults', value 0.5000, exported " in line
+    assert "nothing was written" in line and "--force" in line, line
+    assert out.read_bytes() == shipped and captured.out == ""
+    assert not list(out.parent.glob("*.tmp")), "no half-written file either"
+
+    assert main([*export, "--force"]) == 0
+    text = capsys.readouterr().out
+    assert f"trial 1 (value 0.9000) exported to {out}" in text
+    assert "replaced: trial 0 of study 'faults', value 0.5000, exported " in text
+    assert load_export(out)["trial"] == 1
+
+    out.write_text("notes: not an export\n")
+    assert main(export) == 2
+    assert "holds a file that is not an export" in capsys.readouterr().err

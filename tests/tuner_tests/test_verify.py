@@ -222,8 +222,9 @@ def test_export_prefers_the_verified_best_and_records_why(handmade, tmp_path, ca
     assert doc["verification"] is None
 
     finish_jobs(url, storage)
-    assert main(["export", "faults", "--storage", url, "--out", str(out)]) == 0
+    assert main(["export", "faults", "--storage", url, "--out", str(out), "--force"]) == 0
     text = capsys.readouterr().out
+    assert "replaced: trial 0 of study 'faults', value 0.9000, exported " in text, text
     doc = load_export(out)
     assert doc["trial"] == 2, "trial 2 has the best mean over fresh seeds"
     assert doc["selection"].startswith("verified:") and "rule: verified" in text

@@ -120,6 +120,51 @@ def _plain(data: Any) -> Any:
     return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))
 
 
+def describe_export(path: Path) -> str:
+    """One phrase naming what an existing file at ``path`` holds, for the user to weigh
+    before it is replaced (an unreadable or foreign file is said to be one)."""
+    try:
+        old = read_yaml(path)
+    except UserError:
+        return "a file that is not an export"
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        return "a file that is not an export"
+    parts = [f"trial {old.get('trial')} of study {old.get('study')!r}"]
+    if isinstance(old.get("value"), int | float):
+        parts.append(f"value {old['value']:.4f}")
+    if old.get("exported_at"):
+        parts.append(f"exported {old['exported_at']}")
+    return ", ".join(parts)
+
+
+def replacing(doc: dict[str, Any], path: Path, force: bool) -> str | None:
+    """What writing ``doc`` to ``path`` would replace: None when nothing (no file, or an
+    export of the same study and trial); else the phrase, and without ``force`` an error.
+
+    A shipped export (studies/best/net_arch.yaml is the verified reference README cites)
+    must not be overwritten silently by a one-trial study of the same name.
+    """
+    if not path.exists():
+        return None
+    try:
+        old = read_yaml(path)
+    except UserError:
+        old = None
+    if isinstance(old, dict) and (old.get("study"), old.get("trial")) == (
+        doc["study"],
+        doc["trial"],
+    ):
+        return None
+    what = describe_export(path)
+    if not force:
+        raise UserError(
+            f"{path} exists and holds {what}; expected a new file, so nothing was written. "
+            "Pass --force to replace it (make export ARGS=--force), or --out PATH to write "
+            "elsewhere"
+        )
+    return what
+
+
 def write_export(doc: dict[str, Any], path: Path) -> Path:
     """Write an export (with the selection record the command adds) atomically, after
     checking it against the schema ``tuner train`` reads it with."""
