@@ -278,23 +278,41 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.export import best_path, load_export, train_from_export
+    import signal
+
+    from tuner.commands.export import best_path, checked_export, load_export, retrain
 
     _threads(_thread_count(args, settings))
     path = Path(args.file)
     if not path.exists() and not path.suffix:
         path = best_path(args.file, settings.studies_dir)
-    doc = load_export(path)
-    run, out = train_from_export(
-        doc,
+    export = checked_export(load_export(path))
+    total = args.timesteps or export.budget.total_timesteps
+    print(
+        f"training the export of study {export.study!r} (trial {export.trial}): {total} "
+        f"timesteps, {export.budget.n_evaluations} evaluations"
+        + (f", a checkpoint every {args.save_every}" if args.save_every else ""),
+        flush=True,
+    )
+    done = retrain(
+        export,
+        save_every=args.save_every,
         device=_device(args, settings),
         total_timesteps=args.timesteps,
         out=Path(args.out) if args.out else None,
         seed=args.seed,
         runs_dir=settings.runs_dir,
     )
+    run = done.run
+    if done.stopped_by:
+        print(
+            f"{done.stopped_by} received: stopped at step {run.timesteps} of {total}; "
+            f"model saved to {done.out}"
+        )
+        return 128 + signal.Signals[done.stopped_by].value
     print(
-        f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
+        f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; "
+        f"model saved to {done.out}"
     )
     if run.progress.evaluations:
         last = run.progress.evaluations[-1]
@@ -560,6 +578,14 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--out", default=None, help="model path (default runs/models/STUDY.zip)")
     p.add_argument(
         "--seed", type=int, default=None, help="a fresh seed (default: the exported trial's seed)"
+    )
+    p.add_argument(
+        "--save-every",
+        type=_bounded(int, 1),
+        default=None,
+        metavar="STEPS",
+        help="also save a checkpoint every STEPS timesteps, beside the model as "
+        "NAME_<steps>_steps.zip (default: none; Ctrl-C or SIGTERM saves the model anyway)",
     )
     p.set_defaults(func=cmd_train)
 

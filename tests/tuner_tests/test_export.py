@@ -55,7 +55,7 @@ def test_an_export_for_another_algorithm_is_a_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "key 'algorithm'" in err and "'PPO'" in err, err
 
 
-def add_trial(study, spec, value: float, learning_rate: float) -> None:
+def add_trial(study, spec, value: float, learning_rate: float, attrs: dict | None = None) -> None:
     """A completed trial as a worker records it (its params and its config)."""
     params = {"learning_rate": learning_rate, "gamma": 0.95, "net_arch": "tiny"}
     config = yaml.safe_load(yaml.safe_dump(to_config(spec, params).as_dict()))
@@ -69,7 +69,7 @@ def add_trial(study, spec, value: float, learning_rate: float) -> None:
             value=value,
             params=params,
             distributions=distributions,
-            user_attrs={TrialAttr.CONFIG: config},
+            user_attrs={TrialAttr.CONFIG: config, **(attrs or {})},
         )
     )
 
@@ -106,3 +106,49 @@ def test_export_never_replaces_another_trials_file_without_force(tmp_path, capsy
     out.write_text("notes: not an export\n")
     assert main(export) == 2
     assert "holds a file that is not an export" in capsys.readouterr().err
+
+
+RESULT = {"score": 0.5, "ci_low": 0.43, "ci_high": 0.57, "games": 200, "wins": 90}
+RESULT |= {"draws": 20, "losses": 90, "score_first": 0.5, "score_second": 0.5}
+FEW = {"score": 0.5, "ci_low": 0.1, "ci_high": 0.9, "games": 2, "wins": 1}
+FEW |= {"draws": 0, "losses": 1, "score_first": 1.0, "score_second": 0.0}
+
+
+@pytest.mark.parametrize("rated", [False, True])
+def test_scores_are_shown_with_their_games_or_not_at_all(tmp_path, capsys, rated):
+    """A score trial: each score with its interval and game count, in status and the
+    export. A rated trial: its per-opponent scores come from 2-4 adaptive games each, so
+    they are left out; the rating and its interval stand for them."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    spec = load_spec(FAULTS)
+    study = create_study(spec, make_storage(url))
+    attrs = {
+        TrialAttr.SCORES: {"random": 0.5},
+        TrialAttr.EVAL_RESULTS: {"minimax:6": FEW} if rated else {"random": RESULT},
+    }
+    if rated:
+        attrs[TrialAttr.RATING] = {"rating": 774.0, "low": 724.7, "high": 823.4}
+    add_trial(study, spec, 0.5, 1e-4, attrs)
+
+    assert main(["status", "faults", "--storage", url]) == 0
+    status = capsys.readouterr().out
+    out = tmp_path / "best.yaml"
+    assert main(["export", "faults", "--storage", url, "--out", str(out)]) == 0
+    doc = load_export(out)
+    assert "scores" not in doc
+    if rated:
+        assert "score vs" not in status and "2 games" not in status
+        assert "rating 774 [95% 725, 823]" in status
+        assert doc["results"] == {} and doc["rating"]["low"] == 724.7
+    else:
+        assert "score vs random: 0.500 [95% 0.430, 0.570] over 200 games" in status
+        assert doc["results"] == {
+            "random": {k: RESULT[k] for k in ("score", "ci_low", "ci_high", "games")}
+            | {"wins": 90, "draws": 20, "losses": 90}
+        }
+
+
+def test_an_older_export_with_bare_scores_still_trains():
+    doc = yaml.safe_load(SHIPPED.read_text())
+    doc["scores"] = {"greedy": 0.75}
+    assert ExportDocument.model_validate(doc).scores == {"greedy": 0.75}

@@ -12,7 +12,8 @@ and SQL as they are, and ``yaml.safe_dump`` refuses a ``str`` subclass.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 
 class StudyAttr:
@@ -65,3 +66,16 @@ class TrialSystemAttr:
     VERIFY_OF: Final = "verify_of"
     VERIFY_SEED: Final = "verify_seed"
     VERIFY_SEED_INDEX: Final = "verify_seed_index"  # which of the fresh seeds
+
+
+def score_text(result: Mapping[str, Any]) -> str:
+    """``0.940 [95% 0.903, 0.965] over 200 games``: a recorded score (one opponent of a
+    trial's ``eval_results``) never shown without its interval and game count.
+
+    A bare ``0.5`` reads as a claim of strength whether it came from 400 games or from
+    2 (an adaptive rating plays few games per ladder member).
+    """
+    return (
+        f"{result['score']:.3f} [95% {result['ci_low']:.3f}, {result['ci_high']:.3f}] "
+        f"over {result['games']} games"
+    )

@@ -306,8 +306,11 @@ class Strength:
     rating: Rating | None = None
 
     def describe(self) -> str:
-        """``rating 512 [480, 545]`` or ``score 0.381``: for progress lines."""
-        return f"rating {self.rating}" if self.rating is not None else f"score {self.value:.3f}"
+        """``rating 512 [480, 545]`` or ``score 0.381 over 600 games``: for progress lines."""
+        if self.rating is not None:
+            return f"rating {self.rating}"
+        games = sum(r.games for r in self.results.values())
+        return f"score {self.value:.3f}" + (f" over {games} games" if games else "")
 
 
 def make_evaluator(
