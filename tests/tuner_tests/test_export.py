@@ -152,3 +152,19 @@ def test_an_older_export_with_bare_scores_still_trains():
     doc = yaml.safe_load(SHIPPED.read_text())
     doc["scores"] = {"greedy": 0.75}
     assert ExportDocument.model_validate(doc).scores == {"greedy": 0.75}
+
+
+@pytest.mark.parametrize("objective, name", [("score", "score"), ("rating", "rating (Elo)")])
+def test_a_study_names_its_metric_for_the_dashboard(tmp_path, objective, name):
+    """Named at creation, and on the next load of a study created before it was."""
+    import optuna
+
+    spec = load_spec(FAULTS)
+    evaluation = spec.evaluation.model_copy(update={"objective": objective})
+    spec = spec.model_copy(update={"evaluation": evaluation})
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert create_study(spec, make_storage(url)).metric_names == [name]
+    old = optuna.create_study(study_name="old", storage=url, direction="maximize")
+    assert old.metric_names is None
+    spec = spec.model_copy(update={"study_name": "old"})
+    assert create_study(spec, make_storage(url)).metric_names == [name]

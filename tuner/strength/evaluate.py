@@ -343,7 +343,9 @@ def make_evaluator(
                 ladder=ladder,
             )
             state["last"] = rated.rating
-            return Strength(rated.rating.rating, rated.results, rated.rating)
+            # Rounded: the dashboard, the pruner and the told value show what the interval
+            # can tell apart (an Elo to 0.1, a score to 4 places), not 598.7401216150724.
+            return Strength(round(rated.rating.rating, 1), rated.results, rated.rating)
         results = evaluate_policy(
             model,
             evaluation.opponents,
@@ -353,6 +355,7 @@ def make_evaluator(
             opening_plies=evaluation.opening_plies,
             seed=call_seed,
         )
-        return Strength(combine_score(results, evaluation.combine, evaluation.weights), results)
+        score = combine_score(results, evaluation.combine, evaluation.weights)
+        return Strength(round(score, 4), results)
 
     return evaluate

@@ -256,15 +256,20 @@ class EvaluationCallback(BaseCallback):
         return all(go_on)
 
     def _log(self, ev: Evaluation) -> None:
-        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``."""
+        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``.
+
+        TensorBoard sorts a group's charts by name: the ``eval`` group holds the value the
+        pruner sees (``eval/rating`` or ``eval/score``, first) and its time; each
+        opponent's score and games go to a group of their own, ``eval_opponents``.
+        """
         if ev.rating is not None:
             self.logger.record("eval/rating", ev.rating.rating)
             self.logger.record("eval/rating_low", ev.rating.low)
             self.logger.record("eval/rating_high", ev.rating.high)
         else:
             self.logger.record("eval/score", ev.value)
-        for name, r in ev.results.items():
-            self.logger.record(f"eval/score/{name}", r.score)
-            self.logger.record(f"eval/games/{name}", r.games)
         self.logger.record("eval/seconds", ev.seconds)
+        for name, r in ev.results.items():
+            self.logger.record(f"eval_opponents/{name}/score", r.score)
+            self.logger.record(f"eval_opponents/{name}/games", r.games)
         self.logger.dump(self.num_timesteps)
