@@ -12,7 +12,7 @@ it to ``require``) its tests are deselected, so ``make test`` never touches Dock
 for, on a host without a Docker daemon (and Compose v2) it is skipped with the reason, or
 with ``require`` fails instead. Under
 ``CI`` it is skipped too: on a fresh 2-core machine the stand-in images alone took 13
-minutes (README, "Testing the stack"), more than CI's whole budget.
+minutes (docs/operations.md, "Testing the stack"), more than CI's whole budget.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def docker_host() -> None:
         message = f"compose stack test needs a Docker host: {reason}"
         if required:
             pytest.fail(message)
-        pytest.skip(f"{message}; see README, 'Testing the stack'")
+        pytest.skip(f"{message}; see docs/operations.md, 'Testing the stack'")
 
 
 @dataclass
