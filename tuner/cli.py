@@ -628,26 +628,6 @@ def _add_study_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
-        "trials",
-        help="every trial of a study: a table, or CSV (--csv) to load into pandas",
-        epilog=_examples(
-            "tuner trials net_arch",
-            "tuner trials net_arch --csv > trials.csv   # pandas.read_csv('trials.csv')",
-            "tuner trials net_arch --csv --out trials.csv",
-        ),
-    )
-    p.add_argument("study", help=STUDY_HELP)
-    _storage_arg(p)
-    p.add_argument(
-        "--csv",
-        action="store_true",
-        help="CSV with a column per param, the rating and each opponent's score, interval "
-        "and games",
-    )
-    p.add_argument("--out", default=None, help="with --csv: write to this file, not stdout")
-    p.set_defaults(func=cmd_trials)
-
-    p = sub.add_parser(
         "export",
         help="write the best trial to studies/best/STUDY.yaml",
         epilog=_examples(
@@ -666,6 +646,29 @@ def _add_study_commands(sub: Any) -> None:
         "writes nothing)",
     )
     p.set_defaults(func=cmd_export)
+
+
+def _add_trials(sub: Any) -> None:
+    """trials: every trial of a study, as a table or CSV."""
+    p = sub.add_parser(
+        "trials",
+        help="every trial of a study: a table, or CSV (--csv) to load into pandas",
+        epilog=_examples(
+            "tuner trials net_arch",
+            "tuner trials net_arch --csv > trials.csv   # pandas.read_csv('trials.csv')",
+            "tuner trials net_arch --csv --out trials.csv",
+        ),
+    )
+    p.add_argument("study", help=STUDY_HELP)
+    _storage_arg(p)
+    p.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV with a column per param, the rating and each opponent's score, interval "
+        "and games",
+    )
+    p.add_argument("--out", default=None, help="with --csv: write to this file, not stdout")
+    p.set_defaults(func=cmd_trials)
 
 
 def _add_verify(sub: Any) -> None:
@@ -847,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_tune(sub)
     _add_study_commands(sub)
+    _add_trials(sub)
     _add_verify(sub)
     _add_train(sub)
     _add_evaluate(sub)
