@@ -38,14 +38,10 @@ from tuner.base.errors import UserError
 from tuner.cli import main
 from tuner.commands.export import load_export
 from tuner.commands.report import write_report
-from tuner.commands.verify import (
-    companion_name,
-    config_key,
-    queue_jobs,
-    select_for_export,
-    summarize,
-    verify_seed,
-)
+from tuner.commands.verify.companion import companion_name, config_key, verify_seed
+from tuner.commands.verify.export_choice import select_for_export
+from tuner.commands.verify.queue import queue_jobs
+from tuner.commands.verify.summary import summarize
 from tuner.commands.worker import Worker
 from tuner.config.space import to_config
 from tuner.config.spec import StudySpec, load_spec, parse_spec

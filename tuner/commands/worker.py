@@ -14,6 +14,8 @@ module is the loop around it and what a signal does to it:
 
 :class:`Worker` is built around a :class:`Trials` (the lifecycle, or a stand-in)
 and opens no database itself; :meth:`Worker.open` opens the storage and the study.
+Its :class:`WorkerRole` says what it runs: the study's own trials (tuning), or the
+jobs queued in a companion study (``tuner.commands.verify.jobs.VERIFYING``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,29 @@ ObjectiveFn = Callable[..., float]
 # A worker whose trials fail this many times in a row with the same configuration
 # error stops (exit 2): the file is wrong, and every further trial would fail too.
 CONFIG_ERROR_STREAK = 2
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What a worker runs: the study's own trials, or jobs queued for it.
+
+    One object instead of options spread over the command line: the worker asks
+    its role, never the study's name, what its trials are and what to say at the end.
+    """
+
+    # Run WAITING trials only; never sample a new one (the queue is the budget).
+    queue_only: bool = False
+    objective_fn: ObjectiveFn = objective
+    # After the run: a summary of the study to print (``None``: nothing to add).
+    conclude: Callable[[optuna.Study], str | None] | None = None
+
+    def budget(self, spec: StudySpec) -> str:
+        """The budget the worker works through, for its first line."""
+        return "its queued jobs" if self.queue_only else f"{spec.n_trials} trials"
+
+
+# Sample and train new trials until the study's n_trials are spent.
+TUNING = WorkerRole()
 
 
 class Trials(Protocol):
@@ -134,6 +159,7 @@ class Worker:
         timeout: float | None = None,
         reporter: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
+        role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
         wait_seconds: float = 2.0,
     ) -> None:
@@ -145,7 +171,9 @@ class Worker:
         self.timeout = timeout
         self.reporter = reporter
         self.runs_dir = runs_dir
-        self.objective = objective_fn or objective
+        self.role = role
+        # ``objective_fn``: a stand-in for the role's objective (tests, benchmarks).
+        self.objective = objective_fn or role.objective_fn
         # How long to linger when no trial is free but a running one may come back.
         self.wait_seconds = wait_seconds
         self.report = WorkerReport()
@@ -167,9 +195,9 @@ class Worker:
         settings: StorageSettings | None = None,
         reporter: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
+        role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
         accept_changes: bool = False,
-        queue_only: bool = False,
     ) -> Worker:
         """A worker on the study of ``spec`` in the storage at ``storage_url``.
 
@@ -187,7 +215,7 @@ class Worker:
             logger=log,
         )
         trials = TrialLifecycle(
-            study, storage, n_trials=spec.n_trials, settings=settings, queue_only=queue_only
+            study, storage, n_trials=spec.n_trials, settings=settings, queue_only=role.queue_only
         )
         return cls(
             spec,
@@ -198,6 +226,7 @@ class Worker:
             timeout=timeout,
             reporter=reporter,
             runs_dir=runs_dir,
+            role=role,
             objective_fn=objective_fn,
             wait_seconds=min(2.0, settings.heartbeat_interval),
         )
@@ -205,6 +234,10 @@ class Worker:
     @property
     def study(self) -> optuna.Study:
         return self.trials.study
+
+    def conclude(self) -> str | None:
+        """What the worker's role has to say about the study once the run is over."""
+        return self.role.conclude(self.study) if self.role.conclude else None
 
     # --- signals ------------------------------------------------------------------
 
