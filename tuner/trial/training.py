@@ -246,10 +246,14 @@ def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool
     """Whether an error in ``learn()`` is a diverged update rather than a bug.
 
     NaN logits: torch's distributions reject them (ValueError) or, unchecked,
-    sampling does (RuntimeError).
+    sampling does (RuntimeError). Before the model exists nothing has trained, so
+    nothing can have diverged: an error of the constructor (CUDA out of memory)
+    is recorded as what it is.
     """
+    if model is None:
+        return False
     nan_message = "nan" in str(err).lower() or "constraint" in str(err)
-    return model is None or nan_message or not params_finite(model)
+    return nan_message or not params_finite(model)
 
 
 def _build_model(
