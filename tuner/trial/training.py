@@ -10,18 +10,16 @@ import os
 import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
-from env.kalaha_env import KalahaEnv
-from env.league import LEAGUE_NAMES, SnapshotPool, attach_learner, build_sources, pools
+from env.league import SnapshotPool, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
 from tuner.base.errors import ConfigError, UserError
 from tuner.config.space import materialize
@@ -97,18 +95,15 @@ class TrainingRun:
         return self.timesteps / max(self.train_seconds, 1e-9)
 
 
-VEC_ENVS = ("batched", "dummy")
 # env options that configure the league rather than the env itself
 LEAGUE_KEYS = ("snapshot_every", "pool_size", "pool_sampling")
 
 
-def make_training_env(
-    env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str = "batched"
-) -> VecEnv:
-    """The training envs: ``KalahaVecEnv`` (all games in one batch), or, for the
-    benchmark's baseline, SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s.
+def make_training_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> KalahaVecEnv:
+    """The training envs: ``KalahaVecEnv``, all games stepped in one batch.
 
-    Both play the same games from the same seed (env ``i`` is seeded ``seed + i``).
+    Env ``i`` is seeded ``seed + i``. (``benchmarks/training.py`` puts SB3's
+    ``DummyVecEnv`` in its place to measure what the batch gains.)
     """
     options = {k: v for k, v in env_kwargs.items() if k not in LEAGUE_KEYS}
     seeds, empty_capture = options.get("seeds", 4), options.get("empty_capture", False)
@@ -119,16 +114,7 @@ def make_training_env(
         pool_size=env_kwargs.get("pool_size", 10),
         pool_sampling=env_kwargs.get("pool_sampling", "pfsp"),
     )
-    if vec_env == "batched":
-        return KalahaVecEnv(n_envs, sources, opponent_weights=weights, seed=seed, **options)
-    if vec_env == "dummy":
-        if any(getattr(s, "name", None) in LEAGUE_NAMES for s in sources):
-            raise ValueError("self-play opponents need vec_env='batched'")
-        options |= {"opponent": sources, "opponent_weights": weights}
-        return make_vec_env(
-            KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=options, vec_env_cls=DummyVecEnv
-        )
-    raise ValueError(f"vec_env: expected one of {VEC_ENVS}, but got {vec_env!r}")
+    return KalahaVecEnv(n_envs, sources, opponent_weights=weights, seed=seed, **options)
 
 
 @contextmanager
@@ -150,14 +136,14 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
-def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str) -> VecEnv:
+def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> VecEnv:
     """The training envs, or a one-line :class:`ConfigError` when the options are bad.
 
     A bad env option is the study file's fault, not the trial's: the worker
     records a ConfigError without spending the budget.
     """
     try:
-        return make_training_env(env_kwargs, n_envs, seed, vec_env)
+        return make_training_env(env_kwargs, n_envs, seed)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
 
@@ -197,8 +183,6 @@ def train(
     tensorboard_log: Path | None = None,
     tb_log_name: str = "run",
     callbacks: list[BaseCallback] | None = None,
-    vec_env: str = "batched",
-    distribution_checks: bool = False,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
@@ -208,7 +192,7 @@ def train(
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
     """
-    envs = _config_env(env_kwargs, n_envs, seed, vec_env)
+    envs = _config_env(env_kwargs, n_envs, seed)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
@@ -229,7 +213,7 @@ def train(
         run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
             run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
-        with nullcontext() if distribution_checks else distribution_checks_off():
+        with distribution_checks_off():
             model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
         if not (progress.pruned or progress.diverged or progress.stopped):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
