@@ -28,7 +28,6 @@ from tuner.storage.rdb import worker_name
 from tuner.strength.evaluate import make_evaluator
 from tuner.strength.league import SnapshotCallback, league_summary
 from tuner.trial.callbacks import (
-    Evaluation,
     EvaluationCallback,
     TrialCallback,
     TrialProgress,
@@ -265,6 +264,3 @@ def _build_model(
         )
     except (TypeError, ValueError, KeyError, AssertionError) as err:
         raise ConfigError(f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}") from None
-
-
-__all__ = ["Evaluation", "TrainingRun", "make_evaluator", "resolve_device", "train"]
