@@ -280,8 +280,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
     )
-    if run.progress.evaluations:
-        last = run.progress.evaluations[-1]
+    if run.state.evaluations:
+        last = run.state.evaluations[-1]
         _print_results(last.results, last.rating)
     return 0
 

@@ -240,8 +240,8 @@ def train_from_export(
         tensorboard_log=tensorboard_dir(runs_dir, f"{export.study}_train"),
         tb_log_name="train",
     )
-    if run.progress.diverged:
-        raise UserError(f"training diverged: {run.progress.diverged}")
+    if run.state.diverged:
+        raise UserError(f"training diverged: {run.state.diverged}")
     out = out or confined(runs_dir / "models", f"{export.study}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)

@@ -183,7 +183,7 @@ def _mean(values: list[float]) -> float:
 
 def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     """What one training run measured, as the trial's user attrs."""
-    progress = run.progress
+    state = run.state
     trial.set_user_attr(TrialAttr.TIMESTEPS, run.timesteps)
     trial.set_user_attr(TrialAttr.DEVICE, run.device)
     trial.set_user_attr(TrialAttr.STEPS_PER_SECOND, round(run.steps_per_second, 1))
@@ -191,9 +191,9 @@ def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     trial.set_user_attr(TrialAttr.EVAL_SECONDS, round(run.eval_seconds, 3))
     if run.league:
         trial.set_user_attr(TrialAttr.LEAGUE, run.league)
-    trial.set_user_attr(TrialAttr.EVALUATIONS, [e.as_dict() for e in progress.evaluations])
-    if progress.evaluations:
-        last_ev = progress.evaluations[-1]
+    trial.set_user_attr(TrialAttr.EVALUATIONS, [e.as_dict() for e in state.evaluations])
+    if state.evaluations:
+        last_ev = state.evaluations[-1]
         trial.set_user_attr(
             TrialAttr.SCORES, {k: round(r.score, 4) for k, r in last_ev.results.items()}
         )
@@ -206,17 +206,17 @@ def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
 
 def _run_value(spec: StudySpec, run: TrainingRun) -> float:
     """A finished run's value by the study's rule; raise how it ended otherwise."""
-    progress = run.progress
-    if progress.stopped:
-        raise TrialFailed(f"worker stopped: {progress.stopped}")
-    if progress.diverged:
-        raise TrialFailed(progress.diverged)
-    if progress.pruned:
-        last_ev = progress.evaluations[-1]
+    state = run.state
+    if state.stopped:
+        raise TrialFailed(f"worker stopped: {state.stopped}")
+    if state.diverged:
+        raise TrialFailed(state.diverged)
+    if state.pruned:
+        last_ev = state.evaluations[-1]
         raise optuna.TrialPruned(f"pruned at timestep {last_ev.timestep} with {last_ev.describe()}")
-    if not progress.evaluations:
+    if not state.evaluations:
         raise TrialFailed("training ended before any evaluation")
-    values = [e.value for e in progress.evaluations]
+    values = [e.value for e in state.evaluations]
     if spec.evaluation.value_from == "best":
         return max(values) if spec.direction == "maximize" else min(values)
     return values[-1]

@@ -29,8 +29,8 @@ from tuner.strength.evaluate import make_evaluator
 from tuner.strength.league import SnapshotCallback, league_summary
 from tuner.trial.callbacks import (
     EvaluationCallback,
+    RunState,
     TrialCallback,
-    TrialProgress,
     params_finite,
 )
 
@@ -82,7 +82,7 @@ def _line(err: BaseException) -> str:
 @dataclass
 class TrainingRun:
     model: Any
-    progress: TrialProgress
+    state: RunState
     timesteps: int
     train_seconds: float
     eval_seconds: float
@@ -149,7 +149,7 @@ def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> VecEnv:
 
 def _finished_run(
     model: MaskablePPO | None,
-    progress: TrialProgress,
+    state: RunState,
     elapsed: float,
     device: str,
     league: list[SnapshotPool],
@@ -160,10 +160,10 @@ def _finished_run(
     """
     return TrainingRun(
         model=model,
-        progress=progress,
+        state=state,
         timesteps=int(model.num_timesteps) if model is not None else 0,
-        train_seconds=elapsed - progress.eval_seconds,
-        eval_seconds=progress.eval_seconds,
+        train_seconds=elapsed - state.eval_seconds,
+        eval_seconds=state.eval_seconds,
         device=str(model.device) if model is not None else device,
         league=league_summary(league),
     )
@@ -187,9 +187,9 @@ def train(
 
     ``callbacks`` go to ``learn()`` before the evaluation (SB3's list idiom); the
     :class:`~tuner.trial.callbacks.TrialCallback`s among them (pruning, stop on a signal,
-    progress) share the run's :class:`TrialProgress` and hear of each evaluation.
+    progress) share the run's :class:`RunState` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
-    pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
+    pruned, stopped or diverged :class:`RunState` into the trial's state.
     """
     envs = _config_env(env_kwargs, n_envs, seed)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
@@ -201,7 +201,7 @@ def train(
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
     )
-    progress = evaluator.progress
+    state = evaluator.state
     model = None
     start = time.perf_counter()
     try:
@@ -214,15 +214,15 @@ def train(
             run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
         with distribution_checks_off():
             model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
-        if not (progress.pruned or progress.diverged or progress.stopped):
+        if not (state.pruned or state.diverged or state.stopped):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
         if not _diverged(err, model):
             raise
-        progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
+        state.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
-    return _finished_run(model, progress, time.perf_counter() - start, device, league)
+    return _finished_run(model, state, time.perf_counter() - start, device, league)
 
 
 def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:
