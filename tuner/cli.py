@@ -100,7 +100,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.tune import study_to_run
     from tuner.commands.worker import Worker
     from tuner.storage.rdb import describe
-    from tuner.trial.progress import Reporter
+    from tuner.trial.progress import ProgressDisplay
 
     url = settings.storage_url_for(args.storage)
     spec, role = study_to_run(args.study, url, settings)
@@ -113,7 +113,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
         settings=settings.storage,
-        reporter=Reporter(spec.budget.total_timesteps * spec.budget.seeds),
+        progress=ProgressDisplay(spec.budget.total_timesteps * spec.budget.seeds),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
         role=role,
@@ -123,16 +123,16 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         f"device {worker.device}, budget {role.budget(spec)}",
         flush=True,
     )
-    report = worker.run()
-    if report.config_error:
+    summary = worker.run()
+    if summary.config_error:
         raise UserError(
-            f"{report.config_error}. The worker stopped: its trials kept failing with this "
+            f"{summary.config_error}. The worker stopped: its trials kept failing with this "
             "configuration error (such trials do not count against n_trials); fix the study "
             "file and run again"
         )
-    counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
-    stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
-    print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
+    counts = ", ".join(f"{s}={summary.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+    stop = f" (stopped by {summary.stopped_by})" if summary.stopped_by else ""
+    print(f"worker done: {len(summary.finished)} trials, {counts}{stop}", flush=True)
     conclusion = worker.conclude()  # a verify worker: where the verification stands now
     if conclusion is not None:
         print(conclusion, flush=True)
@@ -220,7 +220,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.verify.jobs import VERIFYING
     from tuner.commands.verify.queue import positive, queue_jobs
     from tuner.commands.worker import Worker
-    from tuner.trial.progress import Reporter
+    from tuner.trial.progress import ProgressDisplay
 
     positive(args.top, "--top", "configurations")
     positive(args.seeds, "--seeds", "seeds")
@@ -251,12 +251,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index,  # not $WORKER_INDEX: by a hash (see --help)
         settings=settings.storage,
-        reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.seeds),
+        progress=ProgressDisplay(cspec.budget.total_timesteps * cspec.budget.seeds),
         runs_dir=settings.runs_dir,
         role=VERIFYING,
     )
-    report = worker.run()
-    print(f"worker done: {len(report.finished)} verify jobs", flush=True)
+    summary = worker.run()
+    print(f"worker done: {len(summary.finished)} verify jobs", flush=True)
     print(worker.conclude() or "")
     return 0
 

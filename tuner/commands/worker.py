@@ -106,7 +106,7 @@ def _already_stopping(signum: int, _frame: Any) -> None:
 
 
 @dataclass
-class WorkerReport:
+class WorkerSummary:
     """What one worker did, for its summary line and for tests."""
 
     finished: list[tuple[int, str, float | None]] = field(default_factory=list)
@@ -157,7 +157,7 @@ class Worker:
         device: str = "cpu",
         max_trials: int | None = None,
         timeout: float | None = None,
-        reporter: TrialHooks | None = None,
+        progress: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
         role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
@@ -169,14 +169,14 @@ class Worker:
         self.device = device
         self.max_trials = max_trials
         self.timeout = timeout
-        self.reporter = reporter
+        self.progress = progress
         self.runs_dir = runs_dir
         self.role = role
         # ``objective_fn``: a stand-in for the role's objective (tests, benchmarks).
         self.objective = objective_fn or role.objective_fn
         # How long to linger when no trial is free but a running one may come back.
         self.wait_seconds = wait_seconds
-        self.report = WorkerReport()
+        self.summary = WorkerSummary()
         self.name = worker_name()
         self._signal: str | None = None
         self._signals = 0
@@ -193,7 +193,7 @@ class Worker:
         device: str = "auto",
         worker_index: int | None = None,
         settings: StorageSettings | None = None,
-        reporter: TrialHooks | None = None,
+        progress: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
         role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
@@ -224,7 +224,7 @@ class Worker:
             device=resolved,
             max_trials=max_trials,
             timeout=timeout,
-            reporter=reporter,
+            progress=progress,
             runs_dir=runs_dir,
             role=role,
             objective_fn=objective_fn,
@@ -260,16 +260,16 @@ class Worker:
     # --- running ------------------------------------------------------------------
 
     def _objective(self, trial: optuna.Trial) -> float:
-        reporter = self.reporter
-        if reporter is not None:
-            reporter.on_trial_start(trial.number)
+        progress = self.progress
+        if progress is not None:
+            progress.on_trial_start(trial.number)
         return self.objective(
             trial,
             self.spec,
             device=self.device,
             runs_dir=self.runs_dir,
             should_stop=self._should_stop,
-            reporter=reporter,
+            progress=progress,
         )
 
     def _execute(self, trial: optuna.Trial) -> Outcome:
@@ -300,21 +300,21 @@ class Worker:
         last = errors[-CONFIG_ERROR_STREAK:]
         if len(last) < CONFIG_ERROR_STREAK or len(set(last)) != 1:
             return False
-        self.report.config_error = last[0]
+        self.summary.config_error = last[0]
         log.error("%d trials in a row failed with: %s", CONFIG_ERROR_STREAK, last[0])
         return True
 
     def _limit_reached(self, start: float) -> bool:
-        if self.max_trials is not None and len(self.report.finished) >= self.max_trials:
+        if self.max_trials is not None and len(self.summary.finished) >= self.max_trials:
             return True
         return self.timeout is not None and time.monotonic() - start > self.timeout
 
     def _trial_ended(self, trial: optuna.Trial, state: str, value: float | None, t0: float) -> None:
-        """Tell the reporter; a progress line is not worth a worker lost to a lost connection."""
-        if not self.reporter:
+        """Tell the progress hooks; a progress line is not worth a worker lost to a lost connection."""
+        if not self.progress:
             return
         try:
-            self.reporter.on_trial_end(
+            self.progress.on_trial_end(
                 self.study, trial.number, state, value, time.monotonic() - t0
             )
         except Exception as err:
@@ -322,7 +322,7 @@ class Worker:
                 raise
             log.warning("progress line skipped: %s", first_line(err))
 
-    def run(self) -> WorkerReport:
+    def run(self) -> WorkerSummary:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         start = time.monotonic()
         config_errors: list[str] = []
@@ -336,7 +336,7 @@ class Worker:
                     continue
                 trial, t0 = claim.trial, time.monotonic()
                 state, value, config_error = self._run_one(trial)
-                self.report.finished.append((trial.number, state, value))
+                self.summary.finished.append((trial.number, state, value))
                 config_errors = [*config_errors, config_error] if config_error else []
                 if self._config_error_streak(config_errors):
                     break
@@ -346,5 +346,5 @@ class Worker:
                 # Stopped by a signal: the process is on its way out, and a repeated
                 # Ctrl-C or SIGTERM must not turn a clean exit into a traceback.
                 signal.signal(s, _already_stopping if self._signal else h)
-        self.report.stopped_by = self._signal
-        return self.report
+        self.summary.stopped_by = self._signal
+        return self.summary

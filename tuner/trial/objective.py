@@ -59,7 +59,7 @@ def objective(
     device: str = "auto",
     runs_dir: Path = DEFAULT_RUNS,
     should_stop: Callable[[], str | None] | None = None,
-    reporter: TrialHooks | None = None,
+    progress: TrialHooks | None = None,
     seed: int | None = None,
 ) -> float:
     """Train the trial's configuration; its value is the study's objective.
@@ -69,7 +69,7 @@ def objective(
     configuration trains S times and the value is the mean; each run's value is
     reported with its seed index as the step, which is what Optuna's
     ``WilcoxonPruner`` pairs across trials (one report per instance).
-    ``should_stop`` (the worker's signal flag) and ``reporter`` (its progress
+    ``should_stop`` (the worker's signal flag) and ``progress`` (its progress
     display) become SB3 callbacks of each run (:func:`run_callbacks`); TensorBoard
     logs and the model artifact go below ``runs_dir``.
     """
@@ -96,7 +96,7 @@ def objective(
             callbacks=run_callbacks(
                 trial if n_seeds == 1 else None,
                 should_stop,
-                reporter,
+                progress,
                 offset=index * spec.budget.total_timesteps,
             ),
         )
@@ -131,7 +131,7 @@ def _sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
 def run_callbacks(
     trial: optuna.Trial | None,
     should_stop: Callable[[], str | None] | None,
-    reporter: TrialHooks | None,
+    progress: TrialHooks | None,
     offset: int = 0,
 ) -> list[BaseCallback]:
     """The SB3 callbacks of one training run, in the order each step runs them.
@@ -140,8 +140,8 @@ def run_callbacks(
     skips the evaluation of its last step), then pruning, which acts on evaluations.
     """
     callbacks: list[BaseCallback] = []
-    if reporter is not None:
-        callbacks.append(ProgressCallback(reporter, offset))
+    if progress is not None:
+        callbacks.append(ProgressCallback(progress, offset))
     if should_stop is not None:
         callbacks.append(StopOnSignalCallback(should_stop))
     if trial is not None:
