@@ -27,14 +27,12 @@ from typing import Any, Literal, TextIO
 
 import optuna
 import yaml
-from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from env.policy_files import save_model
 from tuner.base.errors import UserError
 from tuner.base.runs import confined, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
-from tuner.commands.status import shown_results, state_counts
 from tuner.config.space import to_config
 from tuner.config.spec import (
     ENV_KEYS,
@@ -49,9 +47,9 @@ from tuner.config.spec import (
     ppo_argument_keys,
     read_yaml,
 )
-from tuner.storage.record import TrialAttr
+from tuner.storage.record import TrialAttr, shown_results
 from tuner.trial.callbacks import CheckpointCallback, StopOnSignalCallback
-from tuner.trial.progress import ProgressCallback, Reporter
+from tuner.trial.progress import ProgressCallback, ProgressDisplay
 from tuner.trial.training import TrainingRun, train
 
 FORMAT = "kalaha-tuner/best-trial/v1"
@@ -73,18 +71,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        counts = state_counts(study.get_trials(deepcopy=False))
-        found = ", ".join(f"{k}={v}" for k, v in counts.items()) or "no trials"
-        raise UserError(
-            f"study {study.study_name!r} has no completed trial to export ({found}); "
-            "run `make tune` until one completes"
-        )
-    return study.best_trial
-
-
 def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The export as data: what to train, and where it came from."""
     config = to_config(spec, dict(trial.params))
@@ -100,7 +86,7 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "study": spec.study_name,
         "trial": trial.number,
         "value": trial.value,
-        "results": {k: _result_record(r) for k, r in shown_results(trial).items()},
+        "results": {k: _result_record(r) for k, r in shown_results(trial.user_attrs).items()},
         "rating": trial.user_attrs.get(TrialAttr.RATING),
         "params": dict(trial.params),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -338,8 +324,8 @@ def train_from_export(
         tb_log_name="train",
         callbacks=callbacks,
     )
-    if run.progress.diverged:
-        raise UserError(f"training diverged: {run.progress.diverged}")
+    if run.state.diverged:
+        raise UserError(f"training diverged: {run.state.diverged}")
     out = out or model_path(export, runs_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
@@ -411,7 +397,7 @@ def retrain(
     stream = stream or sys.stdout
     total = options.get("total_timesteps") or export.budget.total_timesteps
     out = options.pop("out", None) or model_path(export, options.get("runs_dir", DEFAULT_RUNS))
-    reporter = Reporter(total, stream=stream, evaluation_lines=True, name="train")
+    reporter = ProgressDisplay(total, stream=stream, evaluation_lines=True, name="train")
     checkpoints: list[Path] = []
     with interruptible(sys.stderr) as interrupt:
         callbacks: list[Any] = [StopOnSignalCallback(interrupt.reason), ProgressCallback(reporter)]

@@ -25,8 +25,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.base.runs import confined
-from tuner.commands.status import shown_results, state_counts, top_trials
-from tuner.storage.record import StudyAttr, TrialAttr
+from tuner.commands.status import state_counts, top_trials
+from tuner.storage.record import StudyAttr, TrialAttr, shown_results
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"
@@ -403,7 +403,7 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     opponents: list[str] = []
     params: list[str] = []
     for t in trials:
-        opponents.extend(o for o in shown_results(t) if o not in opponents)
+        opponents.extend(o for o in shown_results(t.user_attrs) if o not in opponents)
         params.extend(p for p in t.params if p not in params)
     rated = any(TrialAttr.RATING in t.user_attrs for t in trials)
     headers = [
@@ -419,7 +419,7 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     ]
     rows = []
     for rank, t in enumerate(trials, 1):
-        scores = shown_results(t)
+        scores = shown_results(t.user_attrs)
         rows.append(
             [
                 str(rank),
@@ -596,7 +596,7 @@ def render_html(
 
 def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
     """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
-    from tuner.commands.verify_report import section_html
+    from tuner.commands.verify.report_section import section_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

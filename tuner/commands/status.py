@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
-from tuner.storage.record import StudyAttr, TrialAttr, score_text
+from tuner.storage.record import StudyAttr, TrialAttr, score_text, shown_results
 
 
 def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -47,19 +47,10 @@ def _best_lines(study: optuna.Study, trials: list[FrozenTrial]) -> list[str]:
             f"  rating {rating['rating']:.0f} [95% {rating['low']:.0f}, {rating['high']:.0f}]"
             " (Elo on the reference ladder)"
         )
-    lines.extend(f"  score vs {k}: {score_text(r)}" for k, r in shown_results(best).items())
+    lines.extend(
+        f"  score vs {k}: {score_text(r)}" for k, r in shown_results(best.user_attrs).items()
+    )
     return lines
-
-
-def shown_results(trial: FrozenTrial) -> dict[str, dict]:
-    """A trial's last scores, each with its interval and game count, where they mean
-    something: a rated trial's scores are the few adaptive games behind its rating
-    (2-4 per ladder member), shown by the rating and its interval instead. Trials that
-    recorded no game counts show none."""
-    if trial.user_attrs.get(TrialAttr.RATING):
-        return {}
-    results = trial.user_attrs.get(TrialAttr.EVAL_RESULTS) or {}
-    return dict(results)
 
 
 def _running_lines(

@@ -14,7 +14,7 @@ from tuner.trial.training import TrainingRun
 def trial_note(number: int, spec: StudySpec, run: TrainingRun) -> str:
     """The Markdown note of trial ``number`` from its (first) training run."""
     lines = [f"## Trial {number}", ""]
-    evaluations = run.progress.evaluations
+    evaluations = run.state.evaluations
     if not evaluations:
         return "\n".join([*lines, "No evaluation finished."])
     last = evaluations[-1]
