@@ -47,7 +47,7 @@ compat-latest: ## The Optuna-compatibility tests against the newest Optuna 5.x (
 		psycopg2-binary pytest pytest-timeout
 	@$(COMPAT_VENV)/bin/python -c 'import optuna; print("compat tests against optuna", optuna.__version__)'
 	PYTHONPATH=. $(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider \
-		tests/tuner_tests/test_optuna_compat.py $(ARGS)
+		tests/tuner_tests/storage_tests/test_optuna_compat.py $(ARGS)
 
 .PHONY: lint
 lint: install ## Check style with ruff (lint and format) and the import contracts (import-linter)
