@@ -1,4 +1,6 @@
-"""Pruning, trial by trial: known score curves in, the pruned trials and their steps out.
+"""The sampler and pruner a study file names (tuner/config/samplers.py), built and at work.
+
+Pruning, trial by trial: known score curves in, the pruned trials and their steps out.
 
 A real worker trains real (tiny) MaskablePPO models, but the strength evaluation
 is scripted: trial k scores ``CURVES[k]`` at its evaluations (timesteps 256, 512,
@@ -17,9 +19,7 @@ from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
-from support import REPO_ROOT
 
 import tuner.trial.training
 from tuner.commands.worker import Worker
@@ -62,8 +62,8 @@ CASES: dict[str, tuple[dict[str, Any], dict[int, int]]] = {
 }
 
 
-def pruning_spec(pruner: str, options: dict[str, Any]):
-    data = yaml.safe_load((REPO_ROOT / "studies" / "smoke.yaml").read_text())
+def pruning_spec(data: dict[str, Any], pruner: str, options: dict[str, Any]):
+    """``data`` (the tiny study) with the pruner and a budget of four evaluations."""
     data.update(
         n_trials=len(CURVES),
         pruner={"type": pruner, "options": options},
@@ -99,10 +99,10 @@ def scripted_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
 
 @pytest.mark.parametrize("pruner", list(CASES))
 def test_each_pruner_stops_exactly_the_trials_its_rules_say(
-    pruner, runs, scripted_evaluation, one_torch_thread
+    pruner, runs, scripted_evaluation, one_torch_thread, tiny_spec
 ):
     options, expected = CASES[pruner]
-    spec = pruning_spec(pruner, options)
+    spec = pruning_spec(tiny_spec(), pruner, options)
     url = f"sqlite:///{runs / 'pruning.db'}"
     runs.mkdir(parents=True, exist_ok=True)
     worker = Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs)
@@ -122,3 +122,25 @@ def test_each_pruner_stops_exactly_the_trials_its_rules_say(
             assert t.state == TrialState.COMPLETE and t.value == CURVES[t.number][-1]
         else:
             assert t.user_attrs[TrialAttr.PRUNE_REASON].startswith(f"pruned at timestep {stop} ")
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
+@pytest.mark.parametrize(
+    "pruner", ["median", "percentile", "successive_halving", "hyperband", "none"]
+)
+def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner, tiny_spec):
+    from tuner.config.samplers import build_pruner, build_sampler
+
+    spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
+    assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])
+    built = build_pruner(spec)
+    assert (
+        type(built).__name__
+        == {
+            "median": "MedianPruner",
+            "percentile": "PercentilePruner",
+            "successive_halving": "SuccessiveHalvingPruner",
+            "hyperband": "HyperbandPruner",
+            "none": "NopPruner",
+        }[pruner]
+    )
