@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from sb3_contrib import MaskablePPO
@@ -25,7 +26,7 @@ from sb3_contrib import MaskablePPO
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
 
-PPO = {
+PPO: dict[str, Any] = {
     "learning_rate": 3.0e-4,
     "n_steps": 256,
     "batch_size": 512,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import optuna
 import yaml
@@ -46,7 +46,7 @@ from tuner.config.spec import (
 from tuner.storage.record import TrialAttr
 from tuner.trial.training import TrainingRun, train
 
-FORMAT = "kalaha-tuner/best-trial/v1"
+FORMAT: Final = "kalaha-tuner/best-trial/v1"  # Final: its type is the literal the schema pins
 PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")
 
 
