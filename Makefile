@@ -35,6 +35,7 @@ install: ## Create .venv (pinned CPU torch) and install the project with its dev
 test: install ## Run the whole test suite (real PostgreSQL included)
 	$(BIN)/python -m pytest $(ARGS)
 
+
 # A bare venv with the newest Optuna 5.x and no torch: tuner/storage/optuna_compat.py is the one
 # module that touches Optuna's internals, and its tests import nothing else.
 COMPAT_VENV ?= $(or $(TMPDIR),/tmp)/kalaha-optuna-latest
@@ -50,10 +51,11 @@ compat-latest: ## The Optuna-compatibility tests against the newest Optuna 5.x (
 		tests/tuner_tests/storage_tests/test_optuna_compat.py $(ARGS)
 
 .PHONY: lint
-lint: install ## Check style with ruff (lint and format) and the import contracts (import-linter)
+lint: install ## Check style (ruff), the import contracts (import-linter) and the types (mypy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff
