@@ -35,6 +35,13 @@ install: ## Create .venv (pinned CPU torch) and install the project with its dev
 test: install ## Run the whole test suite (real PostgreSQL included)
 	$(BIN)/python -m pytest $(ARGS)
 
+# The quick loop: no PostgreSQL, browser or Docker, and none of the tests marked slow
+# (whole studies, CLI processes that load the training stack); `make test` runs them all.
+UNIT_MARKERS := not postgres and not browser and not docker and not slow
+
+.PHONY: test-unit
+test-unit: install ## The quick tests: no PostgreSQL, browser, Docker or slow tests (a few minutes)
+	$(BIN)/python -m pytest -m "$(UNIT_MARKERS)" $(ARGS)
 
 # A bare venv with the newest Optuna 5.x and no torch: tuner/storage/optuna_compat.py is the one
 # module that touches Optuna's internals, and its tests import nothing else.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from support import run_module
 
 
+@pytest.mark.slow
 def test_the_rating_benchmark_runs_and_prints_the_share():
     """`python -m benchmarks.rating` with a tiny run exits 0 and prints the evaluation's
     share of a trial (figures only: no timing asserts)."""

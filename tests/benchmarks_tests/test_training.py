@@ -1,8 +1,10 @@
 """The training benchmark (`make bench`, second half) runs end to end (no timing asserts)."""
 
+import pytest
 from support import run_module
 
 
+@pytest.mark.slow
 def test_training_benchmark_runs_and_prints_the_ratios():
     """`python -m benchmarks.training` on a tiny budget prints one row per env and n_envs."""
     done = run_module(

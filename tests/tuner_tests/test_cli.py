@@ -3,6 +3,7 @@ traceback, also from a real process; and a worker's torch threads."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from support import run_cli
 
@@ -10,6 +11,7 @@ from tuner.base.settings import Settings
 from tuner.cli import main
 
 
+@pytest.mark.slow
 def test_a_bad_study_file_exits_2_without_a_traceback_as_a_process(tmp_path, runs, tiny_spec):
     """The same check through a real process: exit status 2, one line on stderr."""
     path = tmp_path / "bad.yaml"

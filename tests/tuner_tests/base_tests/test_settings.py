@@ -162,6 +162,7 @@ def test_study_names_are_looked_up_in_kalaha_studies(runs, tmp_path, monkeypatch
     assert f"{folder / 'nope.yaml'}" in err and "expected one of ['mine']" in err
 
 
+@pytest.mark.slow
 def test_importing_the_tuner_installs_no_warning_filter():
     """No side effects at import: the CLI installs its filter in ``main`` (the libraries
     the tuner imports add their own filters, so the test looks for the tuner's)."""

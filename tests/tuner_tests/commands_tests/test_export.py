@@ -95,6 +95,7 @@ def policy_weights(path: Path) -> dict:
     return MaskablePPO.load(path, device="cpu").policy.state_dict()
 
 
+@pytest.mark.slow
 def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread, tiny_spec):
     """`tuner train` on the export builds the best trial's agent again, bit for bit.
 
@@ -162,6 +163,7 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread, tiny_spe
         assert f"vs {name:<12s} score {rate:.3f}" in result.stdout, result.stdout
 
 
+@pytest.mark.slow
 def test_export_without_a_completed_trial_or_study_is_a_clear_error(runs, tmp_path):
     db = runs / "optuna.db"
     for command in ("export", "status", "report"):

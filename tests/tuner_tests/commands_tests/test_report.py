@@ -106,6 +106,7 @@ def test_top_trials_follow_the_direction(built_study, tmp_path: Path) -> None:
     assert [t.value for t in top_trials(low, 10)] == [0.1, 0.2, 0.3]
 
 
+@pytest.mark.slow
 def test_report_has_every_figure_table_and_saving(built_study, tmp_path: Path) -> None:
     out = tmp_path / "report"
     report = write_report(built_study, out, top_k=2)

@@ -196,6 +196,7 @@ def assert_recorded(trial: optuna.trial.FrozenTrial) -> None:
     assert trial.value == trial.intermediate_values[steps[-1]]
 
 
+@pytest.mark.slow
 def test_smoke_study_on_sqlite_via_the_cli(runs):
     """`tuner tune smoke` on the embedded default fills the study with recorded trials."""
     result = run_cli("tune", "smoke", "--worker-index", "0", runs_path=runs)
@@ -227,6 +228,7 @@ def test_smoke_study_on_postgres(runs, pg_url, tiny_spec):
             assert trial.user_attrs[TrialAttr.PRUNE_REASON].startswith("pruned at timestep")
 
 
+@pytest.mark.slow
 def test_diverging_trial_fails_with_a_reason_and_the_worker_goes_on(runs, tiny_spec):
     spec = parse_spec(
         tiny_spec(
@@ -277,6 +279,7 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
 # --- hardening (issue 12) ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_configuration_error_stops_the_worker_and_spends_no_budget(runs, tmp_path, tiny_spec):
     """Hardening (issue 12): a configuration typo burnt the budget. A setting that passes
     the schema but cannot build the model (Adam has ``eps``, not

@@ -97,6 +97,7 @@ def scripted_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     return asked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruner", list(CASES))
 def test_each_pruner_stops_exactly_the_trials_its_rules_say(
     pruner, runs, scripted_evaluation, one_torch_thread, tiny_spec

@@ -112,6 +112,7 @@ def test_unreachable_storage_names_host_and_port(monkeypatch):
 # --- hardening (issue 12): permanent storage errors fail at once ----------------------------
 
 
+@pytest.mark.slow
 def test_a_storage_that_cannot_be_opened_fails_at_once(runs, tmp_path):
     """Hardening (issue 12): permanent storage errors were retried as lost connections. A
     path SQLite cannot open was retried for 120 s, then a traceback; now one line. The retry window is left long, so a retry would time out."""

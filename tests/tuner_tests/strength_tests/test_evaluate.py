@@ -60,6 +60,7 @@ def test_rate_policy_ranks_real_opponents_and_plays_near_them():
     assert greedy.results.get("minimax:6", None) is None or greedy.results["minimax:6"].games <= 12
 
 
+@pytest.mark.slow
 def test_evaluate_rating_of_a_saved_model_uses_its_masks(tmp_path, runs):
     """`tuner evaluate MODEL --rating` rates a saved (untrained) MaskablePPO on the ladder:
     its moves go through the action masks, so it never plays an empty pit."""

@@ -79,6 +79,7 @@ def test_a_round_robin_fit_recovers_known_ratings():
 # --- objective: rating, end to end ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_rating_study_reports_ratings_everywhere(tmp_path, runs, tiny_spec):
     """A study with objective: rating trains a real (tiny) agent; each evaluation's rating
     is the intermediate value the pruner saw, and the trial's value, user attrs,

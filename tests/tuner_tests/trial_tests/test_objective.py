@@ -20,6 +20,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tuner.cli import main
 from tuner.storage.record import StudyAttr, TrialAttr
 
+# Every test here reads the smoke study that the module's fixture tunes through the CLI.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, optuna.Study]:

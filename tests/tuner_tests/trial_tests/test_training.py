@@ -87,6 +87,7 @@ def test_resolve_device_without_gpus(gpus):
         resolve_device("gpu0")
 
 
+@pytest.mark.slow
 def test_device_cuda_trains_on_a_gpu_or_is_a_clear_error_without_one(runs):
     """On a GPU host a trial really trains on the GPU; on a CPU host ``--device cuda``
     is one error line (exit code 2) and ``auto`` is the CPU. Nothing mocked."""
