@@ -22,6 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 import tuner.trial.training
+from tuner.base.errors import UserError
 from tuner.commands.worker import Worker
 from tuner.config.spec import parse_spec
 from tuner.storage.record import TrialAttr
@@ -145,3 +146,67 @@ def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner, tiny_s
             "none": "NopPruner",
         }[pruner]
     )
+
+
+def test_one_worker_seed_gives_one_sequence_of_proposals(tiny_spec):
+    """Each worker rebuilds the sampler from the file with its own seed: the same seed
+    proposes the same trials (a rerun is reproducible), another seed others."""
+    from tuner.config.samplers import build_sampler
+    from tuner.config.space import sample
+
+    spec = parse_spec(tiny_spec(sampler={"type": "random"}))
+
+    def proposals(seed: int) -> list[dict[str, Any]]:
+        study = optuna.create_study(sampler=build_sampler(spec, seed=seed))
+        out = []
+        for _ in range(3):
+            trial = study.ask()
+            out.append(sample(spec, trial))
+            study.tell(trial, 0.0)
+        return out
+
+    assert proposals(1) == proposals(1)
+    assert proposals(1) != proposals(2)
+
+
+class Recorded:
+    """A stand-in for an Optuna pruner class that keeps the arguments it was built with."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+
+@pytest.mark.parametrize("kind", ["successive_halving", "hyperband"])
+def test_resource_based_pruners_count_timesteps_unless_the_file_says(kind, tiny_spec, monkeypatch):
+    """Their rungs are in timesteps (the step the callback reports): the first rung is one
+    evaluation's worth of steps and Hyperband's last the whole budget; options the file
+    gives win over these defaults."""
+    from tuner.config.samplers import build_pruner
+
+    name = {"successive_halving": "SuccessiveHalvingPruner", "hyperband": "HyperbandPruner"}
+    monkeypatch.setattr(optuna.pruners, name[kind], Recorded)
+    budget = {"total_timesteps": 4000, "n_evaluations": 4, "n_envs": 4}
+    built = build_pruner(parse_spec(tiny_spec(budget=budget, pruner={"type": kind})))
+    expected = {"min_resource": 1000}
+    if kind == "hyperband":
+        expected["max_resource"] = 4000
+    assert built.options == expected
+    pruner = {"type": kind, "options": {"min_resource": 500, "reduction_factor": 2}}
+    built = build_pruner(parse_spec(tiny_spec(budget=budget, pruner=pruner)))
+    assert built.options["min_resource"] == 500 and built.options["reduction_factor"] == 2
+
+
+def test_the_percentile_pruner_keeps_the_top_quarter_by_default(tiny_spec, monkeypatch):
+    from tuner.config.samplers import build_pruner
+
+    monkeypatch.setattr(optuna.pruners, "PercentilePruner", Recorded)
+    built = build_pruner(parse_spec(tiny_spec(pruner={"type": "percentile"})))
+    assert built.options == {"percentile": 25.0}
+
+
+def test_an_option_the_sampler_does_not_take_names_the_key_and_the_class(tiny_spec):
+    """Optuna's own TypeError, as one line that says where to look."""
+    with pytest.raises(
+        UserError, match=r"key 'sampler\.options'.*see optuna\.samplers\.QMCSampler"
+    ):
+        parse_spec(tiny_spec(sampler={"type": "qmc", "options": {"n_startup_trials": 3}}))

@@ -68,3 +68,73 @@ def test_conversion_is_pure_and_resolves_named_choices(tiny_spec):
         seen.add(("target_kl" in sampled) == (sampled["batch_size"] == 512))
         study.tell(trial, 0.0)
     assert seen == {True}
+
+
+def test_sampling_stays_in_each_range_on_its_grid_and_names_named_choices(tiny_spec):
+    ppo = {"batch_size": 8}  # without smoke's fixed n_steps: it is searched here
+    spec = parse_spec(
+        tiny_spec(
+            ppo=ppo,
+            search_space={
+                "learning_rate": {"type": "float", "low": 1.0e-5, "high": 1.0e-2, "log": True},
+                "gamma": {"type": "float", "low": 0.9, "high": 0.99, "step": 0.01},
+                "n_steps": {"type": "int", "low": 2, "high": 20, "step": 3},
+                "net_arch": {"type": "categorical", "choices": {"a": [8], "b": [16, 16]}},
+            },
+        )
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        values = sample(spec, trial)
+        assert list(values) == list(spec.search_space), "every parameter, in file order"
+        assert 1.0e-5 <= values["learning_rate"] <= 1.0e-2
+        assert round((values["gamma"] - 0.9) / 0.01, 6).is_integer()
+        assert values["n_steps"] in range(2, 21, 3)
+        assert values["net_arch"] in ("a", "b"), "Optuna stores the name, not the value"
+        assert trial.params == values
+        study.tell(trial, 0.0)
+
+
+def test_a_linear_schedule_decays_to_zero_and_survives_pickling():
+    """SB3 calls the learning rate with the progress remaining (1 -> 0); a saved model
+    pickles it, so it cannot be a closure."""
+    import pickle
+
+    built = materialize({"learning_rate": 2.0e-3, "lr_schedule": "linear"})
+    assert "lr_schedule" not in built, "not a MaskablePPO argument"
+    schedule = pickle.loads(pickle.dumps(built["learning_rate"]))
+    assert [schedule(p) for p in (1.0, 0.5, 0.0)] == [2.0e-3, 1.0e-3, 0.0]
+    constant = materialize({"learning_rate": 2.0e-3, "lr_schedule": "constant"})
+    assert constant == {"learning_rate": 2.0e-3}
+
+
+def test_a_shared_trunk_becomes_a_shared_features_extractor():
+    from env.networks import SharedTrunk
+
+    built = materialize({"policy_kwargs": {"shared_trunk": [32], "net_arch": [16]}})
+    policy = built["policy_kwargs"]
+    assert policy["features_extractor_class"] is SharedTrunk
+    assert policy["features_extractor_kwargs"] == {"hidden": [32]}
+    assert policy["share_features_extractor"] is True and policy["net_arch"] == [16]
+    assert "shared_trunk" not in policy, "not a policy argument"
+
+
+def test_what_the_trial_records_is_plain_data(tiny_spec):
+    """The config goes into the database and the export as YAML: no classes, no tuples."""
+    import yaml
+
+    spec = parse_spec(
+        tiny_spec(
+            search_space={
+                "activation_fn": {"type": "categorical", "choices": ["relu", "tanh"]},
+                "lr_schedule": {"type": "categorical", "choices": ["linear"]},
+            }
+        )
+    )
+    config = to_config(spec, {"activation_fn": "relu", "lr_schedule": "linear"})
+    assert config.ppo_kwargs["policy_kwargs"]["activation_fn"] == "relu"
+    assert config.ppo_kwargs["lr_schedule"] == "linear"
+    record = config.as_dict()
+    assert set(record) == {"ppo_kwargs", "env_kwargs"}
+    assert yaml.safe_load(yaml.safe_dump(record)) == record

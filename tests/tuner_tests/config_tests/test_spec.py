@@ -11,9 +11,10 @@ import yaml
 from sb3_contrib import MaskablePPO
 from support import REPO_ROOT, write_study
 
+from tuner.base.errors import UserError
 from tuner.cli import main
 from tuner.config.space import materialize, sample, to_config
-from tuner.config.spec import load_spec, parse_spec
+from tuner.config.spec import load_spec, parse_spec, resolve_study_path
 from tuner.trial.training import make_training_env
 
 STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
@@ -216,6 +217,52 @@ def test_the_readme_study_example_is_a_valid_study():
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     spec = parse_spec(yaml.safe_load(block), "README.md")
     assert spec.search_space["target_kl"].condition == {"lr_schedule": ["linear"]}
+
+
+def test_a_minimal_file_gets_the_documented_defaults():
+    """Only the required keys: every other setting takes the default README documents."""
+    spec = parse_spec({"study_name": "m", "n_trials": 3, "budget": {"total_timesteps": 90}})
+    assert (spec.direction, spec.seed, spec.sampler.type, spec.pruner.type) == (
+        "maximize",
+        0,
+        "tpe",
+        "median",
+    )
+    assert (spec.budget.n_evaluations, spec.budget.n_envs) == (3, 8)
+    evaluation = spec.evaluation
+    assert evaluation.objective == "score" and evaluation.value_from == "final"
+    assert evaluation.opponents == ["random", "greedy"] and evaluation.combine == "mean"
+    assert (evaluation.games, evaluation.opening_plies) == (200, 4)
+    assert spec.env.opponents == ["random"] and spec.search_space == {}
+
+
+def test_a_study_is_found_by_name_in_the_studies_folder_or_by_path(tmp_path):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    data = {"study_name": "mine", "n_trials": 2, "budget": {"total_timesteps": 64}}
+    write_study(studies / "mine.yaml", data)
+    assert load_spec("mine", studies).study_name == "mine"
+    assert load_spec(studies / "mine.yaml").study_name == "mine"
+    assert resolve_study_path("other", studies) == studies / "other.yaml"
+    with pytest.raises(
+        UserError, match=r"'.*nope\.yaml' does not exist; expected one of \['mine'\]"
+    ):
+        load_spec("nope", studies)
+
+
+def test_a_file_that_is_not_a_study_is_one_clear_line(tmp_path):
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(UserError, match="expected a YAML file, but it is not a regular file"):
+        load_spec(folder)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("study_name: [unclosed\n")
+    with pytest.raises(UserError, match=r"broken\.yaml: not valid YAML: "):
+        load_spec(broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(UserError, match="expected a mapping of keys at the top level"):
+        load_spec(listed)
 
 
 # --- hardening (issue 12): files that crashed, flooded or hung -----------------------------
