@@ -1,5 +1,6 @@
 """Envs and MaskablePPO from a config, trained with evaluations (tuner/trial/training.py):
-the device a worker trains on, and the final evaluation that no pruner is asked about."""
+a short run and what it measures, a bad configuration as a configuration error, the
+device a worker trains on, and the final evaluation that no pruner is asked about."""
 
 from __future__ import annotations
 
@@ -10,11 +11,62 @@ import pytest
 from optuna.trial import TrialState
 from support import run_cli
 
-from tuner.base.errors import UserError
+from tuner.base.errors import ConfigError, UserError
 from tuner.commands.worker import Worker
-from tuner.config.spec import parse_spec
+from tuner.config.spec import EvaluationSpec, parse_spec
 from tuner.storage.record import TrialAttr
-from tuner.trial.training import resolve_device
+from tuner.trial.training import distribution_checks_off, resolve_device, train
+
+TINY_PPO = {"n_steps": 16, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"net_arch": [8]}}
+AGAINST_RANDOM = EvaluationSpec(opponents=["random"], games=4, opening_plies=0)
+
+
+def test_a_short_run_trains_its_budget_and_evaluates_evenly(one_torch_thread):
+    """64 steps, 2 evaluations: one at half the budget, the last once it is all trained."""
+    run = train(
+        TINY_PPO,
+        {"opponent": ["random"]},
+        total_timesteps=64,
+        n_envs=2,
+        n_evaluations=2,
+        evaluation=AGAINST_RANDOM,
+        seed=0,
+        device="cpu",
+    )
+    assert run.timesteps == run.model.num_timesteps == 64
+    assert [e.timestep for e in run.progress.evaluations] == [32, 64]
+    assert all(set(e.results) == {"random"} for e in run.progress.evaluations)
+    assert not (run.progress.pruned or run.progress.diverged or run.progress.stopped)
+    assert run.device == "cpu" and run.steps_per_second > 0
+    assert run.eval_seconds == run.progress.eval_seconds > 0
+
+
+def test_a_model_that_cannot_be_built_is_a_configuration_error():
+    """Nothing has trained yet, so the configuration is wrong, not the trial unlucky: the
+    worker records it without spending the budget."""
+    bad = {**TINY_PPO, "policy_kwargs": {"optimizer_kwargs": {"epsilon": 1.0e-5}}}
+    with pytest.raises(ConfigError, match="MaskablePPO cannot be built from ppo_kwargs: TypeError"):
+        train(
+            bad,
+            {"opponent": ["random"]},
+            total_timesteps=32,
+            n_envs=2,
+            n_evaluations=1,
+            evaluation=AGAINST_RANDOM,
+            seed=0,
+            device="cpu",
+        )
+
+
+def test_distribution_checks_are_off_while_training_and_restored_after():
+    """Validating the masked distribution's arguments cost up to a fifth of training."""
+    from torch.distributions import Distribution
+
+    before = Distribution._validate_args
+    with pytest.raises(RuntimeError), distribution_checks_off():
+        assert Distribution._validate_args is False
+        raise RuntimeError("training failed")
+    assert Distribution._validate_args == before, "restored, also after an error"
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
@@ -26,9 +78,9 @@ def test_the_final_evaluation_is_never_pruned(runs, tiny_spec):
     """A pruner that always says prune stops a trial at its first in-budget evaluation,
     but the evaluation after the whole budget is reported without asking it: pruning a
     finished trial saves nothing and loses a complete result."""
+    quick = {"total_timesteps": 768, "n_envs": 4}  # three rollouts of 64 steps x 4 envs
     url = f"sqlite:///{runs / 'final.db'}"
-    one_eval = tiny_spec(n_trials=1)
-    one_eval["budget"] = {**one_eval["budget"], "n_evaluations": 1}
+    one_eval = tiny_spec(n_trials=1, budget={**quick, "n_evaluations": 1})
     worker = Worker.open(parse_spec(one_eval), url, worker_index=0, device="cpu", runs_dir=runs)
     worker.study.pruner = AlwaysPrune()
     worker.run()
@@ -37,9 +89,8 @@ def test_the_final_evaluation_is_never_pruned(runs, tiny_spec):
     assert list(finished.intermediate_values) == [finished.user_attrs[TrialAttr.TIMESTEPS]]
 
     url = f"sqlite:///{runs / 'inline.db'}"
-    worker = Worker.open(
-        parse_spec(tiny_spec(n_trials=1)), url, worker_index=0, device="cpu", runs_dir=runs
-    )
+    three_evals = tiny_spec(n_trials=1, budget={**quick, "n_evaluations": 3})
+    worker = Worker.open(parse_spec(three_evals), url, worker_index=0, device="cpu", runs_dir=runs)
     worker.study.pruner = AlwaysPrune()
     worker.run()
     (pruned,) = optuna.load_study(study_name="smoke", storage=url).get_trials()
