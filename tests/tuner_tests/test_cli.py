@@ -1,5 +1,6 @@
-"""The command line (tuner/cli.py): bad arguments are one line and exit code 2, never a
-traceback, also from a real process; and a worker's torch threads."""
+"""The command line (tuner/cli.py): every command README names; a user's mistake is one
+line and exit code 2, never a traceback, also from a real process, while a bug keeps its
+traceback; and a worker's torch threads."""
 
 from __future__ import annotations
 
@@ -7,8 +8,64 @@ import pytest
 import yaml
 from support import run_cli
 
+import tuner.cli
 from tuner.base.settings import Settings
-from tuner.cli import main
+from tuner.cli import build_parser, main
+
+# The commands README and the Makefile name.
+COMMANDS = [
+    "tune",
+    "create",
+    "status",
+    "export",
+    "verify",
+    "train",
+    "evaluate",
+    "play",
+    "report",
+    "ladder",
+    "dashboard",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_documented_command_has_its_help(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args([command, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: tuner {command}")
+
+
+def test_an_unknown_command_or_flag_is_one_line_pointing_to_the_help(capsys):
+    for argv in (["fly"], ["status", "smoke", "--colour", "red"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: tuner") and err.endswith("--help`"), err
+
+
+def test_a_users_mistake_inside_a_command_is_one_line(runs, tmp_path, capsys):
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "does not exist" in err and len(err.splitlines()) == 1
+
+
+def test_a_bug_keeps_its_traceback_and_ctrl_c_exits_130(runs, monkeypatch, capsys):
+    """Only a user's mistake (and a database that cannot be opened) is turned into one line."""
+
+    def buggy(args, settings):
+        raise ZeroDivisionError("a bug in the tuner")
+
+    def interrupted(args, settings):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuner.cli, "cmd_status", buggy)
+    with pytest.raises(ZeroDivisionError):
+        main(["status", "smoke"])
+    monkeypatch.setattr(tuner.cli, "cmd_status", interrupted)
+    assert main(["status", "smoke"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
 
 
 @pytest.mark.slow

@@ -19,11 +19,13 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from support import assert_one_line_error, run_cli, spawn_cli, write_study
 
 from tuner.base.errors import ConfigError
-from tuner.commands.worker import Worker
+from tuner.commands.worker import Worker, WorkerInterrupted, outcome_of
 from tuner.config.spec import parse_spec
 from tuner.storage.rdb import StorageSettings
 from tuner.storage.record import TrialAttr, TrialSystemAttr
@@ -157,6 +159,54 @@ def test_a_signal_stops_the_loop_and_requeues_the_stopped_trial(times):
     assert outcome.state == TrialState.FAIL and outcome.requeue and outcome.stopped
     expected = "worker stopped: SIGTERM received twice" if times == 2 else "SIGTERM received"
     assert outcome.reason == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "signal_name", "expected"),
+    [
+        (optuna.TrialPruned("pruned at 8"), None, ("PRUNED", "pruned at 8", False, False)),
+        (TrialFailed("diverged: NaN"), None, ("FAIL", "diverged: NaN", False, False)),
+        (TrialFailed("worker stopped"), "SIGTERM", ("FAIL", "worker stopped", True, True)),
+        (
+            WorkerInterrupted("SIGINT"),
+            "SIGINT",
+            ("FAIL", "worker stopped: SIGINT received twice", True, True),
+        ),
+        (
+            UpdateFinishedTrialError("finished"),
+            None,
+            ("FAIL", "failed by another worker while running", False, False),
+        ),
+        (
+            sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed")),
+            None,
+            ("FAIL", "storage connection lost: ", True, False),
+        ),
+        (
+            ValueError("a bad combination"),
+            None,
+            ("FAIL", "ValueError: a bad combination", False, False),
+        ),
+    ],
+    ids=["pruned", "failed", "stopped", "interrupted", "failed-elsewhere", "lost-db", "bug"],
+)
+def test_every_way_a_trial_ends_becomes_an_outcome(error, signal_name, expected):
+    """(state, reason, re-queued, stopped by a signal): a stopped trial and one whose
+    database went away are run again; a trial another worker failed is left to it."""
+    state, reason, requeue, stopped = expected
+    try:
+        raise error
+    except BaseException as err:  # outcome_of is called while the error is handled
+        outcome = outcome_of(err, 3, signal_name)
+    assert outcome.state.name == state and outcome.reason.startswith(reason), outcome
+    assert (outcome.requeue, outcome.stopped, outcome.config_error) == (requeue, stopped, False)
+
+
+def test_a_configuration_error_is_an_outcome_of_its_own():
+    """It fails the trial without counting against n_trials (the lifecycle reads the flag)."""
+    outcome = outcome_of(ConfigError("ppo_kwargs: bad"), 0, None)
+    assert outcome.state == TrialState.FAIL and outcome.config_error and not outcome.requeue
+    assert outcome.reason == "configuration error: ppo_kwargs: bad"
 
 
 # --- the worker on real storage, training real (tiny) models --------------------------------

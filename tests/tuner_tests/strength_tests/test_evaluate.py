@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from env.opponents import GreedyOpponent, MinimaxOpponent
-from tuner.strength.evaluate import allocate, opponent_result, rate_policy, wilson_interval
+from tuner.config.spec import EvaluationSpec
+from tuner.strength.evaluate import (
+    allocate,
+    combine_score,
+    evaluate_policy,
+    make_evaluator,
+    opponent_result,
+    rate_policy,
+    round_sizes,
+    wilson_interval,
+)
 from tuner.strength.ladder import LADDER, load_ladder
 
 
@@ -83,3 +93,47 @@ def test_evaluate_rating_of_a_saved_model_uses_its_masks(tmp_path, runs):
     bad = run_cli("evaluate", str(tmp_path / "agent.zip"), "--games", "41", runs_path=runs)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "expected an even number" in bad.stderr
+
+
+# --- scores against the study's opponents ---------------------------------------------------
+
+
+def test_each_opponent_is_played_from_both_seats_with_an_interval():
+    """An opponent object stands in for a model (``as_agent`` takes either): greedy against
+    random and against itself, 20 games each, 10 openings from both seats."""
+    results = evaluate_policy(GreedyOpponent(), ["random", "greedy"], 20, seed=0)
+    assert list(results) == ["random", "greedy"]
+    for r in results.values():
+        assert r.games == r.wins + r.draws + r.losses == 20
+        assert r.ci_low <= r.score <= r.ci_high
+        assert r.score == pytest.approx((r.score_first + r.score_second) / 2)
+        assert 1 <= r.distinct_openings <= 10
+    assert results["random"].score > 0.5, "greedy beats random"
+
+
+def test_the_score_combines_by_the_studys_rule():
+    results = evaluate_policy(GreedyOpponent(), ["random", "greedy"], 20, seed=1)
+    random, greedy = results["random"].score, results["greedy"].score
+    assert combine_score(results, "mean") == pytest.approx((random + greedy) / 2)
+    assert combine_score(results, "min") == min(random, greedy)
+    weighted = combine_score(results, "weighted", {"random": 1.0, "greedy": 3.0})
+    assert weighted == pytest.approx((random + 3 * greedy) / 4)
+
+
+def test_an_evaluator_is_reproducible_from_its_seed():
+    """Two trials with one seed see the same openings; the value is the combined score."""
+    evaluation = EvaluationSpec(opponents=["random", "greedy"], games=10, combine="min")
+    first = make_evaluator(evaluation, {}, seed=5)(GreedyOpponent())
+    again = make_evaluator(evaluation, {}, seed=5)(GreedyOpponent())
+    assert first == again
+    assert first.value == min(r.score for r in first.results.values())
+    assert first.rating is None and first.describe() == f"score {first.value:.3f}"
+
+
+@pytest.mark.parametrize(("pairs", "rounds"), [(100, 4), (10, 4), (3, 4), (1, 1)])
+def test_rating_rounds_grow_and_spend_every_pair(pairs, rounds):
+    """A small first round finds the agent; the larger later ones play where it stands."""
+    sizes = round_sizes(pairs, rounds)
+    assert sum(sizes) == pairs and all(s > 0 for s in sizes)
+    assert len(sizes) <= min(pairs, rounds)
+    assert sizes == sorted(sizes)
