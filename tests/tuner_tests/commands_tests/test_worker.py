@@ -149,11 +149,13 @@ def test_a_signal_stops_the_loop_and_requeues_the_stopped_trial(times):
         return 0.5
 
     trials = InMemoryTrials(n_trials=3)
-    previous = signal.getsignal(signal.SIGTERM)
+    # A worker stopped by a signal leaves both handlers saying "already stopping".
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         report = worker(trials, stopped).run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     assert report.stopped_by == "SIGTERM" and len(report.finished) == 1
     (outcome,) = trials.outcomes
     assert outcome.state == TrialState.FAIL and outcome.requeue and outcome.stopped
@@ -369,17 +371,7 @@ def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
     the same parameters (three scale-downs) used to drop them for good ("retried 2
     times") and count their FAIL in the budget."""
 
-    spec = parse_spec(
-        {
-            "study_name": "stops",
-            "n_trials": 1,
-            "sampler": {"type": "random"},
-            "pruner": {"type": "none"},
-            "budget": {"total_timesteps": 8, "n_evaluations": 1},
-            "search_space": {"gamma": {"type": "float", "low": 0.9, "high": 0.999}},
-        },
-        "test",
-    )
+    spec = parse_spec({**SPEC.model_dump(), "study_name": "stops", "n_trials": 1}, "test")
 
     def stopped_by_sigterm(trial, _spec, *, should_stop, **_):
         trial.suggest_float("gamma", 0.9, 0.999)
