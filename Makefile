@@ -206,5 +206,5 @@ compose-test: install ## The compose stack end to end on this Docker host (CPU i
 
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and runs/)
-	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
