@@ -62,7 +62,7 @@ def _open_storage(backend: str, url: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url))
-    from tuner.storage import make_storage
+    from tuner.storage.rdb import make_storage
 
     return make_storage(url)
 
@@ -110,9 +110,9 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     A trial's time runs from the end of the worker's previous trial to the end of
     this one: claim (lock, stale check, budget count, ask), heartbeat, objective, tell.
     """
-    from tuner.progress import TrialHooks
-    from tuner.spec import parse_spec
-    from tuner.worker import Worker
+    from tuner.commands.worker import Worker
+    from tuner.config.spec import parse_spec
+    from tuner.trial.progress import TrialHooks
 
     spec = parse_spec(
         {
@@ -130,19 +130,19 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     def objective(trial: Any, _spec: Any, **_: Any) -> float:
         return _suggest_report(trial)
 
-    class Clock(TrialHooks):  # the worker's reporter: times each trial, shows nothing
+    class Clock(TrialHooks):  # follows the worker's progress: times each trial, shows nothing
         def on_trial_end(self, *_args: Any) -> None:
             now = time.perf_counter()
             times.append(now - last[0])
             last[0], last[1] = now, time.time()
 
     worker = Worker.open(
-        spec, url, worker_index=seed, device="cpu", objective_fn=objective, reporter=Clock()
+        spec, url, worker_index=seed, device="cpu", objective_fn=objective, progress=Clock()
     )
     _ready_then_wait()
     last[0] = time.perf_counter()
-    report = worker.run()
-    failed = [(n, state) for n, state, _ in report.finished if state != "COMPLETE"]
+    summary = worker.run()
+    failed = [(n, state) for n, state, _ in summary.finished if state != "COMPLETE"]
     if failed:  # timing failures would measure the wrong thing
         raise RuntimeError(f"trials did not complete in the worker loop: {failed[:5]}")
     return times, last[1]
@@ -204,7 +204,7 @@ def run_once(
     trials: int,
     sampler: str,
 ) -> Result:
-    from tuner.storage import worker_connections
+    from tuner.storage.rdb import worker_connections
 
     if mode == "bare":
         _create_study(backend, url)
@@ -234,6 +234,7 @@ def run_once(
     ]
     try:
         for p in procs:
+            assert p.stdout is not None and p.stdin is not None  # both opened as PIPE above
             line = p.stdout.readline()
             if line.strip() != "ready":
                 raise RuntimeError(f"a benchmark worker failed to start: {line!r}")
@@ -252,6 +253,7 @@ def run_once(
         watcher = threading.Thread(target=watch, daemon=True)
         start = time.time()
         for p in procs:
+            assert p.stdin is not None  # opened as PIPE above
             p.stdin.write("go\n")
             p.stdin.flush()
         watcher.start()
@@ -278,7 +280,7 @@ def run_once(
 
 def fresh_store(backend: str, tmp: Path, pg_server: str) -> tuple[str, str | None]:
     """A new empty storage: (url or path, PostgreSQL database name)."""
-    from tuner.pgadmin import create_database, unique_name
+    from tests.pgadmin import create_database, unique_name
 
     tag = secrets.token_hex(3)
     if backend == "sqlite":
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         parser.error(f"--backends: unknown {sorted(unknown)}; expected some of {list(BACKENDS)}")
-    from tuner.pgadmin import drop_database
+    from tests.pgadmin import drop_database
 
     _quiet()
 

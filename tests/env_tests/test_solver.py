@@ -161,7 +161,7 @@ def test_bad_positions_are_refused_with_what_was_expected(board, player, message
         check_position(board, player)
 
 
-@pytest.mark.slow
+@pytest.mark.minutes  # run with: pytest -m minutes tests/env_tests/test_solver.py -s
 @pytest.mark.parametrize(("empty_capture", "expected"), [(False, 8), (True, 10)])
 def test_the_start_position_is_the_published_result(empty_capture: bool, expected: int) -> None:
     """Kalah(6,4): +8 for the first player (Rawlings 2015), +10 with empty capture (Irving et al. 2000)."""
