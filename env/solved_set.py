@@ -233,6 +233,7 @@ def make_set(out: Path, seed: int, counts: dict[str, int], jobs: int, command: s
     began = time.monotonic()
     positions = draw_positions(counts, seed)
     partial = out.with_name(out.name.replace(".jsonl.gz", ".partial.jsonl"))
+    out.parent.mkdir(parents=True, exist_ok=True)
     _solve_into(partial, positions, jobs)
     solved = {(tuple(r["board"]), r["to_move"]): r for r in read_set(partial)}
     rows = [solved[(p.board, p.to_move)] for p in positions]
