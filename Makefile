@@ -116,9 +116,10 @@ ladder: install ## Rate the reference ladder by a round robin and rewrite env/la
 DEVICE ?= cpu
 
 .PHONY: bench
-bench: install ## Engine vs a Python loop, and whole training DummyVecEnv vs KalahaVecEnv (DEVICE=cuda on a GPU)
+bench: install ## Engine vs a Python loop, training DummyVecEnv vs KalahaVecEnv (DEVICE=cuda on a GPU), the solver by phase and --perfect vs a rating
 	$(BIN)/python -m benchmarks.engine $(ARGS)
 	$(BIN)/python -m benchmarks.training --device $(DEVICE) $(TRAIN_ARGS)
+	$(BIN)/python -m benchmarks.perfect $(PERFECT_ARGS)
 
 .PHONY: bench-rating
 bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget

@@ -260,3 +260,30 @@ def make_opponent(
     if kind == "policy" and arg:
         return PolicyOpponent(arg, seeds=seeds)
     raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
+
+
+def choice_probabilities(
+    opponent: Opponent, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n, 6)``: how likely ``opponent`` is to play each pit, exactly where it can be known.
+
+    Why: scoring a player on solved positions should carry no noise of its own.
+    Random, greedy and minimax pick uniformly among their best-scored pits (random
+    tie-breaks), so their chances are known exactly; any other opponent (a policy)
+    is asked once and its choice counts as certain.
+    """
+    players = players.astype(np.int64)
+    masks = legal_masks(boards, players)
+    if isinstance(opponent, RandomOpponent):
+        return masks / masks.sum(axis=1, keepdims=True)
+    if isinstance(opponent, GreedyOpponent | MinimaxOpponent):
+        if isinstance(opponent, GreedyOpponent):
+            scores = _greedy_scores(boards, players, opponent.empty_capture)
+        else:
+            scores = _minimax_scores(boards, players, opponent.depth, opponent.empty_capture)
+        best = (scores == scores.max(axis=1, keepdims=True)) & masks
+        if opponent.tie_break == "first":
+            best = np.eye(N_PITS, dtype=bool)[best.argmax(axis=1)]
+        return best / best.sum(axis=1, keepdims=True)
+    pits = np.asarray(opponent.act(boards, players, rng), dtype=np.int64)
+    return np.eye(N_PITS)[pits]

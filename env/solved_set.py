@@ -53,7 +53,7 @@ PHASES: tuple[tuple[str, int, int], ...] = (
 # millions of nodes each), the endgame's cost almost nothing.
 # Measured on this project's 2-core machine: an opening position with its six move
 # values takes seconds to a minute, a middle one a fraction of a second.
-DEFAULT_COUNTS = {"opening": 20, "middle": 700, "late": 2300, "endgame": 2000}
+DEFAULT_COUNTS = {"opening": 10, "middle": 300, "late": 2700, "endgame": 2000}
 # No position with more seeds left is drawn: one with 40 or more costs minutes to
 # solve here (the start position itself: see the slow test), so the set's opening
 # is its last moves (37-38 seeds). A bigger machine can raise this and the counts.

@@ -426,6 +426,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     except PolicyFileError as err:
         raise UserError(str(err)) from None
     policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
+    if args.perfect:
+        if args.seeds != 4:
+            raise UserError(
+                f"--perfect: the solved set is Kalah(6,4), so expected --seeds 4, but got {args.seeds}"
+            )
+        _print_perfect(model_path, policy)
+        return 0
     plies = _opening_plies(args)
     if args.rating:
         rated = rate_policy(
@@ -443,6 +450,36 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{model_path}: {games} games per opponent, each opening from both seats")
     _print_results(results)
     return 0
+
+
+def cmd_solve(args: argparse.Namespace, settings: Settings) -> int:
+    from tuner.commands.solve import read_positions, solve_lines
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs: expected at least 1, but got {args.jobs}")
+    if args.input == "-":
+        rows = read_positions(sys.stdin, "stdin")
+    else:
+        try:
+            with open(args.input, encoding="utf-8") as handle:
+                rows = read_positions(handle, args.input)
+        except OSError as err:
+            raise UserError(
+                f"expected a readable JSON-lines file, but {args.input}: {err.strerror}"
+            ) from None
+    solve_lines(rows, sys.stdout, jobs=args.jobs, empty_capture=args.empty_capture)
+    return 0
+
+
+def _print_perfect(model_path: str, policy: Any) -> None:
+    """The --perfect table: the policy's choices on the committed solved set."""
+    from tuner.strength.perfect import format_scores, load_solved_set, score_opponent
+
+    solved = load_solved_set()
+    scores = score_opponent(policy, solved)
+    print(f"{model_path}: against perfect play on {solved.size} solved positions")
+    for line in format_scores(scores):
+        print(f"  {line}")
 
 
 def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
@@ -726,6 +763,7 @@ def _add_evaluate(sub: Any) -> None:
         epilog=_examples(
             "tuner evaluate agent.zip --opponents greedy,minimax:4 --games 400",
             "tuner evaluate agent.zip --rating",
+            "tuner evaluate agent.zip --perfect",
             "tuner evaluate --study net_arch --trial 4",
         ),
     )
@@ -744,6 +782,12 @@ def _add_evaluate(sub: Any) -> None:
         "--rating",
         action="store_true",
         help="rate it on the reference ladder (Elo) instead; --games is then the total",
+    )
+    p.add_argument(
+        "--perfect",
+        action="store_true",
+        help="score its moves against perfect play on the committed solved set instead: "
+        "optimal share, regret in seeds, blunders, by phase (no games, under 2 s)",
     )
     p.add_argument("--games", type=_bounded(int, 2), default=None, help=GAMES_HELP)
     p.add_argument(
@@ -782,6 +826,31 @@ def _add_game_commands(sub: Any) -> None:
     p.add_argument("--opening-plies", type=int, default=None, help=OPENING_HELP)
     p.add_argument("--out", default=None, help="where to write (default env/ladder.yaml)")
     p.set_defaults(func=cmd_ladder)
+
+
+def _add_solve(sub: Any) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="exact values of positions (JSON lines in, JSON lines out)",
+        epilog=_examples(
+            'echo \'{"board": [4,4,4,4,4,4,0,4,4,4,4,4,4,0], "to_move": 0}\' | tuner solve',
+            "tuner solve positions.jsonl --jobs 2 > solved.jsonl",
+        ),
+    )
+    p.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        help="a file of JSON lines with 'board' (14 ints) and 'to_move' (0/1); - or none: stdin",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="solver processes (default 1)")
+    p.add_argument(
+        "--empty-capture",
+        action="store_true",
+        help="the variant where a last seed in an own empty pit is captured even opposite "
+        "an empty pit",
+    )
+    p.set_defaults(func=cmd_solve)
 
 
 def _add_result_commands(sub: Any) -> None:
@@ -842,6 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_game_commands(sub)
+    _add_solve(sub)
     _add_result_commands(sub)
     return parser
 

@@ -1,0 +1,149 @@
+"""Regret against perfect play: an agent's choices scored on the committed solved set.
+
+Why: a rating from games is noisy (400 paired games give a score to about
++-0.05) and costs minutes; the choices of a deterministic policy on fixed solved
+positions carry no sampling noise and cost one forward pass. Three numbers:
+
+- **optimal**: the share of positions where the move played is one of the best
+  (its exact value equals the position's value);
+- **regret**: the mean number of seeds the move played gives away against the
+  best move (the final store difference, with perfect play afterwards);
+- **blunders**: the share of moves that change the game-theoretic result: a
+  won position played into a draw or a loss, or a drawn one into a loss.
+
+Each is given overall and by phase (seeds left in the pits), with a 95% interval
+over positions (the positions are the sample; the agent's play is fixed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from env.opponents import Opponent, choice_probabilities
+from env.rules import BOARD_DTYPE, N_PITS
+from env.solved_set import PHASES, SET_PATH, read_set, seeds_left
+
+_Z95 = 1.96
+
+
+@dataclass(frozen=True)
+class SolvedSet:
+    """The solved set as arrays: boards, movers, values, move values (NaN: empty pit), phases."""
+
+    boards: np.ndarray
+    players: np.ndarray
+    values: np.ndarray
+    move_values: np.ndarray
+    phases: np.ndarray
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+
+def load_solved_set(path: str | Path = SET_PATH) -> SolvedSet:
+    """Read a solved set (the committed one by default) into arrays."""
+    rows = read_set(path)
+    move_values = np.array(
+        [[np.nan if v is None else v for v in r["move_values"]] for r in rows], dtype=float
+    )
+    boards = np.array([r["board"] for r in rows], dtype=BOARD_DTYPE)
+    names = np.array([_phase_name(b) for b in boards])
+    return SolvedSet(
+        boards=boards,
+        players=np.array([r["to_move"] for r in rows], dtype=np.int64),
+        values=np.array([r["value"] for r in rows], dtype=float),
+        move_values=move_values,
+        phases=names,
+        path=Path(path),
+    )
+
+
+def _phase_name(board: np.ndarray) -> str:
+    left = seeds_left(board.tolist())
+    return next(name for name, low, high in PHASES if low <= left <= high)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A mean over positions and its 95% interval half-width."""
+
+    mean: float
+    half_width: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} ±{self.half_width:.3f}"
+
+
+@dataclass(frozen=True)
+class PerfectScore:
+    """Optimal share, mean regret and blunder rate over some positions."""
+
+    positions: int
+    optimal: Measure
+    regret: Measure
+    blunders: Measure
+
+
+def _measure(per_position: np.ndarray) -> Measure:
+    n = per_position.size
+    if n == 0:
+        return Measure(float("nan"), float("nan"))
+    spread = per_position.std(ddof=1) if n > 1 else 0.0
+    return Measure(float(per_position.mean()), float(_Z95 * spread / np.sqrt(n)))
+
+
+def per_position(solved: SolvedSet, probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each position's expected (optimal, regret, blunder) under the move chances ``probs``."""
+    legal = ~np.isnan(solved.move_values)
+    if (probs[~legal] > 1e-9).any():
+        raise ValueError("expected chances on legal pits only, but an empty pit got some")
+    mv = np.where(legal, solved.move_values, 0.0)
+    value = solved.values[:, None]
+    optimal = (probs * (legal & (mv == value))).sum(axis=1)
+    regret = (probs * np.where(legal, value - mv, 0.0)).sum(axis=1)
+    worse = legal & (np.sign(mv) < np.sign(value))
+    blunder = (probs * worse).sum(axis=1)
+    return optimal, regret, blunder
+
+
+def score_choices(solved: SolvedSet, probs: np.ndarray) -> dict[str, PerfectScore]:
+    """``{"all": ..., phase: ...}`` from the chances of each move at each position."""
+    optimal, regret, blunder = per_position(solved, probs)
+    out = {}
+    for name in ["all"] + [p for p, _, _ in PHASES]:
+        sel = np.ones(solved.size, bool) if name == "all" else solved.phases == name
+        if sel.any():
+            out[name] = PerfectScore(
+                int(sel.sum()),
+                _measure(optimal[sel]),
+                _measure(regret[sel]),
+                _measure(blunder[sel]),
+            )
+    return out
+
+
+def score_opponent(
+    opponent: Opponent, solved: SolvedSet | None = None, seed: int = 0
+) -> dict[str, PerfectScore]:
+    """Score a player (a policy, or a ladder member by its exact tie-break chances)."""
+    solved = solved or load_solved_set()
+    rng = np.random.default_rng(seed)
+    probs = choice_probabilities(opponent, solved.boards.copy(), solved.players, rng)
+    return score_choices(solved, np.asarray(probs, dtype=float).reshape(-1, N_PITS))
+
+
+def format_scores(scores: dict[str, PerfectScore]) -> list[str]:
+    """A table: one row per phase, the three numbers with their 95% intervals."""
+    bounds = {name: f"{low}-{high}" for name, low, high in PHASES}
+    lines = [f"{'phase':<9} {'seeds':>5} {'positions':>9}  {'optimal':<14} {'regret':<14} blunders"]
+    for name, s in scores.items():
+        seeds = bounds.get(name, "")
+        lines.append(
+            f"{name:<9} {seeds:>5} {s.positions:>9}  {s.optimal!s:<14} {s.regret!s:<14} {s.blunders}"
+        )
+    return lines
