@@ -142,7 +142,7 @@ def format_scores(scores: dict[str, PerfectScore]) -> list[str]:
     bounds = {name: f"{low}-{high}" for name, low, high in PHASES}
     lines = [f"{'phase':<9} {'seeds':>5} {'positions':>9}  {'optimal':<14} {'regret':<14} blunders"]
     for name, s in scores.items():
-        seeds = bounds.get(name, "")
+        seeds = bounds.get(name, f"{PHASES[-1][1]}-{PHASES[0][2]}")
         lines.append(
             f"{name:<9} {seeds:>5} {s.positions:>9}  {s.optimal!s:<14} {s.regret!s:<14} {s.blunders}"
         )

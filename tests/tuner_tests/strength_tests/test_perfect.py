@@ -83,3 +83,25 @@ def test_minimax_ties_count_by_their_exact_chances() -> None:
         np.random.default_rng(0),
     )
     assert greedy[0, 2] == 1.0  # pit 2's four seeds end in the store: an extra turn
+
+
+def test_evaluate_perfect_prints_the_table_for_the_committed_agent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tuner.cli import main
+
+    assert main(["evaluate", "studies/best/selfplay.zip", "--perfect"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "against perfect play on" in out[0]
+    rows = {line.split()[0]: line.split() for line in out[2:]}
+    assert set(rows) == {"all", "opening", "middle", "late", "endgame"}
+    assert rows["all"][1] == "1-48"
+    optimal = float(rows["all"][3])
+    assert 0.5 < optimal < 1.0  # README: the committed agent plays about 79% optimal moves
+
+
+def test_evaluate_perfect_refuses_another_seed_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuner.cli import main
+
+    assert main(["evaluate", "studies/best/selfplay.zip", "--perfect", "--seeds", "5"]) == 2
+    assert "expected --seeds 4, but got 5" in capsys.readouterr().err
