@@ -833,7 +833,7 @@ def _add_solve(sub: Any) -> None:
         "solve",
         help="exact values of positions (JSON lines in, JSON lines out)",
         epilog=_examples(
-            'echo \'{"board": [4,4,4,4,4,4,0,4,4,4,4,4,4,0], "to_move": 0}\' | tuner solve',
+            "tuner solve positions.jsonl > solved.jsonl   # or JSON lines on stdin: tuner solve -",
             "tuner solve positions.jsonl --jobs 2 > solved.jsonl",
         ),
     )
