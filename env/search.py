@@ -51,12 +51,15 @@ from env.rules import BOARD_DTYPE, BOARD_SIZE, N_PITS, SIDE, _apply_one, store_o
 MARGIN_WEIGHT = 1.0e-3
 MAX_AB_DEPTH = 10
 MAX_SIMULATIONS = 100_000
-DEFAULT_FRONTIER = 2
+DEFAULT_FRONTIER = 3
 DEFAULT_C_PUCT = 1.5
 DEFAULT_LEAVES = 8
 # The search every caller gets when it asks for one without saying which (README's table).
 DEFAULT_SEARCH = "ab:5"
-SEARCH_HELP = "'ab:D' (alpha-beta, D plies, 1..10) or 'mcts:S' (PUCT, S simulations)"
+SEARCH_HELP = (
+    "'ab:D' (alpha-beta, D plies 1..10, an extra turn is a ply), 'abx:D' (extra turns "
+    "are free) or 'mcts:S' (PUCT, S simulations)"
+)
 
 
 class Evaluator(Protocol):
@@ -96,7 +99,7 @@ class PolicyEvaluator:
         self.calls += 1
         self.boards += views.shape[0]
         policy = self.policy
-        obs = torch.as_tensor(views.astype(np.float32) / float(self.seeds))
+        obs = torch.as_tensor(views.astype(np.float32) / float(self.seeds), device=policy.device)
         with torch.inference_mode():
             features = policy.extract_features(obs)
             if policy.share_features_extractor:
@@ -106,10 +109,10 @@ class PolicyEvaluator:
                 latent_vf = policy.mlp_extractor.forward_critic(features[1])
             logits = policy.action_net(latent_pi)
             values = policy.value_net(latent_vf).reshape(-1)
-            legal = torch.as_tensor(views[:, :N_PITS] > 0)
+            legal = torch.as_tensor(views[:, :N_PITS] > 0, device=policy.device)
             logits = torch.where(legal, logits, torch.full_like(logits, -math.inf))
             probs = torch.softmax(logits, dim=1)
-        return probs.numpy().astype(np.float64), values.numpy().astype(np.float64)
+        return probs.cpu().numpy().astype(np.float64), values.cpu().numpy().astype(np.float64)
 
 
 def load_evaluator(path: str | Path, seeds: int = 4) -> PolicyEvaluator:

@@ -21,6 +21,10 @@ from tuner.base.settings import Settings
 from tuner.storage.record import StudyAttr
 
 OPENING_HELP = "random plies of each opening (default: env.arena.DEFAULT_OPENING_PLIES, 4)"
+SEARCH_HELP = (
+    "'ab:D' (alpha-beta on the value head, D plies, an extra turn counts as one), "
+    "'abx:D' (extra turns are free) or 'mcts:S' (PUCT, S simulations)"
+)
 GAMES_HELP = (
     "games per opponent (even; default: env.arena.DEFAULT_EVAL_GAMES, 200, as a study's "
     "evaluation.games)"
@@ -348,18 +352,24 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             f"--opponents: expected a comma-separated list such as random,greedy,minimax:2, "
             f"but got {args.opponents!r}"
         )
+    if args.search is not None:
+        _searching(None, args.search, args.seeds)  # a bad spec fails before any download
     model_path = _model_to_evaluate(args, settings)
     try:
         loaded = load_policy(model_path, device="cpu", trust_pickle=args.trust_pickle)
     except PolicyFileError as err:
         raise UserError(str(err)) from None
     policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
+    if args.search is not None:
+        policy = _searching(loaded, args.search, args.seeds)
     plies = _opening_plies(args)
     if args.rating:
         rated = rate_policy(
             policy, games=games, seeds=args.seeds, opening_plies=plies, seed=args.seed
         )
-        print(f"{model_path}: rated on the reference ladder from {rated.games} games")
+        print(
+            f"{model_path}{_with(args.search)}: rated on the reference ladder from {rated.games} games"
+        )
         _print_results(rated.results, rated.rating)
         return 0
     try:
@@ -368,21 +378,49 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as err:  # an unknown opponent, too many opening plies
         raise UserError(str(err)) from None
-    print(f"{model_path}: {games} games per opponent, each opening from both seats")
+    print(
+        f"{model_path}{_with(args.search)}: {games} games per opponent, each opening from both seats"
+    )
     _print_results(results)
     return 0
 
 
+def _searching(network: Any, spec: str, seeds: int) -> Any:
+    """The network under the search ``spec`` (--search), or one line and exit 2.
+
+    With ``network`` None it only checks the spec.
+    """
+    from env.search import parse_search
+    from tuner.strength.evaluate import as_agent
+
+    try:
+        return parse_search(spec) if network is None else as_agent(network, seeds, search=spec)
+    except ValueError as err:
+        raise UserError(f"--search: {err}") from None
+
+
+def _with(search: str | None) -> str:
+    return f" with search {search}" if search else ""
+
+
 def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
     from env.opponents import PolicyOpponent
+    from env.search import DEFAULT_SEARCH
     from tuner.commands.play import play
 
     if args.seat not in (0, 1):
         raise UserError(f"--seat: expected 0 (move first) or 1 (move second), but got {args.seat}")
+    search = None if args.search is None else args.search or DEFAULT_SEARCH
+    if search is not None:
+        _searching(None, search, args.seeds)
     try:
         agent = PolicyOpponent(args.model, seeds=args.seeds, name="AI")
     except ValueError as err:
         raise UserError(f"{args.model}: {err}") from None
+    if search is not None:
+        _threads(1)  # the move times in README's table are one core's
+        agent = _searching(agent.model, search, args.seeds)
+        print(f"The agent searches with {search} at each move.")
     try:
         play(agent, human_seat=args.seat, seeds=args.seeds)
     except (EOFError, KeyboardInterrupt):
@@ -575,6 +613,12 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--search",
+        default=None,
+        metavar="SPEC",
+        help=f"the network searches at each move: {SEARCH_HELP}",
+    )
+    p.add_argument(
         "--trust-pickle",
         action="store_true",
         help="also load .zip files that kalaha-tuner did not save, with SB3's loader, which "
@@ -589,6 +633,15 @@ def _add_game_commands(sub: Any) -> None:
     p.add_argument("model", help="the agent's .zip file (e.g. studies/best/selfplay.zip)")
     p.add_argument("--seat", type=int, default=0, help="0: you move first (default), 1: second")
     p.add_argument("--seeds", type=int, default=4, help="seeds per pit (default 4)")
+    p.add_argument(
+        "--search",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="SPEC",
+        help=f"the agent searches at each move: {SEARCH_HELP}; --search alone: "
+        "env.search.DEFAULT_SEARCH, ab:5 (at most 6^5 leaves: well under a second a move)",
+    )
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser(

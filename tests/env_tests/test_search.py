@@ -18,8 +18,15 @@ import pytest
 
 from env.observation import observe
 from env.opponents import PolicyOpponent, make_opponent
-from env.rules import BOARD_DTYPE, apply_move, apply_moves, initial_board, legal_masks
-from env.rules import legal_pits, store_of
+from env.rules import (
+    BOARD_DTYPE,
+    apply_move,
+    apply_moves,
+    initial_board,
+    legal_masks,
+    legal_pits,
+    store_of,
+)
 from env.search import (
     MARGIN_WEIGHT,
     AlphaBeta,
@@ -161,7 +168,7 @@ def exact_margin(view: tuple[int, ...]) -> int:
     return _solve(tuple(int(x) for x in view))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _solve(view: tuple[int, ...]) -> int:
     best = -99
     for pit in legal_pits(list(view), 0):
@@ -222,7 +229,7 @@ def test_search_specs() -> None:
     assert parse_search("abx:3").free_extra
     assert parse_search("mcts:200").simulations == 200
     for bad in ("ab", "ab:0", "ab:11", "mcts:0", "mcts:x", "alpha:3", ""):
-        with pytest.raises(ValueError, match="expected|a search is"):
+        with pytest.raises(ValueError, match=r"expected|a search is"):
             parse_search(bad)
     agent = make_opponent(f"policy:{AGENT}+ab:2")
     assert isinstance(agent, SearchAgent) and agent.name.endswith("+ab:2")
