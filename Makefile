@@ -115,6 +115,10 @@ bench: install ## Engine vs a Python loop, and whole training DummyVecEnv vs Kal
 bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget
 	$(BIN)/python -m benchmarks.rating $(ARGS)
 
+.PHONY: bench-search
+bench-search: install ## Search at play time: score vs minimax:4/6 and ms per move by depth/simulations (ARGS="--games 400")
+	$(BIN)/python -m benchmarks.search $(ARGS)
+
 .PHONY: bench-storage
 bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes
 	$(BIN)/python -m benchmarks.storage $(ARGS)
