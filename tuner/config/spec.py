@@ -29,7 +29,7 @@ from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
 from env.policy_files import ACTIVATIONS
 from env.search import parse_search
-from tuner.base.errors import UserError
+from tuner.base.errors import UserError, did_you_mean
 from tuner.base.settings import DEFAULT_STUDIES
 
 STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
@@ -726,7 +726,7 @@ def load_spec(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> Stud
     if not path.exists():
         known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
         raise UserError(
-            f"study file {str(path)!r} does not exist; expected one of {known} "
-            "or a path to a .yaml file"
+            f"study file {str(path)!r} does not exist;{did_you_mean(str(name_or_path), known)} "
+            f"expected one of {known} or a path to a .yaml file"
         )
     return parse_spec(read_yaml(path), str(path))
