@@ -10,15 +10,15 @@ first, env/observation.py), so the mover is always player 0 of the view and a
 value is always the mover's expected outcome.
 
 - :class:`AlphaBeta`: negamax with alpha-beta pruning to a fixed depth in plies.
-  **Every move is a ply, an extra turn included** (the textbook count; the
-  project's ``minimax:N`` does not count extra turns, so its depth N searches
-  deeper than ``ab:N``). Leaves are valued by the value head, finished games
+  **Every move is a ply, an extra turn included** (``ab:D``, the textbook count;
+  the project's ``minimax:N`` does not count extra turns, so its depth N searches
+  deeper than ``ab:N``; ``abx:D`` counts as it does). Leaves are valued by the value head, finished games
   exactly. Moves are tried in the order of the policy's probabilities. The last
   ``frontier`` plies are searched full width in one batch: all the leaves under
   a frontier node go through one forward pass (a forward costs about the same
   for 1 or 30 boards, so pruning single leaves saves nothing), and the plies
-  above are pruned. Evaluations are cached per move (a transposition table of
-  network outputs, keyed by the view).
+  above are pruned. Network outputs are cached for the search of one move (a
+  transposition table of evaluations, keyed by the view).
 - :class:`Puct`: AlphaZero's PUCT tree search, the policy as the prior and the
   value head at the leaves, a budget in simulations; ``leaves`` leaves per game
   per forward pass, kept apart by a virtual loss.
