@@ -471,6 +471,15 @@ def _searching(network: Any, spec: str, seeds: int) -> Any:
         raise UserError(f"--search: {err}") from None
 
 
+def _warm_up(agent: Any, seeds: int) -> None:
+    """One search before the game, so that compiling the kernels is not the first move's time."""
+    import numpy as np
+
+    from env.rules import initial_board
+
+    agent.act(np.asarray([initial_board(seeds)], dtype=np.int32), np.zeros(1, dtype=np.int64))
+
+
 def _with(search: str | None) -> str:
     return f" with search {search}" if search else ""
 
@@ -492,6 +501,7 @@ def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
     if search is not None:
         _threads(1)  # the move times in README's table are one core's
         agent = _searching(agent.model, search, args.seeds)
+        _warm_up(agent, args.seeds)
         print(f"The agent searches with {search} at each move.")
     try:
         play(agent, human_seat=args.seat, seeds=args.seeds)
