@@ -12,7 +12,7 @@ from env.search import SearchAgent
 from env.vec_env import KalahaVecEnv
 from tuner.strength.evaluate import as_agent, evaluate_policy
 
-AGENT = Path(__file__).resolve().parents[2] / "studies" / "best" / "selfplay.zip"
+AGENT = Path(__file__).resolve().parents[3] / "studies" / "best" / "selfplay.zip"
 
 
 def tiny() -> MaskablePPO:
