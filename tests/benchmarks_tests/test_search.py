@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from support import run_module
 
 
+@pytest.mark.slow
 def test_search_benchmark_prints_a_row_per_search():
     done = run_module(
         "benchmarks.search", "--specs", "policy,ab:2,mcts:8", "--opponents", "greedy",

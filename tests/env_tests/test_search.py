@@ -194,6 +194,7 @@ def move_margin(view, pit: int) -> int:
 FORCED_WIN = [0, 0, 0, 1, 2, 2, 20, 0, 3, 0, 1, 1, 0, 18]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["ab:4", "mcts:200"])
 @pytest.mark.parametrize("seat", [0, 1])
 def test_search_finds_the_forced_win_the_policy_misses(spec: str, seat: int) -> None:
@@ -209,6 +210,7 @@ def test_search_finds_the_forced_win_the_policy_misses(spec: str, seat: int) -> 
         assert agent.last[0].value >= 1.0  # proven within the horizon: a finished game's value
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_the_values() -> None:
     """The committed network: one board per forward pass, or all of them in one."""
     boards, players = positions(4, seed=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sb3_contrib import MaskablePPO
 from support import run_cli
 
@@ -28,6 +29,7 @@ def test_a_training_model_evaluates_with_search():
     assert results["random"].games == 4
 
 
+@pytest.mark.slow
 def test_evaluate_and_play_with_search_through_the_command_line(tmp_path):
     runs = tmp_path / "runs"
     done = run_cli(
@@ -43,6 +45,7 @@ def test_evaluate_and_play_with_search_through_the_command_line(tmp_path):
     assert "searches with ab:5" in played.stdout and "Game over" in played.stdout
 
 
+@pytest.mark.slow
 def test_a_bad_search_is_one_line_and_exit_2(tmp_path):
     runs = tmp_path / "runs"
     for args in (["evaluate", str(AGENT)], ["play", str(AGENT)]):
