@@ -40,7 +40,7 @@ test: install ## Run the whole test suite (real PostgreSQL included)
 UNIT_MARKERS := not postgres and not browser and not docker and not slow
 
 .PHONY: test-unit
-test-unit: install ## The quick tests: no PostgreSQL, browser, Docker or slow tests (a few minutes)
+test-unit: install ## The quick tests: no PostgreSQL, browser, Docker or slow tests (~1.5 CPU-minutes)
 	$(BIN)/python -m pytest -m "$(UNIT_MARKERS)" $(ARGS)
 
 # A bare venv with the newest Optuna 5.x and no torch: tuner/storage/optuna_compat.py is the one
