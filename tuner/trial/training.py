@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,15 +168,17 @@ def _finished_run(
     elapsed: float,
     device: str,
     league: list[SnapshotPool],
+    start_step: int = 0,
 ) -> TrainingRun:
     """What a run measured; a model that was never built trained 0 steps on ``device``.
 
-    Evaluation time is split off, so steps per second measure training alone.
+    Evaluation time is split off, so steps per second measure training alone; a run
+    that went on from a checkpoint counts only the steps it trained (from ``start_step``).
     """
     return TrainingRun(
         model=model,
         progress=progress,
-        timesteps=int(model.num_timesteps) if model is not None else 0,
+        timesteps=int(model.num_timesteps) - start_step if model is not None else 0,
         train_seconds=elapsed - progress.eval_seconds,
         eval_seconds=progress.eval_seconds,
         device=str(model.device) if model is not None else device,
@@ -199,6 +201,8 @@ def train(
     callbacks: list[BaseCallback] | None = None,
     vec_env: str = "batched",
     distribution_checks: bool = False,
+    restore: Callable[[Any, list[SnapshotPool]], None] | None = None,
+    eval_seed: int | None = None,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
@@ -207,22 +211,30 @@ def train(
     progress) share the run's :class:`TrialProgress` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
+
+    ``restore`` (population-based training, ``tuner.pbt``) loads a member's weights,
+    optimizer state, timesteps and self-play pool into the freshly built model and its
+    pools before training goes on from there; ``eval_seed`` (default ``seed``) seeds the
+    evaluations' openings, which PBT shares across the members it compares.
     """
     envs = _config_env(env_kwargs, n_envs, seed, vec_env)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
     evaluator = EvaluationCallback(
-        make_evaluator(evaluation, env_kwargs, seed),
+        make_evaluator(evaluation, env_kwargs, seed if eval_seed is None else eval_seed),
         eval_every=max(1, total_timesteps // n_evaluations),
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
     )
     progress = evaluator.progress
     model = None
-    start = time.perf_counter()
+    start, start_step = time.perf_counter(), 0
     try:
         model = _build_model(ppo_kwargs, env_kwargs, envs, seed, device, tensorboard_log)
+        if restore is not None:
+            restore(model, league)
+            start_step = int(model.num_timesteps)
         attach_learner(
             envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
         )
@@ -230,7 +242,12 @@ def train(
         if league:
             run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
         with nullcontext() if distribution_checks else distribution_checks_off():
-            model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
+            model.learn(
+                total_timesteps,
+                callback=run_callbacks,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=restore is None,
+            )
         if not (progress.pruned or progress.diverged or progress.stopped):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
@@ -239,7 +256,7 @@ def train(
         progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
-    return _finished_run(model, progress, time.perf_counter() - start, device, league)
+    return _finished_run(model, progress, time.perf_counter() - start, device, league, start_step)
 
 
 def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:
