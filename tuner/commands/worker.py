@@ -177,6 +177,13 @@ class Worker:
         seed (``worker_index`` picks the seed and the GPU).
         """
         settings = settings or StorageSettings()
+        planner = None
+        if spec.pbt is not None and objective_fn is None:  # a population: run its units
+            from tuner.pbt.summary import save_note
+            from tuner.pbt.units import Planner, run_unit
+
+            objective_fn, queue_only = run_unit, True
+            planner = Planner(spec, on_generation=save_note)
         resolved = resolve_device(device, worker_index)  # a bad --device: nothing written yet
         storage = open_storage(storage_url, settings)
         seed = worker_seed(spec, worker_index)
@@ -187,7 +194,12 @@ class Worker:
             logger=log,
         )
         trials = TrialLifecycle(
-            study, storage, n_trials=spec.n_trials, settings=settings, queue_only=queue_only
+            study,
+            storage,
+            n_trials=spec.n_trials,
+            settings=settings,
+            queue_only=queue_only,
+            planner=planner,
         )
         return cls(
             spec,
