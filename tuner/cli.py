@@ -118,7 +118,10 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
         settings=settings.storage,
-        reporter=Reporter(spec.budget.total_timesteps * spec.budget.seeds),
+        # A population-based study's units train one interval each.
+        reporter=Reporter(
+            spec.pbt.interval if spec.pbt else spec.budget.total_timesteps * spec.budget.seeds
+        ),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
         **options,
@@ -290,6 +293,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         runs_dir=settings.runs_dir,
     )
+    if doc.get("pbt"):  # a population's winner: its schedule was replayed
+        steps = ", ".join(f"{e['timestep']:,}" for e in doc["pbt"]["schedule"])
+        print(f"replayed the schedule of member {doc['pbt'].get('member')}: settings from {steps}")
     print(
         f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
     )

@@ -43,6 +43,7 @@ from tuner.config.spec import (
     ppo_argument_keys,
     read_yaml,
 )
+from tuner.pbt.replay import PbtExport, export_section, replay
 from tuner.storage.record import TrialAttr
 from tuner.trial.training import TrainingRun, train
 
@@ -103,11 +104,13 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "evaluation": spec.evaluation,
         "seed": spec.seed + trial.number,
     }
+    if spec.pbt is not None:  # the winner's schedule, which `tuner train` replays
+        data["pbt"] = export_section(spec, trial)
     try:  # built through the schema train reads it with: never an export train refuses
         document = ExportDocument.model_validate(data)
     except ValidationError as err:
         raise UserError(format_error(f"trial {trial.number}'s export", err)) from None
-    return document.model_dump()
+    return document.model_dump(exclude=set() if document.pbt else {"pbt"})
 
 
 def _plain(data: Any) -> Any:
@@ -168,6 +171,8 @@ class ExportDocument(BaseModel):
     budget: BudgetSpec
     evaluation: EvaluationSpec
     seed: int = Field(ge=0, lt=2**32)
+    # A population-based study's winner: its schedule, replayed by `tuner train`.
+    pbt: PbtExport | None = None
 
     @model_validator(mode="after")
     def _settings(self) -> ExportDocument:
@@ -241,8 +246,38 @@ def train_from_export(
         except ValidationError as err:  # e.g. an export from before objective: score|rating
             source = f"export of study {doc.get('study')!r}"
             raise UserError(format_error(source, err)) from None
+    run = _train_export(export, device, total_timesteps, seed, runs_dir)
+    if run.progress.diverged:
+        raise UserError(f"training diverged: {run.progress.diverged}")
+    out = out or confined(runs_dir / "models", f"{export.study}.zip")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out = save_model(run.model, out)
+    return run, out
+
+
+def _train_export(
+    export: ExportDocument,
+    device: str,
+    total_timesteps: int | None,
+    seed: int | None,
+    runs_dir: Path,
+) -> TrainingRun:
+    """One run with the exported configuration, or a replay of its PBT schedule."""
     budget = export.budget
-    run = train(
+    if export.pbt is not None:
+        return replay(
+            export.pbt,
+            export.ppo_kwargs,
+            export.env_kwargs,
+            budget=budget,
+            evaluation=export.evaluation,
+            study=export.study,
+            total_timesteps=total_timesteps,
+            seed=seed,
+            device=device,
+            runs_dir=runs_dir,
+        )
+    return train(
         export.ppo_kwargs,
         export.env_kwargs,
         total_timesteps=total_timesteps or budget.total_timesteps,
@@ -254,9 +289,3 @@ def train_from_export(
         tensorboard_log=tensorboard_dir(runs_dir, f"{export.study}_train"),
         tb_log_name="train",
     )
-    if run.progress.diverged:
-        raise UserError(f"training diverged: {run.progress.diverged}")
-    out = out or confined(runs_dir / "models", f"{export.study}.zip")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out = save_model(run.model, out)
-    return run, out

@@ -151,6 +151,13 @@ def queue_jobs(
     from tuner.trial.lifecycle import claim_lock
 
     spec = spec or study_spec(study)
+    if spec.pbt is not None:
+        raise UserError(
+            f"study {study.study_name!r} is population-based: its finding is a schedule, not "
+            f"a configuration; verify it by replaying the schedule on fresh seeds: "
+            f"`tuner export {study.study_name}`, then `tuner train "
+            f"studies/best/{study.study_name}.yaml --seed S` for a few S"
+        )
     top = top_configurations(study, k)
     cspec = companion_spec(spec)
     seeds = [verify_seed(spec, i) for i in range(n_seeds)]
@@ -446,7 +453,11 @@ VERIFIED = (
 def select_for_export(study: optuna.Study) -> Selection:
     """The verified best when the verification of ``study`` is finished, else the best trial."""
     from tuner.commands.export import best_trial
+    from tuner.pbt.summary import select_best
 
+    picked = select_best(study)  # a population-based study: its best member's schedule
+    if picked is not None:
+        return Selection(picked[0], picked[1], note=picked[2])
     single = SINGLE_SEED.format(study=study.study_name)
     v = summarize(study)
     if v is None:
