@@ -211,11 +211,8 @@ def train(
     progress) share the run's :class:`TrialProgress` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
-
-    ``restore`` (population-based training, ``tuner.pbt``) loads a member's weights,
-    optimizer state, timesteps and self-play pool into the freshly built model and its
-    pools before training goes on from there; ``eval_seed`` (default ``seed``) seeds the
-    evaluations' openings, which PBT shares across the members it compares.
+    ``restore(model, pools)`` (``tuner.pbt``) loads a member's state into the new model
+    and its pools; ``eval_seed`` (default ``seed``) seeds the evaluations' openings.
     """
     envs = _config_env(env_kwargs, n_envs, seed, vec_env)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
@@ -232,22 +229,13 @@ def train(
     start, start_step = time.perf_counter(), 0
     try:
         model = _build_model(ppo_kwargs, env_kwargs, envs, seed, device, tensorboard_log)
-        if restore is not None:
-            restore(model, league)
-            start_step = int(model.num_timesteps)
-        attach_learner(
-            envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
-        )
+        start_step = _start(model, envs, league, restore)
         run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
             run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
         with nullcontext() if distribution_checks else distribution_checks_off():
-            model.learn(
-                total_timesteps,
-                callback=run_callbacks,
-                tb_log_name=tb_log_name,
-                reset_num_timesteps=restore is None,
-            )
+            model.learn(total_timesteps, run_callbacks, tb_log_name=tb_log_name,
+                        reset_num_timesteps=restore is None)  # fmt: skip
         if not (progress.pruned or progress.diverged or progress.stopped):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
@@ -257,6 +245,20 @@ def train(
     finally:
         envs.close()
     return _finished_run(model, progress, time.perf_counter() - start, device, league, start_step)
+
+
+def _start(
+    model: MaskablePPO,
+    envs: VecEnv,
+    league: list[SnapshotPool],
+    restore: Callable[[Any, list[SnapshotPool]], None] | None,
+) -> int:
+    """Load a member's state when there is one (``tuner.pbt``), give the league sources the
+    learner (the pool starts with it unless restored); the timestep training starts at."""
+    if restore is not None:
+        restore(model, league)
+    attach_learner(envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy)
+    return int(model.num_timesteps)
 
 
 def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:
