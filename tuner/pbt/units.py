@@ -143,7 +143,7 @@ class Planner:
 
     def decisions(self, population: Population, k: int) -> list[Decision]:
         """What each member does in interval ``k``, from the results of ``k - 1`` (reproducible)."""
-        rng = np.random.default_rng([self.spec.seed, k])
+        rng = np.random.default_rng([self.spec.seed % 2**32, k])
         return decide(
             population.results(k - 1, self.spec),
             self.pbt,
