@@ -126,7 +126,7 @@ def _retrain(export: str, seed: int, runs: str) -> float:
         doc, device="cpu", seed=seed, runs_dir=Path(runs), total_timesteps=steps,
         out=Path(runs) / "models" / f"{Path(export).stem}_seed{seed}.zip",
     )  # fmt: skip
-    return run.progress.evaluations[-1].value
+    return run.state.evaluations[-1].value
 
 
 def verify(study_file: Path, out: Path, workers: int, seeds: list[int]) -> dict[str, Any]:

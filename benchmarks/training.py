@@ -2,7 +2,9 @@
 
 Both sides run ``tuner.trial.training.train``, the code a trial runs, with net_arch's
 fixed PPO settings (n_steps 256, batch 512, 5 epochs, [128, 128]), the same
-seed, the same opponents and the same evaluations; only ``vec_env`` differs.
+seed, the same opponents and the same evaluations; only the envs (and torch's
+distribution checks) differ. ``train`` has no knob for either, since no trial wants
+them: :func:`baseline` swaps the two seams it calls by name for the run.
 Every figure is measured in this run, side by side, so the ratios hold on any
 machine; nothing here fails on a slow one. The time of ``learn()`` is split into
 collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
@@ -17,11 +19,17 @@ import argparse
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from typing import Any
 
 import torch
 from sb3_contrib import MaskablePPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+import tuner.trial.training as training
+from env.kalaha_env import KalahaEnv
+from env.league import LEAGUE_NAMES, build_sources
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
 
@@ -67,6 +75,43 @@ def timed_phases() -> Iterator[dict[str, float]]:
             setattr(MaskablePPO, name, original)
 
 
+def dummy_training_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> VecEnv:
+    """SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s, how trials stepped before.
+
+    The same games as ``training.make_training_env`` from the same seed (env ``i`` is
+    seeded ``seed + i``); self-play opponents need the batched env.
+    """
+    options = {k: v for k, v in env_kwargs.items() if k not in training.LEAGUE_KEYS}
+    sources, weights = build_sources(
+        options.pop("opponent", ["random"]),
+        seeds=options.get("seeds", 4),
+        empty_capture=options.get("empty_capture", False),
+    )
+    if any(getattr(s, "name", None) in LEAGUE_NAMES for s in sources):
+        raise ValueError("self-play opponents need the batched KalahaVecEnv")
+    options |= {"opponent": sources, "opponent_weights": weights}
+    return make_vec_env(
+        KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=options, vec_env_cls=DummyVecEnv
+    )
+
+
+@contextmanager
+def baseline(vec_env: str, checks: bool) -> Iterator[None]:
+    """While the block runs, ``train`` steps ``vec_env`` (``batched`` or ``dummy``) envs
+    and validates torch's distribution arguments when ``checks``."""
+    if vec_env not in ("batched", "dummy"):
+        raise ValueError(f"vec_env: expected batched or dummy, but got {vec_env!r}")
+    saved = training.make_training_env, training.distribution_checks_off
+    if vec_env == "dummy":
+        training.make_training_env = dummy_training_env
+    if checks:
+        training.distribution_checks_off = nullcontext
+    try:
+        yield
+    finally:
+        training.make_training_env, training.distribution_checks_off = saved
+
+
 def run(
     vec_env: str,
     n_envs: int,
@@ -76,7 +121,7 @@ def run(
     checks: bool = False,
     ppo: dict | None = None,
 ):
-    with timed_phases() as spent:
+    with baseline(vec_env, checks), timed_phases() as spent:
         start = time.perf_counter()
         result = train(
             ppo or PPO,
@@ -87,8 +132,6 @@ def run(
             evaluation=evaluation,
             seed=0,
             device=device,
-            vec_env=vec_env,
-            distribution_checks=checks,
         )
         wall = time.perf_counter() - start
     return {

@@ -97,18 +97,13 @@ def _quiet_known_warnings() -> None:
 
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.verify import base_name, worker_setup
+    from tuner.commands.tune import study_to_run
     from tuner.commands.worker import Worker
-    from tuner.config.spec import load_spec
     from tuner.storage.rdb import describe
-    from tuner.trial.progress import Reporter
+    from tuner.trial.progress import ProgressDisplay
 
     url = settings.storage_url_for(args.storage)
-    options: dict = {}
-    if base_name(args.study) is not None:  # STUDY:verify: run the queued verify jobs
-        spec, options = worker_setup(args.study, url, settings.storage)
-    else:
-        spec = load_spec(args.study, settings.studies_dir)
+    spec, role = study_to_run(args.study, url, settings)
     _threads(_thread_count(args, settings))
     worker = Worker.open(
         spec,
@@ -119,33 +114,31 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
         settings=settings.storage,
         # A population-based study's units train one interval each.
-        reporter=Reporter(
+        progress=ProgressDisplay(
             spec.pbt.interval if spec.pbt else spec.budget.total_timesteps * spec.budget.seeds
         ),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
-        **options,
+        role=role,
     )
-    budget = "its queued jobs" if options else f"{spec.n_trials} trials"
     print(
         f"worker on study {spec.study_name!r} ({describe(url)}), "
-        f"device {worker.device}, budget {budget}",
+        f"device {worker.device}, budget {role.budget(spec)}",
         flush=True,
     )
-    report = worker.run()
-    if report.config_error:
+    summary = worker.run()
+    if summary.config_error:
         raise UserError(
-            f"{report.config_error}. The worker stopped: its trials kept failing with this "
+            f"{summary.config_error}. The worker stopped: its trials kept failing with this "
             "configuration error (such trials do not count against n_trials); fix the study "
             "file and run again"
         )
-    counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
-    stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
-    print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
-    if options:  # a verify worker: where the verification stands now
-        from tuner.commands.verify import conclude
-
-        print(conclude(worker.study) or "", flush=True)
+    counts = ", ".join(f"{s}={summary.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+    stop = f" (stopped by {summary.stopped_by})" if summary.stopped_by else ""
+    print(f"worker done: {len(summary.finished)} trials, {counts}{stop}", flush=True)
+    conclusion = worker.conclude()  # a verify worker: where the verification stands now
+    if conclusion is not None:
+        print(conclusion, flush=True)
     return 0
 
 
@@ -195,7 +188,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.export import best_path, export_document, write_export
-    from tuner.commands.verify import select_for_export
+    from tuner.commands.verify.export_choice import select_for_export
     from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
 
     study, _ = _load_existing(args.study, args.storage, settings)
@@ -226,17 +219,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.verify import (
-        base_name,
-        companion_spec,
-        conclude,
-        positive,
-        queue_jobs,
-        study_spec,
-        worker_options,
-    )
+    from tuner.commands.verify.companion import base_name, companion_spec, study_spec
+    from tuner.commands.verify.jobs import VERIFYING
+    from tuner.commands.verify.queue import positive, queue_jobs
     from tuner.commands.worker import Worker
-    from tuner.trial.progress import Reporter
+    from tuner.trial.progress import ProgressDisplay
 
     positive(args.top, "--top", "configurations")
     positive(args.seeds, "--seeds", "seeds")
@@ -267,13 +254,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index,  # not $WORKER_INDEX: by a hash (see --help)
         settings=settings.storage,
-        reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.seeds),
+        progress=ProgressDisplay(cspec.budget.total_timesteps * cspec.budget.seeds),
         runs_dir=settings.runs_dir,
-        **worker_options(),
+        role=VERIFYING,
     )
-    report = worker.run()
-    print(f"worker done: {len(report.finished)} verify jobs", flush=True)
-    print(conclude(worker.study) or "")
+    summary = worker.run()
+    print(f"worker done: {len(summary.finished)} verify jobs", flush=True)
+    print(worker.conclude() or "")
     return 0
 
 
@@ -299,8 +286,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
     )
-    if run.progress.evaluations:
-        last = run.progress.evaluations[-1]
+    if run.state.evaluations:
+        last = run.state.evaluations[-1]
         _print_results(last.results, last.rating)
     return 0
 

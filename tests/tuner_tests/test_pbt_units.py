@@ -22,7 +22,8 @@ from support import REPO_ROOT
 
 from tuner.commands.export import export_document, load_export, train_from_export, write_export
 from tuner.commands.report import write_report
-from tuner.commands.verify import select_for_export
+from tuner.commands.tune import population_role
+from tuner.commands.verify.export_choice import select_for_export
 from tuner.commands.worker import Worker
 from tuner.config.spec import EvaluationSpec, StudySpec, parse_spec
 from tuner.pbt.checkpoint import download_state
@@ -71,8 +72,11 @@ def population_study(tmp_path_factory):
             mp.setattr(training, "make_evaluator", ranked_by_learning_rate)
             spec = small_spec()
             url = f"sqlite:///{tmp / 'db.sqlite'}"
-            report = Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
-            assert [s for _, s, _ in report.finished] == ["COMPLETE"] * 4, report
+            worker = Worker.open(
+                spec, url, worker_index=0, device="cpu", runs_dir=runs, role=population_role(spec)
+            )
+            summary = worker.run()
+            assert [s for _, s, _ in summary.finished] == ["COMPLETE"] * 4, summary
             yield spec, optuna.load_study(study_name="pbt", storage=url), runs
     finally:
         torch.set_num_threads(threads)
@@ -143,8 +147,8 @@ def test_the_export_holds_the_winners_schedule_and_train_replays_it(
     assert schedule == chosen.trial.user_attrs[TrialAttr.PBT_SCHEDULE]
     run, out = train_from_export(doc, device="cpu", runs_dir=runs)
     assert run.timesteps == 2 * INTERVAL and out.exists()
-    assert [e.timestep for e in run.progress.evaluations] == [INTERVAL, 2 * INTERVAL]
-    assert [e.value for e in run.progress.evaluations] == [
+    assert [e.timestep for e in run.state.evaluations] == [INTERVAL, 2 * INTERVAL]
+    assert [e.value for e in run.state.evaluations] == [
         s["values"]["learning_rate"] for s in schedule
     ]
 
@@ -205,7 +209,7 @@ def test_a_replayed_schedule_changes_the_learning_rate_at_the_recorded_steps(
     # Adam's state went on across the change: 4 updates x 2 epochs x 2 minibatches
     optimizer = run.model.policy.optimizer
     assert int(next(iter(optimizer.state.values()))["step"]) == 16
-    assert run.timesteps == 2 * INTERVAL and len(run.progress.evaluations) == 2
+    assert run.timesteps == 2 * INTERVAL and len(run.state.evaluations) == 2
 
 
 def test_replay_with_a_fresh_seed_gives_each_segment_its_own(runs, one_torch_thread, monkeypatch):

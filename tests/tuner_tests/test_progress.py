@@ -19,7 +19,7 @@ from optuna.trial import create_trial
 from support import REPO_ROOT, cli_env, run_cli
 
 from tuner.trial.callbacks import Evaluation
-from tuner.trial.progress import Reporter
+from tuner.trial.progress import ProgressDisplay
 
 SUMMARY = re.compile(
     r"^trial +(\d+)  (COMPLETE|PRUNED|FAIL) +value +(\S+) +(\d+) steps +[\d.]+s +\d+ steps/s  best (.+)$",
@@ -33,11 +33,11 @@ def _study_with_best(value: float) -> optuna.Study:
     return study
 
 
-def _run_trial(reporter: Reporter, total: int = 3072, prune_at: int | None = None) -> None:
+def _run_trial(display: ProgressDisplay, total: int = 3072, prune_at: int | None = None) -> None:
     for t in range(4, total + 1, 4):
-        reporter.on_step(t)
+        display.on_step(t)
         if t % 1024 == 0:
-            reporter.on_evaluation(Evaluation(t, 0.25 + t / 10240, {}, 0.01))
+            display.on_evaluation(Evaluation(t, 0.25 + t / 10240, {}, 0.01))
             if prune_at == t:
                 return
         if t % 256 == 0:
@@ -46,17 +46,17 @@ def _run_trial(reporter: Reporter, total: int = 3072, prune_at: int | None = Non
 
 def test_bar_shows_timesteps_score_and_speed() -> None:
     out, bar = io.StringIO(), io.StringIO()
-    reporter = Reporter(3072, stream=out, bar=True, bar_stream=bar)
-    reporter.on_trial_start(7)
-    _run_trial(reporter)
-    assert reporter._bar is not None
-    reporter._bar.refresh()
+    display = ProgressDisplay(3072, stream=out, bar=True, bar_stream=bar)
+    display.on_trial_start(7)
+    _run_trial(display)
+    assert display._bar is not None
+    display._bar.refresh()
     drawn = bar.getvalue()
     assert "trial 7" in drawn
     assert "3072/3072 steps" in drawn
     assert "score 0.550" in drawn  # the latest evaluation: 0.25 + 3072 / 10240
     assert re.search(r"\d+ steps/s", drawn)
-    reporter.on_trial_end(_study_with_best(0.6), 7, "COMPLETE", 0.55, 1.5)
+    display.on_trial_end(_study_with_best(0.6), 7, "COMPLETE", 0.55, 1.5)
     (line,) = out.getvalue().splitlines()
     m = SUMMARY.match(line)
     assert m, line
@@ -67,9 +67,9 @@ def test_bar_shows_timesteps_score_and_speed() -> None:
 
 def test_summary_of_a_pruned_trial_gives_its_last_score() -> None:
     out = io.StringIO()
-    reporter = Reporter(3072, stream=out, bar=False)
-    _run_trial(reporter, prune_at=1024)
-    reporter.on_trial_end(optuna.create_study(), 3, "PRUNED", None, 0.5)
+    display = ProgressDisplay(3072, stream=out, bar=False)
+    _run_trial(display, prune_at=1024)
+    display.on_trial_end(optuna.create_study(), 3, "PRUNED", None, 0.5)
     line = out.getvalue().strip()
     m = SUMMARY.match(line.split("  (")[0])
     assert m, line
@@ -83,22 +83,22 @@ def test_a_rating_evaluation_shows_the_rating_and_its_interval() -> None:
     from tuner.strength.rating import Rating
 
     out, bar = io.StringIO(), io.StringIO()
-    reporter = Reporter(1024, stream=out, bar=True, bar_stream=bar)
-    reporter.on_trial_start(2)
-    reporter.on_step(1024)
-    reporter.on_evaluation(Evaluation(1024, 612.4, {}, 0.5, Rating(612.4, 560.2, 671.9)))
-    assert reporter.postfix().startswith("rating 612 [560, 672], ")
-    reporter.on_trial_end(_study_with_best(612.4), 2, "COMPLETE", 612.4, 1.0)
+    display = ProgressDisplay(1024, stream=out, bar=True, bar_stream=bar)
+    display.on_trial_start(2)
+    display.on_step(1024)
+    display.on_evaluation(Evaluation(1024, 612.4, {}, 0.5, Rating(612.4, 560.2, 671.9)))
+    assert display.postfix().startswith("rating 612 [560, 672], ")
+    display.on_trial_end(_study_with_best(612.4), 2, "COMPLETE", 612.4, 1.0)
     (line,) = out.getvalue().splitlines()
     assert line.endswith("(last rating 612 [560, 672] at step 1024)"), line
 
 
 def test_no_bar_when_output_is_not_a_terminal() -> None:
     out, bar = io.StringIO(), io.StringIO()
-    reporter = Reporter(3072, stream=out, bar_stream=bar)  # StringIO is no terminal
-    assert not reporter.show_bar
-    _run_trial(reporter)
-    reporter.on_trial_end(_study_with_best(0.5), 0, "COMPLETE", 0.5, 1.0)
+    display = ProgressDisplay(3072, stream=out, bar_stream=bar)  # StringIO is no terminal
+    assert not display.show_bar
+    _run_trial(display)
+    display.on_trial_end(_study_with_best(0.5), 0, "COMPLETE", 0.5, 1.0)
     assert bar.getvalue() == ""
     assert len(out.getvalue().splitlines()) == 1
 

@@ -21,14 +21,12 @@ from typing import Any, Literal
 
 import optuna
 import yaml
-from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from env.policy_files import save_model
 from tuner.base.errors import UserError
 from tuner.base.runs import confined, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
-from tuner.commands.status import state_counts
 from tuner.config.space import to_config
 from tuner.config.spec import (
     ENV_KEYS,
@@ -64,18 +62,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "unknown"
     return out
-
-
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        counts = state_counts(study.get_trials(deepcopy=False))
-        found = ", ".join(f"{k}={v}" for k, v in counts.items()) or "no trials"
-        raise UserError(
-            f"study {study.study_name!r} has no completed trial to export ({found}); "
-            "run `make tune` until one completes"
-        )
-    return study.best_trial
 
 
 def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -247,8 +233,8 @@ def train_from_export(
             source = f"export of study {doc.get('study')!r}"
             raise UserError(format_error(source, err)) from None
     run = _train_export(export, device, total_timesteps, seed, runs_dir)
-    if run.progress.diverged:
-        raise UserError(f"training diverged: {run.progress.diverged}")
+    if run.state.diverged:
+        raise UserError(f"training diverged: {run.state.diverged}")
     out = out or confined(runs_dir / "models", f"{export.study}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)

@@ -622,7 +622,7 @@ def render_html(
 
 def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
     """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
-    from tuner.commands.verify_report import section_html
+    from tuner.commands.verify.report_section import section_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ module is the loop around it and what a signal does to it:
 
 :class:`Worker` is built around a :class:`Trials` (the lifecycle, or a stand-in)
 and opens no database itself; :meth:`Worker.open` opens the storage and the study.
+Its :class:`WorkerRole` says what it runs: the study's own trials (tuning), or the
+jobs queued in a companion study (``tuner.commands.verify.jobs.VERIFYING``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ from tuner.config.study import load_study, worker_seed
 from tuner.storage.rdb import worker_name
 from tuner.storage.record import TrialAttr
 from tuner.storage.retry import first_line, is_transient, raised_at, retry_transient
-from tuner.trial.lifecycle import Claim, ClaimKind, Outcome, TrialLifecycle, open_storage
+from tuner.trial.lifecycle import (
+    Claim,
+    ClaimKind,
+    Outcome,
+    Planner,
+    TrialLifecycle,
+    open_storage,
+)
 from tuner.trial.objective import TrialFailed, objective
 from tuner.trial.progress import TrialHooks
 from tuner.trial.training import resolve_device
@@ -51,6 +60,33 @@ ObjectiveFn = Callable[..., float]
 # A worker whose trials fail this many times in a row with the same configuration
 # error stops (exit 2): the file is wrong, and every further trial would fail too.
 CONFIG_ERROR_STREAK = 2
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What a worker runs: the study's own trials, or jobs queued for it.
+
+    One object instead of options spread over the command line: the worker asks
+    its role, never the study's name, what its trials are and what to say at the end.
+    """
+
+    # Run WAITING trials only; never sample a new one (the queue is the budget).
+    queue_only: bool = False
+    objective_fn: ObjectiveFn = objective
+    # After the run: a summary of the study to print (``None``: nothing to add).
+    conclude: Callable[[optuna.Study], str | None] | None = None
+    # Queues trials under the claim lock before each claim (a population's units).
+    planner: Planner | None = None
+
+    def budget(self, spec: StudySpec) -> str:
+        """The budget the worker works through, for its first line."""
+        if self.planner is not None and spec.pbt is not None:
+            return f"{spec.n_trials} units ({spec.pbt.population} members)"
+        return "its queued jobs" if self.queue_only else f"{spec.n_trials} trials"
+
+
+# Sample and train new trials until the study's n_trials are spent.
+TUNING = WorkerRole()
 
 
 class Trials(Protocol):
@@ -81,7 +117,7 @@ def _already_stopping(signum: int, _frame: Any) -> None:
 
 
 @dataclass
-class WorkerReport:
+class WorkerSummary:
     """What one worker did, for its summary line and for tests."""
 
     finished: list[tuple[int, str, float | None]] = field(default_factory=list)
@@ -132,8 +168,9 @@ class Worker:
         device: str = "cpu",
         max_trials: int | None = None,
         timeout: float | None = None,
-        reporter: TrialHooks | None = None,
+        progress: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
+        role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
         wait_seconds: float = 2.0,
     ) -> None:
@@ -143,12 +180,14 @@ class Worker:
         self.device = device
         self.max_trials = max_trials
         self.timeout = timeout
-        self.reporter = reporter
+        self.progress = progress
         self.runs_dir = runs_dir
-        self.objective = objective_fn or objective
+        self.role = role
+        # ``objective_fn``: a stand-in for the role's objective (tests, benchmarks).
+        self.objective = objective_fn or role.objective_fn
         # How long to linger when no trial is free but a running one may come back.
         self.wait_seconds = wait_seconds
-        self.report = WorkerReport()
+        self.summary = WorkerSummary()
         self.name = worker_name()
         self._signal: str | None = None
         self._signals = 0
@@ -165,11 +204,11 @@ class Worker:
         device: str = "auto",
         worker_index: int | None = None,
         settings: StorageSettings | None = None,
-        reporter: TrialHooks | None = None,
+        progress: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
+        role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
         accept_changes: bool = False,
-        queue_only: bool = False,
     ) -> Worker:
         """A worker on the study of ``spec`` in the storage at ``storage_url``.
 
@@ -177,13 +216,11 @@ class Worker:
         seed (``worker_index`` picks the seed and the GPU).
         """
         settings = settings or StorageSettings()
-        planner = None
-        if spec.pbt is not None and objective_fn is None:  # a population: run its units
-            from tuner.pbt.summary import save_note
-            from tuner.pbt.units import Planner, run_unit
-
-            objective_fn, queue_only = run_unit, True
-            planner = Planner(spec, on_generation=save_note)
+        if spec.pbt is not None and role.planner is None:
+            raise ValueError(
+                f"study {spec.study_name!r} is population-based: open its worker in the "
+                "population role (tuner.commands.tune.population_role)"
+            )
         resolved = resolve_device(device, worker_index)  # a bad --device: nothing written yet
         storage = open_storage(storage_url, settings)
         seed = worker_seed(spec, worker_index)
@@ -198,8 +235,8 @@ class Worker:
             storage,
             n_trials=spec.n_trials,
             settings=settings,
-            queue_only=queue_only,
-            planner=planner,
+            queue_only=role.queue_only,
+            planner=role.planner,
         )
         return cls(
             spec,
@@ -208,8 +245,9 @@ class Worker:
             device=resolved,
             max_trials=max_trials,
             timeout=timeout,
-            reporter=reporter,
+            progress=progress,
             runs_dir=runs_dir,
+            role=role,
             objective_fn=objective_fn,
             wait_seconds=min(2.0, settings.heartbeat_interval),
         )
@@ -217,6 +255,10 @@ class Worker:
     @property
     def study(self) -> optuna.Study:
         return self.trials.study
+
+    def conclude(self) -> str | None:
+        """What the worker's role has to say about the study once the run is over."""
+        return self.role.conclude(self.study) if self.role.conclude else None
 
     # --- signals ------------------------------------------------------------------
 
@@ -239,16 +281,16 @@ class Worker:
     # --- running ------------------------------------------------------------------
 
     def _objective(self, trial: optuna.Trial) -> float:
-        reporter = self.reporter
-        if reporter is not None:
-            reporter.on_trial_start(trial.number)
+        progress = self.progress
+        if progress is not None:
+            progress.on_trial_start(trial.number)
         return self.objective(
             trial,
             self.spec,
             device=self.device,
             runs_dir=self.runs_dir,
             should_stop=self._should_stop,
-            reporter=reporter,
+            progress=progress,
         )
 
     def _execute(self, trial: optuna.Trial) -> Outcome:
@@ -279,21 +321,21 @@ class Worker:
         last = errors[-CONFIG_ERROR_STREAK:]
         if len(last) < CONFIG_ERROR_STREAK or len(set(last)) != 1:
             return False
-        self.report.config_error = last[0]
+        self.summary.config_error = last[0]
         log.error("%d trials in a row failed with: %s", CONFIG_ERROR_STREAK, last[0])
         return True
 
     def _limit_reached(self, start: float) -> bool:
-        if self.max_trials is not None and len(self.report.finished) >= self.max_trials:
+        if self.max_trials is not None and len(self.summary.finished) >= self.max_trials:
             return True
         return self.timeout is not None and time.monotonic() - start > self.timeout
 
     def _trial_ended(self, trial: optuna.Trial, state: str, value: float | None, t0: float) -> None:
-        """Tell the reporter; a progress line is not worth a worker lost to a lost connection."""
-        if not self.reporter:
+        """Tell the progress hooks; a progress line is not worth a worker lost to a lost connection."""
+        if not self.progress:
             return
         try:
-            self.reporter.on_trial_end(
+            self.progress.on_trial_end(
                 self.study, trial.number, state, value, time.monotonic() - t0
             )
         except Exception as err:
@@ -301,7 +343,7 @@ class Worker:
                 raise
             log.warning("progress line skipped: %s", first_line(err))
 
-    def run(self) -> WorkerReport:
+    def run(self) -> WorkerSummary:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         start = time.monotonic()
         config_errors: list[str] = []
@@ -315,7 +357,7 @@ class Worker:
                     continue
                 trial, t0 = claim.trial, time.monotonic()
                 state, value, config_error = self._run_one(trial)
-                self.report.finished.append((trial.number, state, value))
+                self.summary.finished.append((trial.number, state, value))
                 config_errors = [*config_errors, config_error] if config_error else []
                 if self._config_error_streak(config_errors):
                     break
@@ -325,5 +367,5 @@ class Worker:
                 # Stopped by a signal: the process is on its way out, and a repeated
                 # Ctrl-C or SIGTERM must not turn a clean exit into a traceback.
                 signal.signal(s, _already_stopping if self._signal else h)
-        self.report.stopped_by = self._signal
-        return self.report
+        self.summary.stopped_by = self._signal
+        return self.summary

@@ -30,10 +30,6 @@ def worker_seed(spec: StudySpec, worker_index: int | None) -> int:
     return (spec.seed + 7919 * (worker_index + 1)) % 2**32
 
 
-# Changes of a study file that keep its trials comparable: allowed, and recorded.
-COMPATIBLE_KEYS = ("description", "n_trials")
-
-
 def spec_changes(old: Any, new: Any, where: str = "") -> list[str]:
     """``key: old -> new`` for every leaf that differs between two JSON-like specs."""
     if isinstance(old, dict) and isinstance(new, dict):

@@ -33,7 +33,7 @@ from tuner.config.spec import BudgetSpec, EvaluationSpec, StudySpec
 from tuner.pbt.checkpoint import MemberState
 from tuner.pbt.units import EVAL_SEED_BASE, SEED_STRIDE
 from tuner.storage.record import TrialAttr
-from tuner.trial.callbacks import TrialProgress
+from tuner.trial.callbacks import RunState
 from tuner.trial.training import TrainingRun, train
 
 
@@ -135,7 +135,7 @@ def replay(
 
     Returns one :class:`TrainingRun` for the whole replay: the final model, every
     evaluation, the timesteps and seconds of all segments. A segment that diverges or
-    is stopped ends the replay there (its progress says so).
+    is stopped ends the replay there (its state says so).
     """
     state: MemberState | None = None
     runs: list[TrainingRun] = []
@@ -167,8 +167,7 @@ def replay(
             restore=restore,
         )
         runs.append(run)
-        progress = run.progress
-        if progress.diverged or progress.stopped or run.model is None:
+        if run.state.diverged or run.state.stopped or run.model is None:
             break
         state = MemberState.capture(run.model, pools, state)
     return _merged(runs)
@@ -177,14 +176,14 @@ def replay(
 def _merged(runs: list[TrainingRun]) -> TrainingRun:
     """The segments as one run: the last model, all evaluations, summed steps and seconds."""
     last = runs[-1]
-    progress = TrialProgress(
-        evaluations=[e for r in runs for e in r.progress.evaluations],
-        diverged=last.progress.diverged,
-        stopped=last.progress.stopped,
+    state = RunState(
+        evaluations=[e for r in runs for e in r.state.evaluations],
+        diverged=last.state.diverged,
+        stopped=last.state.stopped,
     )
     return replace(
         last,
-        progress=progress,
+        state=state,
         timesteps=sum(r.timesteps for r in runs),
         train_seconds=sum(r.train_seconds for r in runs),
         eval_seconds=sum(r.eval_seconds for r in runs),

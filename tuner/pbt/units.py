@@ -253,7 +253,7 @@ def run_unit(
     device: str = "auto",
     runs_dir: Path = DEFAULT_RUNS,
     should_stop: Callable[[], str | None] | None = None,
-    reporter: TrialHooks | None = None,
+    progress: TrialHooks | None = None,
 ) -> float:
     """The worker's objective for a PBT study: train one unit, record it, save its checkpoint."""
     pbt = spec.pbt
@@ -287,13 +287,13 @@ def run_unit(
         device=device,
         tensorboard_log=tensorboard_dir(runs_dir, spec.study_name),
         tb_log_name=f"member_{member:03d}",
-        callbacks=run_callbacks(None, should_stop, reporter, offset=-start),
+        callbacks=run_callbacks(None, should_stop, progress, offset=-start),
         restore=restore,
     )
     record_run(trial, run)
     value = run_value(spec, run)
     _save_unit(trial, spec, run, MemberState.capture(run.model, restored["pools"], given), runs_dir)
-    trial.set_user_attr(TrialAttr.PBT_VALUE_SE, value_se(run.progress.evaluations[-1], spec))
+    trial.set_user_attr(TrialAttr.PBT_VALUE_SE, value_se(run.state.evaluations[-1], spec))
     return value
 
 

@@ -36,7 +36,7 @@ class TrialAttr:
     STEPS_PER_SECOND: Final = "steps_per_second"
     TRAIN_SECONDS: Final = "train_seconds"
     EVAL_SECONDS: Final = "eval_seconds"
-    LEAGUE: Final = "league"  # the self-play pool at the end of training
+    LEAGUE: Final = "league"  # the self-play pools at the end of training (league_summary)
     EVALUATIONS: Final = "evaluations"  # every evaluation, in order
     SCORES: Final = "scores"  # the last evaluation's score per opponent
     EVAL_RESULTS: Final = "eval_results"  # the same, with intervals and game counts

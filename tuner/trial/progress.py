@@ -7,7 +7,7 @@ summary line per finished trial (number, state, value, timesteps, duration,
 steps per second, best so far) goes to stdout always, since it is exactly what
 such a log should hold.
 
-A reporter is a :class:`TrialHooks`. The worker calls ``on_trial_start`` when it
+The display is a :class:`TrialHooks`. The worker calls ``on_trial_start`` when it
 claims a trial and ``on_trial_end`` when the trial is told; during training the
 SB3 callback :class:`ProgressCallback` (in the list the objective passes to
 ``learn()``) calls ``on_step`` with the timestep count after each env step and
@@ -47,10 +47,11 @@ def _columns(stream: TextIO) -> int | None:
 
 
 class TrialHooks:
-    """What a worker tells its reporter; each hook does nothing unless overridden.
+    """What a worker tells whoever follows its progress; each hook does nothing unless
+    overridden.
 
-    A reporter (the progress display, a benchmark's clock) overrides the hooks it
-    needs and inherits the rest, so a new hook never breaks an existing reporter.
+    A follower (the progress display, a benchmark's clock) overrides the hooks it
+    needs and inherits the rest, so a new hook never breaks an existing one.
     """
 
     def on_trial_start(self, number: int) -> None:
@@ -69,7 +70,7 @@ class TrialHooks:
 
 
 class ProgressCallback(TrialCallback):
-    """Feeds a training run's steps and evaluations to a reporter's hooks.
+    """Feeds a training run's steps and evaluations to the progress hooks.
 
     ``offset`` is added to the timestep count: the runs of a trial with several
     seeds share one bar, the second starting where the first ended.
@@ -89,8 +90,8 @@ class ProgressCallback(TrialCallback):
         return True
 
 
-class Reporter(TrialHooks):
-    """Progress of one worker.
+class ProgressDisplay(TrialHooks):
+    """What a person watches of one worker: the bar, and the line per finished trial.
 
     Args:
         total_timesteps: the budget of one trial (the bar's total).
