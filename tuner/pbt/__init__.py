@@ -9,5 +9,6 @@
   objective that runs one.
 - :mod:`tuner.pbt.replay`: the best member's schedule, exported and replayed by
   ``tuner train``.
-- :mod:`tuner.pbt.summary`: what status, report and dashboard show of a population.
+- :mod:`tuner.pbt.summary`: what status, report, export and the dashboard show of a
+  population; :mod:`tuner.pbt.figure`: the report's population figure.
 """

@@ -21,7 +21,6 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.config.pbt_spec import PbtSpec
 from tuner.config.spec import StudySpec
 from tuner.pbt.scheduler import MemberResult
 from tuner.storage.record import TrialAttr, TrialSystemAttr
@@ -115,9 +114,3 @@ class Population:
         """Every completed unit, by interval then member."""
         units = [self.unit(m, k) for k in range(self.intervals) for m in range(self.size)]
         return [u for u in units if u is not None]
-
-
-def pbt_of(spec: StudySpec) -> PbtSpec:
-    if spec.pbt is None:
-        raise ValueError(f"study {spec.study_name!r} is not a PBT study (no pbt: block)")
-    return spec.pbt
