@@ -93,6 +93,39 @@ def test_a_rating_evaluation_shows_the_rating_and_its_interval() -> None:
     assert line.endswith("(last rating 612 [560, 672] at step 1024)"), line
 
 
+def test_a_run_past_its_budget_keeps_a_total_on_the_bar() -> None:
+    """SB3 trains whole rollouts, so 500000 steps end at 500160: the bar grows its total
+    (tqdm would otherwise show ``0%| 500160/? steps``)."""
+    out, bar = io.StringIO(), io.StringIO()
+    reporter = ProgressDisplay(500_000, stream=out, bar=True, bar_stream=bar)
+    reporter.on_trial_start(3)
+    for t in (250_080, 500_160):
+        reporter.on_step(t)
+    reporter._bar.refresh()
+    drawn = bar.getvalue().split("\r")[-1]
+    assert "100%" in drawn and "500160/500160 steps" in drawn, drawn
+    assert "/?" not in bar.getvalue()
+
+
+def test_evaluation_lines_say_the_step_the_score_and_its_games() -> None:
+    """``tuner train``'s reporter: a line per evaluation, with the bar's stream untouched."""
+    from tuner.strength.evaluate import OpponentResult
+
+    out, bar = io.StringIO(), io.StringIO()
+    reporter = ProgressDisplay(
+        4096, stream=out, bar=True, bar_stream=bar, evaluation_lines=True, name="train"
+    )
+    reporter.on_step(2048)
+    result = OpponentResult("greedy", 200, 150, 10, 40, 0.775, 0.7, 0.84, 0.8, 0.75, 190, 95)
+    reporter.on_evaluation(Evaluation(2048, 0.775, {"greedy": result}, 1.5))
+    (line,) = out.getvalue().splitlines()
+    assert re.fullmatch(
+        r"step 2048/4096  score 0\.775 over 200 games  \(1\.5 s of games, \d+ steps/s\)", line
+    ), line
+    assert "train" in bar.getvalue() and "step 2048/4096" not in bar.getvalue()
+    reporter.close()
+
+
 def test_no_bar_when_output_is_not_a_terminal() -> None:
     out, bar = io.StringIO(), io.StringIO()
     display = ProgressDisplay(3072, stream=out, bar_stream=bar)  # StringIO is no terminal
@@ -149,7 +182,7 @@ def test_worker_on_a_terminal_draws_the_bar(runs: Path) -> None:
     # turns every "\n" into "\r\n", so a bare "\r" in the text would prove nothing).
     assert re.search(r"\r(?!\n)", text), text[-2000:]
     assert re.search(r"\d+/3072 steps \[", text), text[-2000:]
-    assert re.search(r"score \d\.\d{3}, \d+ steps/s", text), text[-2000:]
+    assert re.search(r"score \d\.\d{3} over \d+ games, \d+ steps/s", text), text[-2000:]
     lines = SUMMARY.findall(text.replace("\r", "\n"))
     assert [n for n, *_ in lines] == ["0", "1"], text[-2000:]
     assert all(state == "COMPLETE" for _, state, *_ in lines)

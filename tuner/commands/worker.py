@@ -124,6 +124,8 @@ class WorkerSummary:
     stopped_by: str | None = None
     # Set when the worker stopped because its trials kept failing on the configuration.
     config_error: str | None = None
+    # The study's n_trials are all used (by any worker): nothing was left to claim.
+    budget_spent: bool = False
 
     def count(self, state: str) -> int:
         return sum(1 for _, s, _ in self.finished if s == state)
@@ -351,6 +353,7 @@ class Worker:
             while not self._signal and not self._limit_reached(start):
                 claim = self.trials.claim()
                 if claim.kind == ClaimKind.DONE:
+                    self.summary.budget_spent = True
                     break
                 if claim.kind == ClaimKind.WAIT or claim.trial is None:
                     time.sleep(self.wait_seconds)

@@ -28,7 +28,7 @@ from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
 from env.policy_files import ACTIVATIONS
-from tuner.base.errors import UserError
+from tuner.base.errors import UserError, did_you_mean
 from tuner.base.settings import DEFAULT_STUDIES
 from tuner.config.pbt_spec import PbtSpec, check_pbt
 
@@ -716,7 +716,7 @@ def load_spec(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> Stud
     if not path.exists():
         known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
         raise UserError(
-            f"study file {str(path)!r} does not exist; expected one of {known} "
-            "or a path to a .yaml file"
+            f"study file {str(path)!r} does not exist;{did_you_mean(str(name_or_path), known)} "
+            f"expected one of {known} or a path to a .yaml file"
         )
     return parse_spec(read_yaml(path), str(path))

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,7 +134,28 @@ def create_study(
                 "rename the study or fix the file"
             )
         _check_drift(study, spec, accept_changes)
+        _name_the_metric(study, spec)
     return study
+
+
+def metric_name(spec: StudySpec) -> str:
+    """What the study's value is, for optuna-dashboard's axes and best-trial card."""
+    return "rating (Elo)" if spec.evaluation.objective == "rating" else "score"
+
+
+def _name_the_metric(study: optuna.Study, spec: StudySpec) -> None:
+    """Name the objective once (studies created before this are named on their next load),
+    so that the dashboard says "rating (Elo)" instead of "Objective 0"."""
+    if study.metric_names == [metric_name(spec)]:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            study.set_metric_names([metric_name(spec)])
+        except optuna.exceptions.StorageInternalError:
+            # Two workers starting at once: the other one's insert won. Same name.
+            if study.metric_names != [metric_name(spec)]:
+                raise
 
 
 @contextlib.contextmanager

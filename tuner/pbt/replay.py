@@ -161,8 +161,8 @@ def replay(
             seed=entry.seed if seed is None else seed + SEED_STRIDE * i,
             eval_seed=(entry.seed if seed is None else seed) + EVAL_SEED_BASE + i,
             device=device,
-            tensorboard_log=tensorboard_dir(runs_dir, f"{study}_train"),
-            tb_log_name="replay",
+            tensorboard_log=tensorboard_dir(runs_dir, study),
+            tb_log_name="train",
             callbacks=list(callbacks or []),
             restore=restore,
         )

@@ -35,6 +35,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import FrozenTrial, TrialState
+from optuna_dashboard import save_note
 
 from tuner.base.runs import tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
@@ -46,6 +47,7 @@ from tuner.pbt.scheduler import Decision, decide
 from tuner.storage.optuna_compat import storage_of, study_id, trial_id
 from tuner.storage.record import TrialAttr, TrialSystemAttr
 from tuner.trial.callbacks import Evaluation
+from tuner.trial.note import trial_note
 from tuner.trial.objective import (
     TrialFailed,
     real_values,
@@ -294,7 +296,23 @@ def run_unit(
     value = run_value(spec, run)
     _save_unit(trial, spec, run, MemberState.capture(run.model, restored["pools"], given), runs_dir)
     trial.set_user_attr(TrialAttr.PBT_VALUE_SE, value_se(run.state.evaluations[-1], spec))
-    return value
+    save_note(trial, _unit_note(trial, spec, run))
+    # Rounded as a trial's value is: an Elo to 0.1, a score to 4 places.
+    return round(value, 1 if spec.evaluation.objective == "rating" else 4)
+
+
+def _unit_note(trial: optuna.Trial, spec: StudySpec, run: Any) -> str:
+    """The trial's dashboard note, with the member, its lineage and what was decided."""
+    u = trial.user_attrs
+    decision = u.get(TrialAttr.PBT_DECISION) or {}
+    lineage = " ".join(f"m{e['member']}@{e['interval']}" for e in u[TrialAttr.PBT_SCHEDULE])
+    head = (
+        f"Member {u[TrialAttr.PBT_MEMBER]}, interval {u[TrialAttr.PBT_INTERVAL]}: "
+        f"{decision.get('action', 'start')}"
+        + (f" from member {decision['donor']}" if "donor" in decision else "")
+        + f"; lineage {lineage}."
+    )
+    return trial_note(trial.number, spec, run) + "\n\n" + head + "\n"
 
 
 def _label(

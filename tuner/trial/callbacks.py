@@ -11,7 +11,8 @@ stopped). The callbacks a caller passes in that are
 and stops ``learn()`` when the pruner says so (it never raises ``TrialPruned``
 itself: the objective does that after the envs are closed);
 :class:`StopOnSignalCallback` stops ``learn()`` when the worker is asked to
-shut down; ``tuner.trial.progress.ProgressCallback`` drives the progress display.
+shut down; ``tuner.trial.progress.ProgressCallback`` drives the progress display;
+:class:`CheckpointCallback` saves the model every so many timesteps (``tuner train``).
 Like SB3's callbacks, returning False from a step stops training.
 """
 
@@ -21,12 +22,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from env.policy_files import save_model
 from tuner.strength.evaluate import OpponentResult, Strength
 from tuner.strength.rating import Rating
 
@@ -114,6 +117,43 @@ class StopOnSignalCallback(TrialCallback):
         if reason:
             self.state.stopped = reason
             return False
+        return True
+
+
+class CheckpointCallback(BaseCallback):
+    """Saves the model each time the run passes a multiple of ``every`` timesteps.
+
+    An hour-long ``tuner train`` that dies (a lost node, an OOM kill) keeps what it had
+    learned at the last checkpoint. Saved as the tuner saves every model
+    (:func:`~env.policy_files.save_model`), so ``tuner evaluate`` and ``tuner play``
+    load a checkpoint without ``--trust-pickle``. ``on_save`` hears of each file.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        path_for: Callable[[int], Path],
+        on_save: Callable[[Path, int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every: expected a positive number of timesteps, but got {every}")
+        self.every = every
+        self.path_for = path_for
+        self.on_save = on_save
+        self.saved: list[Path] = []
+        self._passed = 0  # multiples of ``every`` passed so far
+
+    def _on_step(self) -> bool:
+        passed = self.num_timesteps // self.every
+        if passed > self._passed:  # a rollout may jump past two multiples: one file
+            self._passed = passed
+            path = self.path_for(self.num_timesteps)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path = save_model(self.model, path)
+            self.saved.append(path)
+            if self.on_save is not None:
+                self.on_save(path, self.num_timesteps)
         return True
 
 
@@ -219,15 +259,20 @@ class EvaluationCallback(BaseCallback):
         return all(go_on)
 
     def _log(self, ev: Evaluation) -> None:
-        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``."""
+        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``.
+
+        TensorBoard sorts a group's charts by name: the ``eval`` group holds the value the
+        pruner sees (``eval/rating`` or ``eval/score``, first) and its time; each
+        opponent's score and games go to a group of their own, ``eval_opponents``.
+        """
         if ev.rating is not None:
             self.logger.record("eval/rating", ev.rating.rating)
             self.logger.record("eval/rating_low", ev.rating.low)
             self.logger.record("eval/rating_high", ev.rating.high)
         else:
             self.logger.record("eval/score", ev.value)
-        for name, r in ev.results.items():
-            self.logger.record(f"eval/score/{name}", r.score)
-            self.logger.record(f"eval/games/{name}", r.games)
         self.logger.record("eval/seconds", ev.seconds)
+        for name, r in ev.results.items():
+            self.logger.record(f"eval_opponents/{name}/score", r.score)
+            self.logger.record(f"eval_opponents/{name}/games", r.games)
         self.logger.dump(self.num_timesteps)

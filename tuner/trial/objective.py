@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
+from optuna_dashboard import save_note
 from stable_baselines3.common.callbacks import BaseCallback
 
 from env.policy_files import save_model
@@ -26,6 +27,7 @@ from tuner.config.space import ModelConfig, sample, to_config
 from tuner.config.spec import ENV_KEYS, POLICY_KEYS, StudySpec
 from tuner.storage.record import TrialAttr
 from tuner.trial.callbacks import PruningCallback, StopOnSignalCallback
+from tuner.trial.note import trial_note
 from tuner.trial.progress import ProgressCallback, TrialHooks
 from tuner.trial.training import TrainingRun, train
 
@@ -103,13 +105,15 @@ def objective(
         runs.append(run)
         if index == 0:
             record_run(trial, run)
+            save_note(trial, trial_note(trial.number, spec, run))
         seed_values.append(run_value(spec, run))
         if n_seeds == 1:
             break
         _report_seed(trial, runs, seed_values, n_seeds)
 
     upload_model(trial, spec, runs[0], runs_dir)
-    return _mean(seed_values)
+    # Rounded as each evaluation is: an Elo to 0.1, a score to 4 places.
+    return round(_mean(seed_values), 1 if spec.evaluation.objective == "rating" else 4)
 
 
 def sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
