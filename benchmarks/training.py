@@ -33,7 +33,7 @@ from env.league import LEAGUE_NAMES, build_sources
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
 
-PPO = {
+PPO: dict[str, Any] = {
     "learning_rate": 3.0e-4,
     "n_steps": 256,
     "batch_size": 512,
@@ -102,10 +102,12 @@ def baseline(vec_env: str, checks: bool) -> Iterator[None]:
     if vec_env not in ("batched", "dummy"):
         raise ValueError(f"vec_env: expected batched or dummy, but got {vec_env!r}")
     saved = training.make_training_env, training.distribution_checks_off
+    # setattr: the benchmark swaps a module's functions for its own, which the types of
+    # those functions (a KalahaVecEnv, a generator context) do not admit.
     if vec_env == "dummy":
-        training.make_training_env = dummy_training_env
+        setattr(training, "make_training_env", dummy_training_env)  # noqa: B010
     if checks:
-        training.distribution_checks_off = nullcontext
+        setattr(training, "distribution_checks_off", nullcontext)  # noqa: B010
     try:
         yield
     finally:

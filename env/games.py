@@ -93,6 +93,11 @@ class OpponentSource(Protocol):
     def record(self, opponent: Opponent, outcome: int) -> None: ...
 
 
+# What a table's ``sources`` may hold: an opponent spec (``"minimax:2"``), an opponent, or
+# a league source; one of them or a sequence (``build_opponents`` turns it into a list).
+SourceLike = str | Opponent | OpponentSource
+
+
 class Fixed:
     """A fixed opponent as an :class:`OpponentSource`: always itself."""
 
@@ -143,7 +148,7 @@ class GameTable:
     def __init__(
         self,
         n: int,
-        sources: Sequence[Opponent | OpponentSource],
+        sources: SourceLike | Sequence[SourceLike],
         weights: Sequence[float] | None = None,
         *,
         seeds: int = 4,

@@ -402,14 +402,15 @@ class StudySpec(_Strict):
         """
         order = list(self.search_space)
         for name, param in self.search_space.items():
-            for other, allowed in (param.condition or {}).items():
+            condition = param.condition or {}
+            for other, allowed in condition.items():
                 if other not in self.search_space or order.index(other) >= order.index(name):
                     raise ValueError(
                         f"search_space.{name}.condition: expected a parameter searched "
                         f"before {name!r} (conditions are read in file order), but got {other!r}"
                     )
                 if not isinstance(allowed, list):
-                    allowed = param.condition[other] = [allowed]
+                    allowed = condition[other] = [allowed]
                 cond = self.search_space[other]
                 if isinstance(cond, CategoricalParam):
                     unknown = [a for a in allowed if a not in cond.option_names]

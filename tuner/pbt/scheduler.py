@@ -77,9 +77,10 @@ def truncation(
     At most half the members are in each, so no member is in both; ties are broken by
     member number (the lower one ranks higher), so the split is reproducible.
     """
-    done = [r for r in results if r.value is not None]
+    done = [(r.value, r) for r in results if r.value is not None]
     sign = 1.0 if maximize else -1.0
-    ranked = sorted(done, key=lambda r: (sign * float(r.value), -r.member))  # worst first
+    # worst first
+    ranked = [r for _, r in sorted(done, key=lambda vr: (sign * vr[0], -vr[1].member))]
     k = min(math.ceil(len(ranked) * quantile), len(ranked) // 2)
     return ranked[:k], ranked[len(ranked) - k :] if k else []
 
