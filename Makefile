@@ -124,6 +124,12 @@ bench: install ## Engine vs a Python loop, and whole training DummyVecEnv vs Kal
 bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget
 	$(BIN)/python -m benchmarks.rating $(ARGS)
 
+CPU_HOURS ?= 4
+
+.PHONY: bench-pbt
+bench-pbt: install ## PBT vs TPE+Hyperband on the exploration space, CPU_HOURS (4) each, 2 workers; winners retrained on 3 fresh seeds
+	$(BIN)/python -m benchmarks.pbt_vs_tpe --cpu-hours $(CPU_HOURS) $(ARGS)
+
 .PHONY: bench-storage
 bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes
 	$(BIN)/python -m benchmarks.storage $(ARGS)
