@@ -31,6 +31,7 @@ from env.policy_files import ACTIVATIONS
 from env.search import parse_search
 from tuner.base.errors import UserError, did_you_mean
 from tuner.base.settings import DEFAULT_STUDIES
+from tuner.config.pbt_spec import PbtSpec, check_pbt
 
 STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
 
@@ -367,6 +368,8 @@ class StudySpec(_Strict):
     budget: BudgetSpec
     env: EnvSpec = Field(default_factory=EnvSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    # Population-based training instead of independent trials (tuner/config/pbt_spec.py).
+    pbt: PbtSpec | None = None
 
     @field_validator("study_name")
     @classmethod
@@ -382,6 +385,7 @@ class StudySpec(_Strict):
         self._check_conditions()
         self._check_named_choices()
         self._check_budget()
+        check_pbt(self)
         return self
 
     def _check_setting_names(self) -> None:

@@ -227,6 +227,7 @@ def test_evaluate_names_what_is_wrong_with_a_trial(smoke, monkeypatch, capsys) -
         assert "has no model artifact" in err and t.state.name in err
 
 
+@pytest.mark.slow
 def test_the_dashboard_names_the_metric_and_reads_a_note_per_trial(smoke) -> None:
     """optuna-dashboard's axis and best-trial card say "score", not "Objective 0"; values
     are rounded; each trial's page has a note with its scores, intervals and games."""
