@@ -6,8 +6,9 @@ pits (0..5, in the mover's own order). Acting in batches is what lets the
 evaluator play hundreds of games with one policy forward pass per ply.
 
 Opponents are named by short specs (``"random"``, ``"greedy"``, ``"minimax:4"``,
-``"policy:path/to/model.zip"``); :func:`make_opponent` is the one parser of those
-names, used by the env, the study files and the command line.
+``"policy:path/to/model.zip"``, and a policy that searches at each move,
+``"policy:path/to/model.zip+ab:5"``, env/search.py); :func:`make_opponent` is the
+one parser of those names, used by the env, the study files and the command line.
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ class EpsilonOpponent:
 
 
 SPEC_HELP = (
-    "'random', 'greedy', 'minimax:K' (K >= 1) or 'policy:PATH', optionally with '@EPS' "
+    "'random', 'greedy', 'minimax:K' (K >= 1) or 'policy:PATH' (with a search: "
+    "'policy:PATH+ab:5', 'policy:PATH+mcts:200'), optionally with '@EPS' "
     "(a share of random moves in [0, 1], and random tie-breaks: 'greedy@0.1')"
 )
 
@@ -258,6 +260,11 @@ def make_opponent(
     if kind == "minimax" and arg.isdigit() and int(arg) >= 1:
         return MinimaxOpponent(int(arg), tie_break=tie_break, empty_capture=empty_capture)
     if kind == "policy" and arg:
+        path, plus, search = arg.rpartition("+")
+        if plus and path and ":" in search:  # policy:PATH+ab:5, a search over the network
+            from env.search import search_agent
+
+            return search_agent(path, search, seeds=seeds, empty_capture=empty_capture)
         return PolicyOpponent(arg, seeds=seeds)
     raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
 

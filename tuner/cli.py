@@ -25,6 +25,10 @@ from tuner.storage.record import StudyAttr
 DEFAULT_EVAL_GAMES = 200
 DEFAULT_OPENING_PLIES = 4
 OPENING_HELP = f"random plies of each opening (default {DEFAULT_OPENING_PLIES})"
+SEARCH_HELP = (
+    "'ab:D' (alpha-beta on the value head, D plies, an extra turn counts as one), "
+    "'abx:D' (extra turns are free) or 'mcts:S' (PUCT, S simulations)"
+)
 GAMES_HELP = (
     f"games per opponent, even: each opening from both seats (default {DEFAULT_EVAL_GAMES}, "
     "as a study's evaluation.games)"
@@ -123,7 +127,10 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
         settings=settings.storage,
-        progress=ProgressDisplay(spec.budget.total_timesteps * spec.budget.seeds),
+        # A population-based study's units train one interval each.
+        progress=ProgressDisplay(
+            spec.pbt.interval if spec.pbt else spec.budget.total_timesteps * spec.budget.seeds
+        ),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
         role=role,
@@ -345,6 +352,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         + (f", a checkpoint every {args.save_every}" if args.save_every else ""),
         flush=True,
     )
+    if export.pbt is not None:  # a population's winner: its schedule is replayed
+        steps = ", ".join(f"{e.timestep:,}" for e in export.pbt.schedule)
+        print(f"replaying the schedule of member {export.pbt.member}: settings from {steps}")
     done = retrain(
         export,
         save_every=args.save_every,
@@ -420,6 +430,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             f"--opponents: expected a comma-separated list such as random,greedy,minimax:2, "
             f"but got {args.opponents!r}"
         )
+    if args.search is not None:
+        _searching(None, args.search, args.seeds)  # a bad spec fails before any download
     model_path = _model_to_evaluate(args, settings)
     try:
         loaded = load_policy(model_path, device="cpu", trust_pickle=args.trust_pickle)
@@ -431,14 +443,22 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(
                 f"--perfect: the solved set is Kalah(6,4), so expected --seeds 4, but got {args.seeds}"
             )
+        if args.search is not None:
+            raise UserError(
+                f"--perfect scores the network's own moves: expected no --search, but got {args.search!r}"
+            )
         _print_perfect(model_path, policy)
         return 0
+    if args.search is not None:
+        policy = _searching(loaded, args.search, args.seeds)
     plies = _opening_plies(args)
     if args.rating:
         rated = rate_policy(
             policy, games=games, seeds=args.seeds, opening_plies=plies, seed=args.seed
         )
-        print(f"{model_path}: rated on the reference ladder from {rated.games} games")
+        print(
+            f"{model_path}{_with(args.search)}: rated on the reference ladder from {rated.games} games"
+        )
         _print_results(rated.results, rated.rating)
         return 0
     try:
@@ -447,7 +467,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as err:  # an unknown opponent, too many opening plies
         raise UserError(str(err)) from None
-    print(f"{model_path}: {games} games per opponent, each opening from both seats")
+    print(
+        f"{model_path}{_with(args.search)}: {games} games per opponent, each opening from both seats"
+    )
     _print_results(results)
     return 0
 
@@ -482,16 +504,52 @@ def _print_perfect(model_path: str, policy: Any) -> None:
         print(f"  {line}")
 
 
+def _searching(network: Any, spec: str, seeds: int) -> Any:
+    """The network under the search ``spec`` (--search), or one line and exit 2.
+
+    With ``network`` None it only checks the spec.
+    """
+    from env.search import parse_search
+    from tuner.strength.evaluate import as_agent
+
+    try:
+        return parse_search(spec) if network is None else as_agent(network, seeds, search=spec)
+    except ValueError as err:
+        raise UserError(f"--search: {err}") from None
+
+
+def _warm_up(agent: Any, seeds: int) -> None:
+    """One search before the game, so that compiling the kernels is not the first move's time."""
+    import numpy as np
+
+    from env.rules import initial_board
+
+    agent.act(np.asarray([initial_board(seeds)], dtype=np.int32), np.zeros(1, dtype=np.int64))
+
+
+def _with(search: str | None) -> str:
+    return f" with search {search}" if search else ""
+
+
 def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
     from env.opponents import PolicyOpponent
+    from env.search import DEFAULT_SEARCH
     from tuner.commands.play import play
 
     if args.seat not in (0, 1):
         raise UserError(f"--seat: expected 0 (move first) or 1 (move second), but got {args.seat}")
+    search = None if args.search is None else args.search or DEFAULT_SEARCH
+    if search is not None:
+        _searching(None, search, args.seeds)
     try:
         agent = PolicyOpponent(args.model, seeds=args.seeds, name="AI")
     except ValueError as err:
         raise UserError(f"{args.model}: {err}") from None
+    if search is not None:
+        _threads(1)  # the move times in README's table are one core's
+        agent = _searching(agent.model, search, args.seeds)
+        _warm_up(agent, args.seeds)
+        print(f"The agent searches with {search} at each move.")
     try:
         play(agent, human_seat=args.seat, seeds=args.seeds)
     except (EOFError, KeyboardInterrupt):
@@ -796,6 +854,12 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed of the random openings (default 0)")
     p.add_argument(
+        "--search",
+        default=None,
+        metavar="SPEC",
+        help=f"the network searches at each move: {SEARCH_HELP}",
+    )
+    p.add_argument(
         "--trust-pickle",
         action="store_true",
         help="also load .zip files that kalaha-tuner did not save, with SB3's loader, which "
@@ -814,6 +878,15 @@ def _add_game_commands(sub: Any) -> None:
     p.add_argument("model", help="the agent's .zip file (e.g. studies/best/selfplay.zip)")
     p.add_argument("--seat", type=int, default=0, help="0: you move first (default), 1: second")
     p.add_argument("--seeds", type=int, default=4, help="seeds per pit (default 4)")
+    p.add_argument(
+        "--search",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="SPEC",
+        help=f"the agent searches at each move: {SEARCH_HELP}; --search alone: "
+        "env.search.DEFAULT_SEARCH, ab:5 (at most 6^5 leaves: well under a second a move)",
+    )
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser(

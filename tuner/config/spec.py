@@ -28,8 +28,10 @@ from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
 from env.policy_files import ACTIVATIONS
+from env.search import parse_search
 from tuner.base.errors import UserError, did_you_mean
 from tuner.base.settings import DEFAULT_STUDIES
+from tuner.config.pbt_spec import PbtSpec, check_pbt
 
 STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
 
@@ -269,6 +271,11 @@ class EvaluationSpec(_Strict):
       the estimate. It does not saturate as a score against fixed opponents does.
 
     ``value_from`` picks which evaluation becomes the value: the final one or the best.
+
+    ``search`` (``ab:4``, ``mcts:100``; env/search.py) evaluates the network as the
+    evaluation of a search at each move instead of the bare policy, so that a study
+    can ask which network makes the best searcher. It costs one or two orders of
+    magnitude more per move (README, "Search at play time"); off by default.
     """
 
     objective: Literal["score", "rating"] = "score"
@@ -283,6 +290,14 @@ class EvaluationSpec(_Strict):
     weights: dict[str, float] | None = None
     rounds: int = Field(4, ge=1, le=20)
     value_from: Literal["final", "best"] = "final"
+    search: str | None = None
+
+    @field_validator("search")
+    @classmethod
+    def _search(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_search(v)  # ValueError: "a search is 'ab:D' ... or 'mcts:S', but got ..."
+        return v
 
     @field_validator("objective", mode="before")
     @classmethod
@@ -353,6 +368,8 @@ class StudySpec(_Strict):
     budget: BudgetSpec
     env: EnvSpec = Field(default_factory=EnvSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    # Population-based training instead of independent trials (tuner/config/pbt_spec.py).
+    pbt: PbtSpec | None = None
 
     @field_validator("study_name")
     @classmethod
@@ -368,6 +385,7 @@ class StudySpec(_Strict):
         self._check_conditions()
         self._check_named_choices()
         self._check_budget()
+        check_pbt(self)
         return self
 
     def _check_setting_names(self) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, MatchResult, play_match
 from env.opponents import Opponent, PolicyOpponent, make_opponent
+from env.search import PolicyEvaluator, SearchAgent, parse_search
 from tuner.strength.ladder import Ladder, ladder_opponent, load_ladder
 from tuner.strength.rating import PairResults, Rating, expected_score, rate_against
 
@@ -111,12 +112,22 @@ def opponent_result(name: str, matches: Sequence[MatchResult]) -> OpponentResult
     )
 
 
-def as_agent(policy: Any, seeds: int = 4) -> Opponent:
+def as_agent(
+    policy: Any, seeds: int = 4, search: str | None = None, empty_capture: bool = False
+) -> Opponent:
     """A MaskablePPO model (anything with its ``predict``) or an Opponent -> an Opponent.
 
-    Models act through :class:`~env.opponents.PolicyOpponent`, with action masks.
+    Models act through :class:`~env.opponents.PolicyOpponent`, with action masks;
+    with ``search`` (``"ab:4"``, env/search.py) their network is the evaluation of
+    a search at each move instead. An Opponent is used as it is.
     """
-    return policy if hasattr(policy, "act") else PolicyOpponent(policy, seeds=seeds, name="agent")
+    if hasattr(policy, "act"):
+        return policy
+    if search is None:
+        return PolicyOpponent(policy, seeds=seeds, name="agent")
+    network = getattr(policy, "policy", policy)  # a MaskablePPO model, or its policy
+    kind = parse_search(search, empty_capture=empty_capture)
+    return SearchAgent(PolicyEvaluator(network, seeds=seeds), kind, name=f"agent+{search}")
 
 
 def evaluate_policy(
@@ -128,9 +139,13 @@ def evaluate_policy(
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     seed: int | None = None,
+    search: str | None = None,
 ) -> dict[str, OpponentResult]:
-    """Play ``games`` games (``games / 2`` openings, each from both seats) per opponent."""
-    agent = as_agent(policy, seeds)
+    """Play ``games`` games (``games / 2`` openings, each from both seats) per opponent.
+
+    ``search``: the model's network searches at each move (see :func:`as_agent`).
+    """
+    agent = as_agent(policy, seeds, search, empty_capture)
     rng = np.random.default_rng(seed)
     results: dict[str, OpponentResult] = {}
     for name in opponents:
@@ -225,6 +240,7 @@ def rate_policy(
     start: Rating | None = None,
     ladder: Ladder | None = None,
     members: Sequence[Opponent] | None = None,
+    search: str | None = None,
 ) -> RatingResult:
     """The Elo rating of ``policy`` (a model or an Opponent) on the reference ladder.
 
@@ -237,7 +253,7 @@ def rate_policy(
     if games < 2 or games % 2:
         raise ValueError(f"games must be an even number of at least 2, but got {games}")
     ladder = ladder or load_ladder()
-    agent = as_agent(policy, seeds)
+    agent = as_agent(policy, seeds, search, empty_capture)
     rng = np.random.default_rng(seed)
     ratings = ladder.ratings
     costs = np.array([m.ms_per_move for m in ladder.members])
@@ -341,6 +357,7 @@ def make_evaluator(
                 seed=call_seed,
                 start=state["last"],
                 ladder=ladder,
+                search=evaluation.search,
             )
             state["last"] = rated.rating
             # Rounded: the dashboard, the pruner and the told value show what the interval
@@ -354,6 +371,7 @@ def make_evaluator(
             empty_capture=empty_capture,
             opening_plies=evaluation.opening_plies,
             seed=call_seed,
+            search=evaluation.search,
         )
         score = combine_score(results, evaluation.combine, evaluation.weights)
         return Strength(round(score, 4), results)

@@ -75,6 +75,7 @@ BROKEN = [
     ),
     ("evaluation: {games: 1}", "evaluation.games", "greater than or equal to 2", "1"),
     ("evaluation: {games: 21}", "evaluation.games", "expected an even number", "21"),
+    ("evaluation: {search: 'ab:0'}", "evaluation.search", "a search is 'ab:D'", "'ab:0'"),
     (
         "evaluation: {objective: final}",
         "evaluation.objective",

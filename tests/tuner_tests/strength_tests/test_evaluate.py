@@ -127,7 +127,8 @@ def test_an_evaluator_is_reproducible_from_its_seed():
     again = make_evaluator(evaluation, {}, seed=5)(GreedyOpponent())
     assert first == again
     assert first.value == min(r.score for r in first.results.values())
-    assert first.rating is None and first.describe() == f"score {first.value:.3f}"
+    assert first.rating is None
+    assert first.describe() == f"score {first.value:.3f} over 20 games", "2 opponents x 10"
 
 
 @pytest.mark.parametrize(("pairs", "rounds"), [(100, 4), (10, 4), (3, 4), (1, 1)])
