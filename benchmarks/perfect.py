@@ -22,7 +22,10 @@ from env.solver import Solver
 from tuner.strength.evaluate import rate_policy
 from tuner.strength.perfect import format_scores, load_solved_set, score_opponent
 
-LADDER = ("random", "greedy", *(f"minimax:{k}" for k in range(1, 7)))
+
+def ladder(deepest: int) -> tuple[str, ...]:
+    """The reference ladder's members up to minimax:``deepest``."""
+    return ("random", "greedy", *(f"minimax:{k}" for k in range(1, deepest + 1)))
 
 
 def solver_speed(per_phase: int, seed: int) -> list[str]:
@@ -59,11 +62,11 @@ def perfect_vs_rating(agent: Path, games: int) -> list[str]:
     ]
 
 
-def ladder_table(agent: Path) -> list[str]:
+def ladder_table(agent: Path, deepest: int) -> list[str]:
     """Optimal share, regret and blunders of each ladder member and the committed agent."""
     solved = load_solved_set()
     lines = [f"{'player':<12} {'optimal':<14} {'regret':<14} blunders"]
-    players = [(name, make_opponent(name, tie_break="random")) for name in LADDER]
+    players = [(name, make_opponent(name, tie_break="random")) for name in ladder(deepest)]
     players.append((agent.name, PolicyOpponent(agent, name="agent")))
     for name, player in players:
         s = score_opponent(player, solved)["all"]
@@ -78,18 +81,21 @@ def main() -> None:
     parser.add_argument("--agent", type=Path, default=AGENT_PATH)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ladder", action="store_true", help="also the ladder members' table")
+    parser.add_argument(
+        "--deepest", type=int, default=6, help="the ladder table's deepest minimax (default 6)"
+    )
     args = parser.parse_args()
+    if args.ladder:
+        for line in ladder_table(args.agent, args.deepest):
+            print(f"  {line}", flush=True)
     print("exact solver, Kalah(6,4), standard capture: CPU time per phase")
     for line in solver_speed(args.per_phase, args.seed):
-        print(f"  {line}")
+        print(f"  {line}", flush=True)
     for line in perfect_vs_rating(args.agent, args.games):
-        print(f"  {line}")
+        print(f"  {line}", flush=True)
     print(f"{args.agent} against perfect play, by phase:")
     for line in format_scores(score_opponent(PolicyOpponent(args.agent, name="agent"))):
         print(f"  {line}")
-    if args.ladder:
-        for line in ladder_table(args.agent):
-            print(f"  {line}")
 
 
 if __name__ == "__main__":
