@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from env.opponents import Opponent, choice_probabilities
-from env.rules import BOARD_DTYPE, N_PITS
-from env.solved_set import PHASES, SET_PATH, read_set, seeds_left
+from env.rules import BOARD_DTYPE, N_PITS, pits_of
+from env.solved_set import PHASES, SET_PATH, read_set
 
 _Z95 = 1.96
 
@@ -52,7 +52,10 @@ def load_solved_set(path: str | Path = SET_PATH) -> SolvedSet:
         [[np.nan if v is None else v for v in r["move_values"]] for r in rows], dtype=float
     )
     boards = np.array([r["board"] for r in rows], dtype=BOARD_DTYPE)
-    names = np.array([_phase_name(b) for b in boards])
+    left = boards[:, pits_of(0)].sum(axis=1) + boards[:, pits_of(1)].sum(axis=1)
+    names = np.full(len(rows), "", dtype=object)
+    for name, low, high in PHASES:
+        names[(left >= low) & (left <= high)] = name
     return SolvedSet(
         boards=boards,
         players=np.array([r["to_move"] for r in rows], dtype=np.int64),
@@ -61,11 +64,6 @@ def load_solved_set(path: str | Path = SET_PATH) -> SolvedSet:
         phases=names,
         path=Path(path),
     )
-
-
-def _phase_name(board: np.ndarray) -> str:
-    left = seeds_left(board.tolist())
-    return next(name for name, low, high in PHASES if low <= left <= high)
 
 
 @dataclass(frozen=True)
