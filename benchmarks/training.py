@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import torch
 from sb3_contrib import MaskablePPO
 
+from env.options import GameOptions
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
 
@@ -34,7 +35,7 @@ PPO = {
     "ent_coef": 0.01,
     "policy_kwargs": {"net_arch": [128, 128]},
 }
-ENV = {"opponent": ["random", "greedy"], "opening_plies": 2}
+GAME = GameOptions(opponents=("random", "greedy"), opening_plies=2)
 # The same network given each move's exact consequences (env/networks.py Lookahead):
 # the last row of each table prices those features.
 LOOKAHEAD_PPO = {**PPO, "policy_kwargs": {**PPO["policy_kwargs"], "lookahead": 2}}
@@ -80,7 +81,7 @@ def run(
         start = time.perf_counter()
         result = train(
             ppo or PPO,
-            ENV,
+            GAME,
             total_timesteps=timesteps,
             n_envs=n_envs,
             n_evaluations=evaluation_count(timesteps),

@@ -23,15 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from env.opponents import Opponent
+from env.options import DEFAULT_OPENING_PLIES, DEFAULT_STONES
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks, store_of
 
 MAX_PLIES = 400
-# 2 random plies give about 35 distinct openings in 100, 4 plies about 95 (measured):
-# the default leaves few repeated openings.
-DEFAULT_OPENING_PLIES = 4
-# Games of one evaluation (per opponent for a score, in all for a rating): the one default
-# of a study's `evaluation.games`, `tuner evaluate --games` and `rate_policy`.
-DEFAULT_EVAL_GAMES = 200
 
 
 @dataclass(frozen=True)
@@ -103,7 +98,7 @@ def play_match(
     second: Opponent,
     n_games: int,
     *,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     rng: np.random.Generator | int | None = None,
@@ -122,7 +117,7 @@ def play_match(
     n_pairs = n_games // 2
 
     # The openings: random plies on one board per pair, then each board twice.
-    opening = np.tile(np.asarray(initial_board(seeds), dtype=BOARD_DTYPE), (n_pairs, 1))
+    opening = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n_pairs, 1))
     opening_to_move = np.zeros(n_pairs, dtype=np.int64)
     opening_live = np.ones(n_pairs, dtype=bool)
     history = np.full((n_games, MAX_PLIES), -1, dtype=np.int8)

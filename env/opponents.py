@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from env.observation import observe
+from env.options import DEFAULT_STONES
 from env.rules import N_PITS, _apply_one, legal_masks, pit_index, store_of
 
 _NEG = -1.0e9
@@ -180,7 +181,11 @@ class PolicyOpponent:
     """
 
     def __init__(
-        self, model: Any, seeds: int = 4, deterministic: bool = True, name: str | None = None
+        self,
+        model: Any,
+        stones: int = DEFAULT_STONES,
+        deterministic: bool = True,
+        name: str | None = None,
     ) -> None:
         if isinstance(model, str | Path):
             # Weights and JSON metadata only: loading a model file never runs its code.
@@ -190,13 +195,13 @@ class PolicyOpponent:
             model = load_policy(path, device="cpu")  # PolicyFileError is a ValueError
             name = name or f"policy:{path}"
         self.model = model
-        self.seeds = seeds
+        self.stones = stones
         self.deterministic = deterministic
         self.name = name or "policy"
 
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
-        obs = observe(boards, players, self.seeds)
+        obs = observe(boards, players, self.stones)
         masks = legal_masks(boards, players)
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
@@ -235,7 +240,11 @@ SPEC_HELP = (
 
 
 def make_opponent(
-    spec: str, *, seeds: int = 4, empty_capture: bool = False, tie_break: str = "first"
+    spec: str,
+    *,
+    stones: int = DEFAULT_STONES,
+    empty_capture: bool = False,
+    tie_break: str = "first",
 ) -> Opponent:
     """Build an opponent from its spec string (see the module docstring)."""
     if not isinstance(spec, str):
@@ -248,7 +257,7 @@ def make_opponent(
             epsilon = -1.0
         if not 0.0 <= epsilon <= 1.0 or base == "random":
             raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
-        inner = make_opponent(base, seeds=seeds, empty_capture=empty_capture, tie_break="random")
+        inner = make_opponent(base, stones=stones, empty_capture=empty_capture, tie_break="random")
         return EpsilonOpponent(inner, epsilon)
     kind, _, arg = spec.partition(":")
     if kind == "random" and not arg:
@@ -258,5 +267,5 @@ def make_opponent(
     if kind == "minimax" and arg.isdigit() and int(arg) >= 1:
         return MinimaxOpponent(int(arg), tie_break=tie_break, empty_capture=empty_capture)
     if kind == "policy" and arg:
-        return PolicyOpponent(arg, seeds=seeds)
+        return PolicyOpponent(arg, stones=stones)
     raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")

@@ -19,7 +19,8 @@ def test_the_shipped_selfplay_export_loads_through_the_schema():
     assert export.study == "selfplay" and export.trial == 1
     assert export.ppo_kwargs["n_steps"] == 128
     assert export.ppo_kwargs["policy_kwargs"] == {"net_arch": [256, 256, 256], "lookahead": 2}
-    assert export.env_kwargs["opponent"] == {"pool": 0.3, "greedy@0.1": 0.35, "minimax:2@0.1": 0.35}
+    assert export.env_kwargs.opponents == {"pool": 0.3, "greedy@0.1": 0.35, "minimax:2@0.1": 0.35}
+    assert export.env_kwargs.stones == 4 and export.budget.runs == 1
     assert export.budget.total_timesteps == 1_000_000 and export.budget.n_envs == 64
     assert export.evaluation.opponents == ["greedy", "minimax:2", "minimax:4"]
     assert export.selection.startswith("single seed"), "notes beyond the schema are kept"
@@ -44,3 +45,49 @@ def test_an_export_for_another_algorithm_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", str(path), "--timesteps", "64", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "key 'algorithm'" in err and "'PPO'" in err, err
+
+
+def test_an_export_written_before_the_renames_still_loads(tmp_path):
+    """Exports once held KalahaEnv's keywords (``opponent``, ``seeds``) and ``budget.seeds``;
+    they read in today's keys, and train the same game."""
+    doc = yaml.safe_load(SHIPPED.read_text())
+    env = doc["env_kwargs"]
+    doc["env_kwargs"] = {
+        {"stones": "seeds", "opponents": "opponent"}.get(k, k): v for k, v in env.items()
+    }
+    doc["budget"] = {("seeds" if k == "runs" else k): v for k, v in doc["budget"].items()}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    old = ExportDocument.model_validate(load_export(path))
+    new = ExportDocument.model_validate(load_export(SHIPPED))
+    assert old.env_kwargs == new.env_kwargs and old.budget == new.budget
+    assert list(old.env_kwargs.opponents) == ["pool", "greedy@0.1", "minimax:2@0.1"]
+
+
+def test_a_trial_recorded_before_the_renames_still_exports():
+    """The config a trial recorded in the old keys is the config to_config gives now."""
+    import optuna
+
+    from tuner.commands.export import export_document
+    from tuner.config.loading import load_spec
+    from tuner.config.space import to_config
+
+    spec = load_spec("smoke")
+    params = {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "tiny"}
+    config = to_config(spec, params).as_dict()
+    env = config["env_kwargs"]
+    old_env = {{"stones": "seeds", "opponents": "opponent"}.get(k, k): v for k, v in env.items()}
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={
+            "learning_rate": optuna.distributions.FloatDistribution(1.0e-4, 3.0e-3, log=True),
+            "gamma": optuna.distributions.FloatDistribution(0.9, 0.999),
+            "net_arch": optuna.distributions.CategoricalDistribution(["tiny", "small"]),
+        },
+        value=0.5,
+        user_attrs={"config": {**config, "env_kwargs": old_env}},
+    )
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(trial)
+    doc = export_document(spec, study.trials[0])
+    assert doc["env_kwargs"] == env and doc["env_kwargs"]["stones"] == 4

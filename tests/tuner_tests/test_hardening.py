@@ -195,8 +195,8 @@ def test_a_study_name_from_the_database_cannot_escape_the_runs_folder(runs, tmp_
 
 def valid_export() -> dict:
     from tuner.commands.export import FORMAT
+    from tuner.config.loading import parse_spec
     from tuner.config.space import to_config
-    from tuner.config.spec import parse_spec
 
     spec = parse_spec(smoke_data(), "smoke")
     config = to_config(spec, {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "tiny"})
@@ -205,7 +205,7 @@ def valid_export() -> dict:
         "study": "smoke",
         "trial": 0,
         "ppo_kwargs": config.ppo_kwargs,
-        "env_kwargs": config.env_kwargs,
+        "env_kwargs": config.game.as_dict(),
         "budget": spec.budget.model_dump(),
         "evaluation": spec.evaluation.model_dump(),
         "seed": 0,
@@ -234,9 +234,9 @@ EXPORT_EDITS = [
     ("ppo_kwargs.lerning_rate", 0.1, "ppo_kwargs.lerning_rate: unknown setting"),
     ("ppo_kwargs.lr_schedule", "cosine", "lr_schedule"),
     ("ppo_kwargs.n_steps", "many", "MaskablePPO cannot be built"),
-    ("env_kwargs.seeds", 99, "env_kwargs"),
-    ("env_kwargs.opponent", ["minimax:0"], "an opponent is one of"),
-    ("env_kwargs.colour", "red", "env_kwargs.colour: unknown env option"),
+    ("env_kwargs.stones", 99, "env_kwargs.stones"),
+    ("env_kwargs.opponents", ["minimax:0"], "an opponent is one of"),
+    ("env_kwargs.colour", "red", "unknown key 'env_kwargs.colour'"),
     ("budget.n_envs", 0, "budget.n_envs"),
     ("budget", "big", "budget"),
     ("evaluation.opponents", [], "evaluation.opponents"),
@@ -274,7 +274,7 @@ def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
     import signal
 
     from tuner.commands.worker import Worker
-    from tuner.config.spec import parse_spec
+    from tuner.config.loading import parse_spec
     from tuner.storage.rdb import StorageSettings
     from tuner.trial.objective import TrialFailed
 
@@ -403,7 +403,7 @@ def test_a_signal_during_study_creation_waits_until_its_spec_is_recorded(runs, m
 
     import pytest
 
-    from tuner.config.spec import parse_spec
+    from tuner.config.loading import parse_spec
     from tuner.config.study import create_study
     from tuner.storage.rdb import make_storage
 

@@ -23,7 +23,7 @@ from support import run_cli
 from tuner.base.errors import UserError
 from tuner.base.settings import Settings
 from tuner.commands.worker import Worker
-from tuner.config.spec import parse_spec
+from tuner.config.loading import parse_spec
 from tuner.storage.optuna_compat import backend_of, study_id, trial_id
 from tuner.storage.rdb import (
     ResilientRDBStorage,

@@ -17,12 +17,13 @@ from optuna.trial import TrialState
 from sb3_contrib import MaskablePPO
 from support import REPO_ROOT, run_cli, spawn_cli
 
+from env.policy_files import ACTIVATIONS
 from tuner.base.settings import Settings
 from tuner.cli import main
 from tuner.commands.export import load_export
 from tuner.commands.worker import Worker
+from tuner.config.loading import load_spec, parse_spec
 from tuner.config.space import materialize, sample, to_config
-from tuner.config.spec import ACTIVATIONS, load_spec, parse_spec
 from tuner.storage.record import TrialAttr
 from tuner.trial.training import make_training_env
 
@@ -83,8 +84,9 @@ def test_shipped_study_validates_and_builds_a_model(path: Path):
     for _ in range(3):
         trial = study.ask()
         config = to_config(spec, sample(spec, trial))
-        vec = make_training_env(config.env_kwargs, spec.budget.n_envs, seed=0)
-        model = MaskablePPO("MlpPolicy", vec, device="cpu", **materialize(config.ppo_kwargs))
+        vec = make_training_env(config.game, spec.budget.n_envs, seed=0)
+        built = materialize(config.ppo_kwargs, config.game)
+        model = MaskablePPO("MlpPolicy", vec, device="cpu", **built)
         assert model.batch_size <= model.n_steps * spec.budget.n_envs
         vec.close()
         study.tell(trial, 0.0)
@@ -141,11 +143,26 @@ BROKEN = [
         "'random'",
     ),
     (
-        "{env: {seeds: 5}, evaluation: {objective: rating, opponents: null, combine: null}}",
+        "{env: {stones: 5}, evaluation: {objective: rating, opponents: null, combine: null}}",
         "env",
-        "expected seeds 4 and empty_capture false",
-        "seeds 5",
+        "expected stones 4 and empty_capture false",
+        "stones 5",
     ),
+    # One meaning per word: the renamed keys name their new names.
+    ("env: {seeds: 5}", "env", "env.seeds is now env.stones (stones per pit)", "stones: 5"),
+    (
+        "budget: {total_timesteps: 3072, seeds: 2}",
+        "budget",
+        "budget.seeds is now budget.runs (training runs per trial)",
+        "runs: 2",
+    ),
+    (
+        "search_space: {seeds: {type: int, low: 3, high: 6}}",
+        "search_space",
+        "search_space.seeds is now search_space.stones",
+        "stones: ",
+    ),
+    ("env: {pool_sampling: newest}", "env.pool_sampling", "expected one of", "'newest'"),
     (
         "{direction: minimize, evaluation: {objective: rating, opponents: null, combine: null}}",
         "direction",
@@ -307,7 +324,7 @@ def test_conversion_is_pure_and_resolves_named_choices():
         "activation_fn": "relu",
         "net_arch": {"pi": [8], "vf": [32]},
     }
-    assert first.env_kwargs["store_diff_coef"] == 0.5
+    assert first.game.store_diff_coef == 0.5
     assert first.ppo_kwargs["batch_size"] == 64, "cut to n_steps * n_envs = 16 * 4"
     assert "batch_size" in first.adjustments
     assert "target_kl" in first.ppo_kwargs
@@ -445,7 +462,7 @@ ROUND_TRIP_ENV = {
     "snapshot_every": 512,
     "pool_size": 2,
     "pool_sampling": "uniform",
-    "seeds": 5,
+    "stones": 5,
     "opening_plies": 2,
     "store_diff_coef": 0.25,
     "extra_turn_coef": 0.1,
@@ -489,9 +506,7 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     assert doc["seed"] == 12
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
     assert doc["scores"] == best.user_attrs[TrialAttr.SCORES]
-    expected_env = {**ROUND_TRIP_ENV, "empty_capture": False}
-    expected_env["opponent"] = expected_env.pop("opponents")
-    assert doc["env_kwargs"] == expected_env
+    assert doc["env_kwargs"] == {**ROUND_TRIP_ENV, "empty_capture": False}
     assert best.user_attrs[TrialAttr.LEAGUE]["snapshots_taken"] >= 2, (
         "it trained against past selves"
     )
@@ -575,6 +590,23 @@ def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner):
             "none": "NopPruner",
         }[pruner]
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["evaluate", "m.zip", "--seeds", "5"], "--seeds is now --stones (stones per pit)"),
+        (["play", "m.zip", "--seeds", "5"], "--seeds is now --stones (stones per pit)"),
+        (["verify", "smoke", "--seeds", "2"], "--seeds is now --fresh-seeds S"),
+    ],
+)
+def test_a_renamed_flag_names_its_new_name(capsys, argv, expected):
+    """One meaning per word: --seeds was stones per pit in evaluate and play, fresh seeds in
+    verify; the old flag is one line that says which new one to use, exit 2."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and expected in err and err.count("\n") == 1, err
 
 
 def test_a_bad_study_file_exits_2_without_a_traceback_as_a_process(tmp_path, runs):

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from tuner.base.errors import ConfigError
 from tuner.commands.worker import Worker
-from tuner.config.spec import parse_spec
+from tuner.config.loading import parse_spec
 from tuner.trial.lifecycle import Claim, ClaimKind, Outcome
 from tuner.trial.objective import TrialFailed
 from tuner.trial.progress import TrialHooks

@@ -14,6 +14,7 @@ import numpy as np
 
 from env.kalaha_env import render_board
 from env.opponents import Opponent
+from env.options import DEFAULT_STONES
 from env.rules import N_PITS, apply_move, initial_board, legal_pits, side_of, store_of, winner
 
 
@@ -30,7 +31,7 @@ def play(
     agent: Opponent,
     *,
     human_seat: int = 0,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     ask: Callable[[str], str] = input,
     say: Callable[[str], None] = print,
     rng: np.random.Generator | None = None,
@@ -40,7 +41,7 @@ def play(
     ``ask`` reads the person's move (``q`` resigns); ``say`` prints.
     """
     rng = rng or np.random.default_rng()
-    board, to_move, over = initial_board(seeds), 0, False
+    board, to_move, over = initial_board(stones), 0, False
     say(f"You play seat {human_seat} ({'first' if human_seat == 0 else 'second'}).")
     say(draw(board, human_seat))
     while not over:

@@ -4,7 +4,7 @@ Why: a study ranks its trials by one training run each, and one RL run is a nois
 draw. The best trial is therefore partly the luckiest one (the winner's curse),
 and exporting it as "the best configuration" promises more than was measured.
 
-How: ``tuner verify STUDY --top K --seeds S`` queues K x S jobs as WAITING trials of
+How: ``tuner verify STUDY --top K --fresh-seeds S`` queues K x S jobs as WAITING trials of
 the companion study ``STUDY:verify`` in the same storage. Each job carries the
 original trial's params (so the one conversion, ``space.to_config``, gives exactly
 the config the trial trained) and, in its system attrs (which a retry copies), the
@@ -36,7 +36,6 @@ from tuner.base.settings import StorageSettings
 from tuner.config.spec import PrunerSpec, SamplerSpec, StudySpec
 from tuner.storage.optuna_compat import storage_of, trial_id
 from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
-from tuner.trial.objective import TrialFailed, objective
 
 SUFFIX = ":verify"
 # Seed i of a verify job is spec.seed + SEED_STRIDE * (i + 1): never the seed of a study
@@ -73,12 +72,9 @@ def positive(value: int, flag: str, what: str) -> int:
 
 def study_spec(study: optuna.Study) -> StudySpec:
     """The spec a study's trials ran with: the one recorded on it, else its study file."""
-    from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
+    from tuner.config.loading import spec_of
 
-    data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
-    if data:
-        return parse_spec(data, f"study {study.study_name!r}")
-    return load_spec(study.study_name)
+    return spec_of(study)
 
 
 def companion_spec(spec: StudySpec) -> StudySpec:
@@ -198,6 +194,9 @@ def _job_key(job: optuna.trial.FrozenTrial) -> tuple[Any, Any]:
 
 def verify_objective(trial: optuna.Trial, spec: StudySpec, **kwargs: Any) -> float:
     """One verify job: the study's own objective, with the seed the job was queued with."""
+    # Imported here: the report reads this module's statistics without the training stack.
+    from tuner.trial.objective import TrialFailed, objective
+
     attrs = trial.storage.get_trial_system_attrs(trial_id(trial))
     if TrialSystemAttr.VERIFY_SEED not in attrs:
         raise TrialFailed("not a verify job (no verify_seed): queue jobs with `tuner verify`")
@@ -230,7 +229,7 @@ def worker_setup(
     if name not in names:
         raise UserError(
             f"no verify jobs for study {base!r} in {describe(url)}; "
-            f"queue them first with `tuner verify {base} --top K --seeds S`"
+            f"queue them first with `tuner verify {base} --top K --fresh-seeds S`"
         )
     spec = study_spec(optuna.load_study(study_name=base, storage=storage))
     return companion_spec(spec), worker_options()
@@ -433,7 +432,7 @@ class Selection:
 
 SINGLE_SEED = (
     "single seed: the completed trial with the best objective value, from one training "
-    "run (one seed); `tuner verify {study} --top K --seeds S` re-trains the top K with "
+    "run (one seed); `tuner verify {study} --top K --fresh-seeds S` re-trains the top K with "
     "fresh seeds"
 )
 VERIFIED = (

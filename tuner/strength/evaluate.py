@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, MatchResult, play_match
+from env.arena import MatchResult, play_match
 from env.opponents import Opponent, PolicyOpponent, make_opponent
+from env.options import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, DEFAULT_STONES, GameOptions
 from tuner.strength.ladder import Ladder, ladder_opponent, load_ladder
 from tuner.strength.rating import PairResults, Rating, expected_score, rate_against
 
@@ -111,12 +112,12 @@ def opponent_result(name: str, matches: Sequence[MatchResult]) -> OpponentResult
     )
 
 
-def as_agent(policy: Any, seeds: int = 4) -> Opponent:
+def as_agent(policy: Any, stones: int = DEFAULT_STONES) -> Opponent:
     """A MaskablePPO model (anything with its ``predict``) or an Opponent -> an Opponent.
 
     Models act through :class:`~env.opponents.PolicyOpponent`, with action masks.
     """
-    return policy if hasattr(policy, "act") else PolicyOpponent(policy, seeds=seeds, name="agent")
+    return policy if hasattr(policy, "act") else PolicyOpponent(policy, stones=stones, name="agent")
 
 
 def evaluate_policy(
@@ -124,23 +125,25 @@ def evaluate_policy(
     opponents: list[str],
     games: int,
     *,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     seed: int | None = None,
 ) -> dict[str, OpponentResult]:
     """Play ``games`` games (``games / 2`` openings, each from both seats) per opponent."""
-    agent = as_agent(policy, seeds)
+    agent = as_agent(policy, stones)
     rng = np.random.default_rng(seed)
     results: dict[str, OpponentResult] = {}
     for name in opponents:
         # Random tie-breaks: as strong as the deterministic opponent, but more varied games.
-        opponent = make_opponent(name, seeds=seeds, empty_capture=empty_capture, tie_break="random")
+        opponent = make_opponent(
+            name, stones=stones, empty_capture=empty_capture, tie_break="random"
+        )
         m = play_match(
             agent,
             opponent,
             games,
-            seeds=seeds,
+            stones=stones,
             empty_capture=empty_capture,
             opening_plies=opening_plies,
             rng=rng,
@@ -218,7 +221,7 @@ def rate_policy(
     *,
     games: int = DEFAULT_EVAL_GAMES,
     rounds: int = 4,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     seed: int | None = None,
@@ -237,13 +240,13 @@ def rate_policy(
     if games < 2 or games % 2:
         raise ValueError(f"games must be an even number of at least 2, but got {games}")
     ladder = ladder or load_ladder()
-    agent = as_agent(policy, seeds)
+    agent = as_agent(policy, stones)
     rng = np.random.default_rng(seed)
     ratings = ladder.ratings
     costs = np.array([m.ms_per_move for m in ladder.members])
     if members is None:
         members = [
-            ladder_opponent(n, seeds=seeds, empty_capture=empty_capture) for n in ladder.names
+            ladder_opponent(n, stones=stones, empty_capture=empty_capture) for n in ladder.names
         ]
     if start is None:
         mean, sd = float(np.median(ratings)), _UNKNOWN_SD
@@ -259,7 +262,7 @@ def rate_policy(
                 agent,
                 members[j],
                 2 * n_pairs,
-                seeds=seeds,
+                stones=stones,
                 empty_capture=empty_capture,
                 opening_plies=opening_plies,
                 rng=rng,
@@ -310,17 +313,15 @@ class Strength:
         return f"rating {self.rating}" if self.rating is not None else f"score {self.value:.3f}"
 
 
-def make_evaluator(
-    evaluation: Any, env_kwargs: dict[str, Any], seed: int
-) -> Callable[[Any], Strength]:
-    """model -> :class:`Strength`, with a study's evaluation settings (an ``EvaluationSpec``).
+def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[Any], Strength]:
+    """model -> :class:`Strength`, with a study's evaluation settings (an ``EvaluationSpec``)
+    on the game the agent trains on (``game``: its stones per pit and rules variant).
 
     Each call plays fresh openings (seeded by ``seed`` and the call's number). With
     ``objective: rating`` each evaluation starts from the previous rating, so its
     games go where the agent now stands.
     """
-    seeds = env_kwargs.get("seeds", 4)
-    empty_capture = env_kwargs.get("empty_capture", False)
+    stones, empty_capture = game.stones, game.empty_capture
     state: dict[str, Any] = {"n": 0, "last": None}
     ladder = load_ladder() if evaluation.objective == "rating" else None
 
@@ -332,7 +333,7 @@ def make_evaluator(
                 model,
                 games=evaluation.games,
                 rounds=evaluation.rounds,
-                seeds=seeds,
+                stones=stones,
                 empty_capture=empty_capture,
                 opening_plies=evaluation.opening_plies,
                 seed=call_seed,
@@ -345,7 +346,7 @@ def make_evaluator(
             model,
             evaluation.opponents,
             evaluation.games,
-            seeds=seeds,
+            stones=stones,
             empty_capture=empty_capture,
             opening_plies=evaluation.opening_plies,
             seed=call_seed,

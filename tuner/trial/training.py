@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from env.kalaha_env import KalahaEnv
-from env.league import LEAGUE_NAMES, SnapshotPool, attach_learner, build_sources, pools
+from env.league import SnapshotPool, attach_learner, pools
+from env.options import GameOptions
 from env.vec_env import KalahaVecEnv
 from tuner.base.errors import ConfigError, UserError
 from tuner.config.space import materialize
@@ -98,35 +100,25 @@ class TrainingRun:
 
 
 VEC_ENVS = ("batched", "dummy")
-# env options that configure the league rather than the env itself
-LEAGUE_KEYS = ("snapshot_every", "pool_size", "pool_sampling")
 
 
 def make_training_env(
-    env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str = "batched"
+    game: GameOptions, n_envs: int, seed: int, vec_env: str = "batched"
 ) -> VecEnv:
     """The training envs: ``KalahaVecEnv`` (all games in one batch), or, for the
     benchmark's baseline, SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s.
 
     Both play the same games from the same seed (env ``i`` is seeded ``seed + i``).
+    A league (``self``, ``pool``) is built by the vec env from ``game``, and read back
+    through its ``sources``.
     """
-    options = {k: v for k, v in env_kwargs.items() if k not in LEAGUE_KEYS}
-    seeds, empty_capture = options.get("seeds", 4), options.get("empty_capture", False)
-    sources, weights = build_sources(
-        options.pop("opponent", ["random"]),
-        seeds=seeds,
-        empty_capture=empty_capture,
-        pool_size=env_kwargs.get("pool_size", 10),
-        pool_sampling=env_kwargs.get("pool_sampling", "pfsp"),
-    )
     if vec_env == "batched":
-        return KalahaVecEnv(n_envs, sources, opponent_weights=weights, seed=seed, **options)
+        return KalahaVecEnv(n_envs, game, seed=seed)
     if vec_env == "dummy":
-        if any(getattr(s, "name", None) in LEAGUE_NAMES for s in sources):
+        if game.is_league:
             raise ValueError("self-play opponents need vec_env='batched'")
-        options |= {"opponent": sources, "opponent_weights": weights}
         return make_vec_env(
-            KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=options, vec_env_cls=DummyVecEnv
+            partial(KalahaEnv.from_options, game), n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv
         )
     raise ValueError(f"vec_env: expected one of {VEC_ENVS}, but got {vec_env!r}")
 
@@ -150,16 +142,16 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
-def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str) -> VecEnv:
+def _config_env(game: GameOptions, n_envs: int, seed: int, vec_env: str) -> VecEnv:
     """The training envs, or a one-line :class:`ConfigError` when the options are bad.
 
     A bad env option is the study file's fault, not the trial's: the worker
     records a ConfigError without spending the budget.
     """
     try:
-        return make_training_env(env_kwargs, n_envs, seed, vec_env)
+        return make_training_env(game, n_envs, seed, vec_env)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
+        raise ConfigError(f"the env cannot be built from the env options: {_line(err)}") from None
 
 
 def _finished_run(
@@ -186,7 +178,7 @@ def _finished_run(
 
 def train(
     ppo_kwargs: dict[str, Any],
-    env_kwargs: dict[str, Any],
+    game: GameOptions,
     *,
     total_timesteps: int,
     n_envs: int,
@@ -208,12 +200,12 @@ def train(
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
     """
-    envs = _config_env(env_kwargs, n_envs, seed, vec_env)
+    envs = _config_env(game, n_envs, seed, vec_env)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
     evaluator = EvaluationCallback(
-        make_evaluator(evaluation, env_kwargs, seed),
+        make_evaluator(evaluation, game, seed),
         eval_every=max(1, total_timesteps // n_evaluations),
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
@@ -222,13 +214,13 @@ def train(
     model = None
     start = time.perf_counter()
     try:
-        model = _build_model(ppo_kwargs, env_kwargs, envs, seed, device, tensorboard_log)
+        model = _build_model(ppo_kwargs, game, envs, seed, device, tensorboard_log)
         attach_learner(
             envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
         )
         run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
-            run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
+            run_callbacks.append(SnapshotCallback(league, game.snapshot_every))
         with nullcontext() if distribution_checks else distribution_checks_off():
             model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
         if not (progress.pruned or progress.diverged or progress.stopped):
@@ -254,7 +246,7 @@ def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool
 
 def _build_model(
     ppo_kwargs: dict[str, Any],
-    env_kwargs: dict[str, Any],
+    game: GameOptions,
     envs: VecEnv,
     seed: int,
     device: str,
@@ -273,7 +265,7 @@ def _build_model(
             device=device,
             tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
             verbose=0,
-            **materialize(ppo_kwargs, env_kwargs),
+            **materialize(ppo_kwargs, game),
         )
     except (TypeError, ValueError, KeyError, AssertionError) as err:
         raise ConfigError(f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}") from None
