@@ -26,16 +26,18 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.base.errors import UserError
 from tuner.base.settings import StorageSettings
-from tuner.config.spec import PrunerSpec, SamplerSpec, StudySpec
 from tuner.storage.optuna_compat import storage_of, trial_id
 from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
+
+if TYPE_CHECKING:  # the report reads this module's statistics without the study's models
+    from tuner.config.spec import StudySpec
 
 SUFFIX = ":verify"
 # Seed i of a verify job is spec.seed + SEED_STRIDE * (i + 1): never the seed of a study
@@ -83,6 +85,8 @@ def companion_spec(spec: StudySpec) -> StudySpec:
     Every job trains the full budget (a pruned job would say nothing about its
     seed), and every param is fixed by the queue, so the sampler never draws.
     """
+    from tuner.config.spec import PrunerSpec, SamplerSpec
+
     return spec.model_copy(
         update={
             "study_name": companion_name(spec.study_name),

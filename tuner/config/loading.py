@@ -6,9 +6,10 @@ Reading a study file: the YAML, bounded (:func:`read_yaml`), then the models
 options fail here, before any storage is opened (:func:`parse_spec`,
 :func:`load_spec`).
 
-Reading a study's name (:func:`study_name_in`) reads one key, and reading the spec
-recorded on a study (:func:`stored_spec`) runs the models only: the file was
-checked when the study was created. Both stay light (no numba, torch or optuna),
+Reading a study's name (:func:`study_name_in`) reads one key, reading the spec
+recorded on a study as data (:func:`stored_spec_data`) builds no models, and
+reading it as a spec (:func:`stored_spec`) runs the models only: the file was
+checked when the study was created. All stay light (no numba, torch or optuna),
 which is what keeps ``tuner status`` and ``tuner report`` quick.
 """
 
@@ -22,11 +23,13 @@ from pydantic import ValidationError
 
 from tuner.base.errors import UserError
 from tuner.base.settings import DEFAULT_STUDIES
-from tuner.config.spec import RENAMED, StudySpec, format_error
+from tuner.config.renamed import RENAMED
 from tuner.storage.record import StudyAttr
 
 if TYPE_CHECKING:
     import optuna
+
+    from tuner.config.spec import StudySpec
 
 STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
 
@@ -118,6 +121,9 @@ def study_name_in(path: Path) -> str:
 
 def validate_spec(data: Any, source: str) -> StudySpec:
     """The models alone (:mod:`tuner.config.spec`); raise :class:`UserError` on the first problem."""
+    # Imported here: reading a study's name or its stored spec as data needs no models.
+    from tuner.config.spec import StudySpec, format_error
+
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a mapping of keys at the top level, but got {data!r}")
     try:

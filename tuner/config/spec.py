@@ -34,6 +34,8 @@ from pydantic import (
     model_validator,
 )
 
+from tuner.config.renamed import RENAMED
+
 # Where a searched or fixed setting goes. Names not listed are MaskablePPO keyword
 # arguments (checked against its signature by tuner.config.checks).
 POLICY_KEYS = frozenset(
@@ -49,13 +51,6 @@ POLICY_KEYS = frozenset(
 SCHEDULE_KEYS = frozenset({"lr_schedule"})
 SCHEDULES = ("constant", "linear")
 DEFAULT_EVAL_OPPONENTS = ("random", "greedy")
-# Keys renamed so that one word has one meaning: a file that still uses the old name is
-# told the new one; a spec stored on a study before the rename is read in the new form.
-RENAMED = {
-    "env.seeds": ("env.stones", "stones per pit"),
-    "budget.seeds": ("budget.runs", "training runs per trial"),
-    "search_space.seeds": ("search_space.stones", "stones per pit"),
-}
 
 
 def _game(name: str) -> Any:
