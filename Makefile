@@ -93,7 +93,7 @@ verify: install ## Re-train the TOP (3) best configurations of STUDY with SEEDS 
 	$(BIN)/tuner verify $(STUDY) --top $(TOP) --fresh-seeds $(SEEDS) $(ARGS)
 
 .PHONY: export
-export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml
+export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml (ARGS=--force replaces another trial's)
 	$(BIN)/tuner export $(STUDY) $(ARGS)
 
 .PHONY: train

@@ -72,7 +72,7 @@ def training(steps: int, games: int) -> tuple[float, float]:
         seed=0,
         device="cpu",
     )
-    n = max(len(run.progress.evaluations), 1)
+    n = max(len(run.state.evaluations), 1)
     return run.steps_per_second, run.eval_seconds / n
 
 

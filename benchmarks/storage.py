@@ -130,19 +130,19 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     def objective(trial: Any, _spec: Any, **_: Any) -> float:
         return _suggest_report(trial)
 
-    class Clock(TrialHooks):  # the worker's reporter: times each trial, shows nothing
+    class Clock(TrialHooks):  # follows the worker's progress: times each trial, shows nothing
         def on_trial_end(self, *_args: Any) -> None:
             now = time.perf_counter()
             times.append(now - last[0])
             last[0], last[1] = now, time.time()
 
     worker = Worker.open(
-        spec, url, worker_index=seed, device="cpu", objective_fn=objective, reporter=Clock()
+        spec, url, worker_index=seed, device="cpu", objective_fn=objective, progress=Clock()
     )
     _ready_then_wait()
     last[0] = time.perf_counter()
-    report = worker.run()
-    failed = [(n, state) for n, state, _ in report.finished if state != "COMPLETE"]
+    summary = worker.run()
+    failed = [(n, state) for n, state, _ in summary.finished if state != "COMPLETE"]
     if failed:  # timing failures would measure the wrong thing
         raise RuntimeError(f"trials did not complete in the worker loop: {failed[:5]}")
     return times, last[1]

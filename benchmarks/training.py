@@ -2,7 +2,9 @@
 
 Both sides run ``tuner.trial.training.train``, the code a trial runs, with net_arch's
 fixed PPO settings (n_steps 256, batch 512, 5 epochs, [128, 128]), the same
-seed, the same opponents and the same evaluations; only ``vec_env`` differs.
+seed, the same opponents and the same evaluations; only the envs (and torch's
+distribution checks) differ. ``train`` has no knob for either, since no trial wants
+them: :func:`baseline` swaps the two seams it calls by name for the run.
 Every figure is measured in this run, side by side, so the ratios hold on any
 machine; nothing here fails on a slow one. The time of ``learn()`` is split into
 collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
@@ -17,11 +19,16 @@ import argparse
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import torch
 from sb3_contrib import MaskablePPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+import tuner.trial.training as training
+from env.kalaha_env import KalahaEnv
 from env.options import GameOptions
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
@@ -68,6 +75,36 @@ def timed_phases() -> Iterator[dict[str, float]]:
             setattr(MaskablePPO, name, original)
 
 
+def dummy_training_env(game: GameOptions, n_envs: int, seed: int) -> VecEnv:
+    """SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s, how trials stepped before.
+
+    The same games as ``training.make_training_env`` from the same seed (env ``i`` is
+    seeded ``seed + i``); self-play opponents need the batched env.
+    """
+    if game.is_league:
+        raise ValueError("self-play opponents need the batched KalahaVecEnv")
+    return make_vec_env(
+        partial(KalahaEnv.from_options, game), n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv
+    )
+
+
+@contextmanager
+def baseline(vec_env: str, checks: bool) -> Iterator[None]:
+    """While the block runs, ``train`` steps ``vec_env`` (``batched`` or ``dummy``) envs
+    and validates torch's distribution arguments when ``checks``."""
+    if vec_env not in ("batched", "dummy"):
+        raise ValueError(f"vec_env: expected batched or dummy, but got {vec_env!r}")
+    saved = training.make_training_env, training.distribution_checks_off
+    if vec_env == "dummy":
+        training.make_training_env = dummy_training_env
+    if checks:
+        training.distribution_checks_off = nullcontext
+    try:
+        yield
+    finally:
+        training.make_training_env, training.distribution_checks_off = saved
+
+
 def run(
     vec_env: str,
     n_envs: int,
@@ -77,7 +114,7 @@ def run(
     checks: bool = False,
     ppo: dict | None = None,
 ):
-    with timed_phases() as spent:
+    with baseline(vec_env, checks), timed_phases() as spent:
         start = time.perf_counter()
         result = train(
             ppo or PPO,
@@ -88,8 +125,6 @@ def run(
             evaluation=evaluation,
             seed=0,
             device=device,
-            vec_env=vec_env,
-            distribution_checks=checks,
         )
         wall = time.perf_counter() - start
     return {

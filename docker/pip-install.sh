@@ -28,7 +28,7 @@ if [ -n "${WHEELHOUSE:-}" ]; then
   hint="wheelhouse/$TORCH_VARIANT/ lacks a wheel: is it older than pyproject.toml? Run 'make wheelhouse TORCH_VARIANT=$TORCH_VARIANT' again"
 else
   source_args="--index-url $PIP_INDEX_URL"
-  hint="check PIP_INDEX_URL ($PIP_INDEX_URL) and TORCH_INDEX_URL, or build from a wheelhouse (README)"
+  hint="check PIP_INDEX_URL ($PIP_INDEX_URL) and TORCH_INDEX_URL, or build from a wheelhouse (docs/operations.md)"
 fi
 
 case "$1" in

@@ -114,13 +114,44 @@ def play_match(
             f"both seats), but got {n_games}"
         )
     rng = np.random.default_rng(rng)
-    n_pairs = n_games // 2
+    history = np.full((n_games, MAX_PLIES), -1, dtype=np.int8)
+    opening, opening_to_move, opening_live = _random_openings(
+        n_games // 2, stones, empty_capture, opening_plies, history, rng
+    )
+    boards = np.repeat(opening, 2, axis=0)
+    to_move = np.repeat(opening_to_move, 2)
+    live = np.repeat(opening_live, 2)
+    first_seat = np.arange(n_games, dtype=np.int64) % 2
+    openings = history[::2, :opening_plies].copy()
+    _play_out(
+        (first, second),
+        boards,
+        to_move,
+        live,
+        first_seat,
+        history,
+        opening_plies,
+        empty_capture,
+        rng,
+    )
+    return _match_result(boards, first_seat, history, openings)
 
-    # The openings: random plies on one board per pair, then each board twice.
+
+def _random_openings(
+    n_pairs: int,
+    stones: int,
+    empty_capture: bool,
+    opening_plies: int,
+    history: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The openings: random plies on one board per pair (boards, player to move, live).
+
+    Each ply is written into ``history`` for both games of its pair.
+    """
     opening = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n_pairs, 1))
     opening_to_move = np.zeros(n_pairs, dtype=np.int64)
     opening_live = np.ones(n_pairs, dtype=bool)
-    history = np.full((n_games, MAX_PLIES), -1, dtype=np.int8)
     for ply in range(opening_plies):
         idx = np.flatnonzero(opening_live)
         if idx.size == 0:
@@ -133,13 +164,27 @@ def play_match(
         opening_live[idx[over]] = False
         history[2 * idx, ply] = pits
         history[2 * idx + 1, ply] = pits
-    boards = np.repeat(opening, 2, axis=0)
-    to_move = np.repeat(opening_to_move, 2)
-    live = np.repeat(opening_live, 2)
-    first_seat = np.arange(n_games, dtype=np.int64) % 2
-    openings = history[::2, :opening_plies].copy()
+    return opening, opening_to_move, opening_live
 
-    for ply in range(opening_plies, MAX_PLIES):
+
+def _play_out(
+    sides: tuple[Opponent, Opponent],
+    boards: np.ndarray,
+    to_move: np.ndarray,
+    live: np.ndarray,
+    first_seat: np.ndarray,
+    history: np.ndarray,
+    start_ply: int,
+    empty_capture: bool,
+    rng: np.random.Generator,
+) -> None:
+    """Play every live game to its end from ply ``start_ply``, in place.
+
+    Per ply, each side acts once for all the games where it is to move (``first``
+    sits in ``first_seat``); a move on an empty pit is the opponent's bug.
+    """
+    first, second = sides
+    for ply in range(start_ply, MAX_PLIES):
         idx = np.flatnonzero(live)
         if idx.size == 0:
             break
@@ -159,6 +204,12 @@ def play_match(
         to_move[idx] = nxt
         live[idx[over]] = False
 
+
+def _match_result(
+    boards: np.ndarray, first_seat: np.ndarray, history: np.ndarray, openings: np.ndarray
+) -> MatchResult:
+    """The finished games seen from ``first``: outcomes and store margins, pairs, openings."""
+    n_games = boards.shape[0]
     rows = np.arange(n_games)
     own = boards[rows, store_of(first_seat)]
     other = boards[rows, store_of(1 - first_seat)]

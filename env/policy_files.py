@@ -190,7 +190,14 @@ def _check_meta(meta: Any) -> dict[str, Any]:
     for key in ("ortho_init", "share_features_extractor", "normalize_images"):
         if not isinstance(meta[key], bool):
             raise PolicyFileError(f"{META_ENTRY}: {key}: expected true/false, got {meta[key]!r}")
-    arch = meta["net_arch"]
+    _check_net_arch(meta["net_arch"])
+    activation_class(meta["activation_fn"])
+    _check_features_extractor(meta["features_extractor"], meta["features_extractor_kwargs"])
+    return meta
+
+
+def _check_net_arch(arch: Any) -> None:
+    """``net_arch``: a list of layer widths, or one per head (``pi``, ``vf``)."""
     if isinstance(arch, dict):
         if set(arch) - {"pi", "vf"}:
             raise PolicyFileError(f"net_arch: expected keys pi and vf, but got {sorted(arch)}")
@@ -198,8 +205,10 @@ def _check_meta(meta: Any) -> dict[str, Any]:
             _layers(layers, f"net_arch.{head}")
     else:
         _layers(arch, "net_arch")
-    activation_class(meta["activation_fn"])
-    extractor, kwargs = meta["features_extractor"], meta["features_extractor_kwargs"]
+
+
+def _check_features_extractor(extractor: Any, kwargs: Any) -> None:
+    """One of the known extractors, with only the keyword arguments it takes, well typed."""
     if extractor not in FEATURES_EXTRACTORS:
         raise PolicyFileError(
             f"features_extractor: expected one of {list(FEATURES_EXTRACTORS)}, but got {extractor!r}"
@@ -218,7 +227,6 @@ def _check_meta(meta: Any) -> dict[str, Any]:
                 f"features_extractor_kwargs.{key}: expected {kind.__name__}, "
                 f"but got {kwargs[key]!r}"
             )
-    return meta
 
 
 def _open(path: Path) -> zipfile.ZipFile:

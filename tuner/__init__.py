@@ -4,8 +4,8 @@ The packages are layers, each importing only those below it (``make lint`` check
 it with import-linter):
 
 - ``tuner.cli``: the command line, thin: parse, call a command, print, exit.
-- ``tuner.commands``: one module per command (tune's worker loop, verify, export and
-  train, report, status, dashboard, play).
+- ``tuner.commands``: one module per command (tune and its worker loop, export and
+  train, report, status, dashboard, play); verify is a package, one module per job.
 - ``tuner.trial``: one trial's life (claim, heartbeat, record) and its training
   (objective, MaskablePPO, SB3 callbacks, progress).
 - ``tuner.config``: the study file and what it builds (spec, search space, the

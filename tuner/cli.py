@@ -19,24 +19,35 @@ from typing import Any, NoReturn
 from tuner.base.errors import EXIT_BAD_INPUT, UserError
 from tuner.base.settings import Settings
 
-OPENING_HELP = "random plies of each opening (default: env.options.DEFAULT_OPENING_PLIES, 4)"
+# The game's defaults (env.options), written out so that --help starts without env; a
+# test checks them against env.options.
+DEFAULT_EVAL_GAMES = 200
+DEFAULT_OPENING_PLIES = 4
+DEFAULT_STONES = 4
+OPENING_HELP = f"random plies of each opening (default {DEFAULT_OPENING_PLIES})"
 GAMES_HELP = (
-    "games per opponent (even; default: env.options.DEFAULT_EVAL_GAMES, 200, as a study's "
-    "evaluation.games)"
+    f"games per opponent, even: each opening from both seats (default {DEFAULT_EVAL_GAMES}, "
+    "as a study's evaluation.games)"
 )
-STONES_HELP = "stones per pit (default: env.options.DEFAULT_STONES, 4)"
+STONES_HELP = f"stones per pit (default {DEFAULT_STONES})"
+STUDY_HELP = "study name (studies/NAME.yaml) or path to a study file"
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _opening_plies(args: argparse.Namespace) -> int:
-    """The one default unless given (imported late: the CLI starts without env)."""
+    """The game's one default unless given (imported late: the CLI starts without env)."""
     from env.options import DEFAULT_OPENING_PLIES
 
     return DEFAULT_OPENING_PLIES if args.opening_plies is None else args.opening_plies
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the project's error style: one line, exit code 2."""
+    """argparse with the project's error style (one line, exit code 2), and epilogs of
+    examples kept as written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
@@ -104,18 +115,13 @@ def _quiet_known_warnings() -> None:
 
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.verify import base_name, worker_setup
+    from tuner.commands.tune import study_to_run
     from tuner.commands.worker import Worker
-    from tuner.config.loading import load_spec
     from tuner.storage.rdb import describe
-    from tuner.trial.progress import Reporter
+    from tuner.trial.progress import ProgressDisplay
 
     url = settings.storage_url_for(args.storage)
-    options: dict = {}
-    if base_name(args.study) is not None:  # STUDY:verify: run the queued verify jobs
-        spec, options = worker_setup(args.study, url, settings.storage)
-    else:
-        spec = load_spec(args.study, settings.studies_dir)
+    spec, role = study_to_run(args.study, url, settings)
     _threads(_thread_count(args, settings))
     worker = Worker.open(
         spec,
@@ -125,32 +131,47 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
         settings=settings.storage,
-        reporter=Reporter(spec.budget.total_timesteps * spec.budget.runs),
+        progress=ProgressDisplay(spec.budget.total_timesteps * spec.budget.runs),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
-        **options,
+        role=role,
     )
-    budget = "its queued jobs" if options else f"{spec.n_trials} trials"
     print(
         f"worker on study {spec.study_name!r} ({describe(url)}), "
-        f"device {worker.device}, budget {budget}",
+        f"device {worker.device}, budget {role.budget(spec)}",
         flush=True,
     )
-    report = worker.run()
-    if report.config_error:
+    summary = worker.run()
+    if summary.config_error:
         raise UserError(
-            f"{report.config_error}. The worker stopped: its trials kept failing with this "
+            f"{summary.config_error}. The worker stopped: its trials kept failing with this "
             "configuration error (such trials do not count against n_trials); fix the study "
             "file and run again"
         )
-    counts = ", ".join(f"{s}={report.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
-    stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
-    print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
-    if options:  # a verify worker: where the verification stands now
-        from tuner.commands.verify import conclude
-
-        print(conclude(worker.study) or "", flush=True)
+    counts = ", ".join(f"{s}={summary.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+    stop = f" (stopped by {summary.stopped_by})" if summary.stopped_by else ""
+    print(f"worker done: {len(summary.finished)} trials, {counts}{stop}", flush=True)
+    if summary.budget_spent and not role.queue_only:
+        print(_budget_spent_line(spec, worker.study, args.study), flush=True)
+    conclusion = worker.conclude()  # a verify worker: where the verification stands now
+    if conclusion is not None:
+        print(conclusion, flush=True)
     return 0
+
+
+def _budget_spent_line(spec: Any, study: Any, given: str) -> str:
+    """The study has no trial left to run: say so, and how to run more."""
+    from tuner.commands.status import state_counts
+
+    counts = ", ".join(
+        f"{n} {s}" for s, n in state_counts(study.get_trials(deepcopy=False)).items()
+    )
+    where = given if given.endswith((".yaml", ".yml")) else f"studies/{spec.study_name}.yaml"
+    return (
+        f"study {spec.study_name!r} has used up its budget of {spec.n_trials} trials "
+        f"({counts}): raise n_trials in {where} and run `tuner tune {given}` again to "
+        "run more (the change is recorded in the study)"
+    )
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -176,12 +197,30 @@ def _load_existing(study_name_or_file: str, storage_url: str | None, settings: S
     storage = make_storage(url, settings.storage)
     path = resolve_study_path(study_name_or_file, settings.studies_dir)
     name = study_name_in(path) if path.exists() else study_name_or_file
-    if name not in study_names(storage):
-        raise UserError(
-            f"no study named {name!r} in {describe(url)}; "
-            f"expected one of {study_names(storage)}. Run `tuner tune {name}` first"
-        )
+    stored = study_names(storage)
+    if name not in stored:
+        raise UserError(_missing_study(name, stored, describe(url), path.exists(), settings))
     return optuna.load_study(study_name=name, storage=storage), storage
+
+
+def _missing_study(
+    name: str, stored: list[str], where: str, has_file: bool, settings: Settings
+) -> str:
+    """Why ``name`` names no study here, and the likeliest fix: a near miss among the
+    stored studies and the study files, running its file, or the names there are."""
+    from tuner.base.errors import did_you_mean
+
+    folder = settings.studies_dir
+    files = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    line = f"no study named {name!r} in {where};"
+    hint = did_you_mean(name, stored) or did_you_mean(name, files)
+    if hint:
+        return f"{line}{hint} (stored studies: {stored})"
+    if has_file or name in files:
+        return f"{line} expected one of {stored}. Run `tuner tune {name}` first"
+    return (
+        f"{line} expected one of {stored}, and there is no study file {name!r} in {folder}/ either"
+    )
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -193,9 +232,28 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_trials(args: argparse.Namespace, settings: Settings) -> int:
+    from tuner.commands.trials import format_table, write_csv
+
+    study, _ = _load_existing(args.study, args.storage, settings)
+    if not args.csv:
+        print(format_table(study))
+        return 0
+    if args.out is None:
+        write_csv(study, sys.stdout)
+        return 0
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", newline="") as stream:
+        n = write_csv(study, stream)
+    tmp.replace(out)  # never a half-written file
+    print(f"{n} trials of study {study.study_name!r} written to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.export import best_path, export_document, write_export
-    from tuner.commands.verify import select_for_export
+    from tuner.commands.export import best_path, export_document, replacing, write_export
+    from tuner.commands.verify.export_choice import select_for_export
     from tuner.config.loading import load_spec, stored_spec
 
     study, _ = _load_existing(args.study, args.storage, settings)
@@ -204,8 +262,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     spec = stored_spec(study) or load_spec(args.study, settings.studies_dir)
     doc = {**export_document(spec, trial), **chosen.record()}
     out = Path(args.out) if args.out else best_path(spec.study_name, settings.studies_dir)
+    replaced = replacing(doc, out, args.force)
     path = write_export(doc, out)
     print(f"trial {trial.number} (value {trial.value:.4f}) exported to {path}")
+    if replaced:
+        print(f"replaced: {replaced}")
     if chosen.note:
         print(f"note: {chosen.note}")
     print(f"rule: {chosen.rule}")
@@ -221,17 +282,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.verify import (
-        base_name,
-        companion_spec,
-        conclude,
-        positive,
-        queue_jobs,
-        study_spec,
-        worker_options,
-    )
+    from tuner.commands.verify.companion import base_name, companion_spec, study_spec
+    from tuner.commands.verify.jobs import VERIFYING
+    from tuner.commands.verify.queue import positive, queue_jobs
     from tuner.commands.worker import Worker
-    from tuner.trial.progress import Reporter
+    from tuner.trial.progress import ProgressDisplay
 
     positive(args.top, "--top", "configurations")
     positive(args.fresh_seeds, "--fresh-seeds", "fresh seeds")
@@ -263,37 +318,55 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index,  # not $WORKER_INDEX: by a hash (see --help)
         settings=settings.storage,
-        reporter=Reporter(cspec.budget.total_timesteps * cspec.budget.runs),
+        progress=ProgressDisplay(cspec.budget.total_timesteps * cspec.budget.runs),
         runs_dir=settings.runs_dir,
-        **worker_options(),
+        role=VERIFYING,
     )
-    report = worker.run()
-    print(f"worker done: {len(report.finished)} verify jobs", flush=True)
-    print(conclude(worker.study) or "")
+    summary = worker.run()
+    print(f"worker done: {len(summary.finished)} verify jobs", flush=True)
+    print(worker.conclude() or "")
     return 0
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.commands.export import best_path, load_export, train_from_export
+    import signal
+
+    from tuner.commands.export import best_path, checked_export, load_export, retrain
 
     _threads(_thread_count(args, settings))
     path = Path(args.file)
     if not path.exists() and not path.suffix:
         path = best_path(args.file, settings.studies_dir)
-    doc = load_export(path)
-    run, out = train_from_export(
-        doc,
+    export = checked_export(load_export(path))
+    total = args.timesteps or export.budget.total_timesteps
+    print(
+        f"training the export of study {export.study!r} (trial {export.trial}): {total} "
+        f"timesteps, {export.budget.n_evaluations} evaluations"
+        + (f", a checkpoint every {args.save_every}" if args.save_every else ""),
+        flush=True,
+    )
+    done = retrain(
+        export,
+        save_every=args.save_every,
         device=_device(args, settings),
         total_timesteps=args.timesteps,
         out=Path(args.out) if args.out else None,
         seed=args.seed,
         runs_dir=settings.runs_dir,
     )
+    run = done.run
+    if done.stopped_by:
+        print(
+            f"{done.stopped_by} received: stopped at step {run.timesteps} of {total}; "
+            f"model saved to {done.out}"
+        )
+        return 128 + signal.Signals[done.stopped_by].value
     print(
-        f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; model saved to {out}"
+        f"trained {run.timesteps} timesteps on {run.device} in {run.train_seconds:.1f}s; "
+        f"model saved to {done.out}"
     )
-    if run.progress.evaluations:
-        last = run.progress.evaluations[-1]
+    if run.state.evaluations:
+        last = run.state.evaluations[-1]
         _print_results(last.results, last.rating)
     return 0
 
@@ -434,6 +507,20 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 # --- the parser: one function per command ------------------------------------------------
 
 
+def _examples(*lines: str) -> str:
+    """An epilog: ``examples:`` and one command per line."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("kalaha-tuner")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
@@ -463,9 +550,8 @@ class _RenamedFlag(argparse.Action):
 
 
 def _renamed_flag(p: argparse.ArgumentParser, old: str, new: str, meaning: str) -> None:
-    p.add_argument(
-        old, action=_RenamedFlag, dest=f"renamed_{old.strip('-')}", new=new, meaning=meaning
-    )
+    dest = f"renamed_{old.strip('-')}"
+    p.add_argument(old, action=_RenamedFlag, dest=dest, new=new, meaning=meaning)
 
 
 def _stones_arg(p: argparse.ArgumentParser) -> None:
@@ -491,8 +577,17 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_tune(sub: Any) -> None:
-    p = sub.add_parser("tune", help="run a worker on a study until its n_trials are done")
-    p.add_argument("study", help="study name (studies/NAME.yaml) or path to a study file")
+    p = sub.add_parser(
+        "tune",
+        help="run a worker on a study until its n_trials are done",
+        epilog=_examples(
+            "tuner tune smoke                       # one worker, SQLite in runs/optuna.db",
+            "tuner tune net_arch --worker-index 1   # a second worker, another sampler seed",
+            "tuner tune net_arch --storage postgresql+psycopg2://tuner:PW@db:5432/optuna",
+            "tuner tune net_arch:verify             # run the jobs `tuner verify` queued",
+        ),
+    )
+    p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     _run_args(p)
     p.add_argument(
@@ -519,29 +614,82 @@ def _add_tune(sub: Any) -> None:
 
 def _add_study_commands(sub: Any) -> None:
     """create, status, export: a study in the storage."""
-    p = sub.add_parser("create", help="create the study if it is missing")
-    p.add_argument("study")
+    p = sub.add_parser(
+        "create",
+        help="create the study if it is missing (an existing one is only loaded)",
+        epilog=_examples("tuner create net_arch --storage $OPTUNA_STORAGE"),
+    )
+    p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     _accept_changes_arg(p)
     p.set_defaults(func=cmd_create)
 
-    p = sub.add_parser("status", help="trial counts per state, best trial, running trials")
-    p.add_argument("study")
+    p = sub.add_parser(
+        "status",
+        help="trial counts per state, best trial, running trials",
+        epilog=_examples(
+            "tuner status net_arch",
+            "tuner status net_arch --storage postgresql+psycopg2://tuner:PW@db:5432/optuna",
+        ),
+    )
+    p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("export", help="write the best trial to studies/best/STUDY.yaml")
-    p.add_argument("study")
+    p = sub.add_parser(
+        "export",
+        help="write the best trial to studies/best/STUDY.yaml",
+        epilog=_examples(
+            "tuner export net_arch                    # studies/best/net_arch.yaml",
+            "tuner export net_arch --out mine.yaml    # anywhere else",
+            "tuner export net_arch --force            # replace another trial's export",
+        ),
+    )
+    p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     p.add_argument("--out", default=None, help="where to write (default studies/best/STUDY.yaml)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing export of another trial (without it, export refuses and "
+        "writes nothing)",
+    )
     p.set_defaults(func=cmd_export)
+
+
+def _add_trials(sub: Any) -> None:
+    """trials: every trial of a study, as a table or CSV."""
+    p = sub.add_parser(
+        "trials",
+        help="every trial of a study: a table, or CSV (--csv) to load into pandas",
+        epilog=_examples(
+            "tuner trials net_arch",
+            "tuner trials net_arch --csv > trials.csv   # pandas.read_csv('trials.csv')",
+            "tuner trials net_arch --csv --out trials.csv",
+        ),
+    )
+    p.add_argument("study", help=STUDY_HELP)
+    _storage_arg(p)
+    p.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV with a column per param, the rating and each opponent's score, interval "
+        "and games",
+    )
+    p.add_argument("--out", default=None, help="with --csv: write to this file, not stdout")
+    p.set_defaults(func=cmd_trials)
 
 
 def _add_verify(sub: Any) -> None:
     p = sub.add_parser(
-        "verify", help="re-train the top K configurations with S fresh seeds (study STUDY:verify)"
+        "verify",
+        help="re-train the top K configurations with S fresh seeds (study STUDY:verify)",
+        epilog=_examples(
+            "tuner verify net_arch --top 5 --fresh-seeds 3",
+            "tuner verify net_arch --queue-only   # then workers: tuner tune net_arch:verify",
+        ),
     )
-    p.add_argument("study")
+    p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     _run_args(p)
     p.add_argument("--top", type=int, default=3, help="configurations to verify (default 3)")
@@ -571,7 +719,15 @@ def _add_verify(sub: Any) -> None:
 
 
 def _add_train(sub: Any) -> None:
-    p = sub.add_parser("train", help="train the configuration of an exported file")
+    p = sub.add_parser(
+        "train",
+        help="train the configuration of an exported file",
+        epilog=_examples(
+            "tuner train studies/best/net_arch.yaml",
+            "tuner train net_arch --save-every 100000 --out agent.zip",
+            "tuner train net_arch --seed 7   # a fresh seed: was the trial a lucky draw?",
+        ),
+    )
     p.add_argument("file", help="an export (studies/best/STUDY.yaml) or a study name")
     _run_args(p)
     p.add_argument(
@@ -581,19 +737,38 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help="a fresh seed (default: the exported trial's seed)"
     )
+    p.add_argument(
+        "--save-every",
+        type=_bounded(int, 1),
+        default=None,
+        metavar="STEPS",
+        help="also save a checkpoint every STEPS timesteps, beside the model as "
+        "NAME_<steps>_steps.zip (default: none; Ctrl-C or SIGTERM saves the model anyway)",
+    )
     p.set_defaults(func=cmd_train)
 
 
 def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser(
-        "evaluate", help="scores of a saved model against opponents, or its rating (--rating)"
+        "evaluate",
+        help="scores of a saved model against opponents, or its rating (--rating)",
+        epilog=_examples(
+            "tuner evaluate agent.zip --opponents greedy,minimax:4 --games 400",
+            "tuner evaluate agent.zip --rating",
+            "tuner evaluate --study net_arch --trial 4",
+        ),
     )
     p.add_argument("model", nargs="?", default=None, help="an SB3 .zip model file")
     p.add_argument("--study", default=None, help="load the model artifact of this study ...")
     p.add_argument("--trial", type=_bounded(int, 0), default=None, help="... and this trial number")
     _storage_arg(p)
     _run_args(p)
-    p.add_argument("--opponents", default="random,greedy,minimax:2")
+    p.add_argument(
+        "--opponents",
+        default="random,greedy,minimax:2",
+        help="comma-separated: random, greedy, minimax:N, policy:PATH.zip "
+        "(default random,greedy,minimax:2)",
+    )
     p.add_argument(
         "--rating",
         action="store_true",
@@ -602,7 +777,7 @@ def _add_evaluate(sub: Any) -> None:
     p.add_argument("--games", type=_bounded(int, 2), default=None, help=GAMES_HELP)
     _stones_arg(p)
     p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random openings (default 0)")
     p.add_argument(
         "--trust-pickle",
         action="store_true",
@@ -614,17 +789,23 @@ def _add_evaluate(sub: Any) -> None:
 
 def _add_game_commands(sub: Any) -> None:
     """play and ladder: games, no study."""
-    p = sub.add_parser("play", help="play a game against a saved agent in the terminal")
+    p = sub.add_parser(
+        "play",
+        help="play a game against a saved agent in the terminal",
+        epilog=_examples("tuner play studies/best/selfplay.zip --seat 1"),
+    )
     p.add_argument("model", help="the agent's .zip file (e.g. studies/best/selfplay.zip)")
     p.add_argument("--seat", type=int, default=0, help="0: you move first (default), 1: second")
     _stones_arg(p)
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser(
-        "ladder", help="rate the reference ladder by a round robin; write env/ladder.yaml"
+        "ladder",
+        help="rate the reference ladder by a round robin; write env/ladder.yaml",
+        epilog=_examples("tuner ladder --games 160 --out ladder.yaml"),
     )
-    p.add_argument("--games", type=int, default=160, help="games per pairing (even)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--games", type=int, default=160, help="games per pairing (even; default 160)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random openings (default 0)")
     p.add_argument("--opening-plies", type=int, default=None, help=OPENING_HELP)
     p.add_argument("--out", default=None, help="where to write (default env/ladder.yaml)")
     p.set_defaults(func=cmd_ladder)
@@ -632,8 +813,12 @@ def _add_game_commands(sub: Any) -> None:
 
 def _add_result_commands(sub: Any) -> None:
     """report and dashboard: a study's results."""
-    p = sub.add_parser("report", help="HTML report (and PNGs) of a study's results")
-    p.add_argument("study")
+    p = sub.add_parser(
+        "report",
+        help="HTML report (and PNGs) of a study's results",
+        epilog=_examples("tuner report net_arch --top 20"),
+    )
+    p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     p.add_argument("--out", default=None, help="folder to write to (default runs/reports/STUDY)")
     p.add_argument(
@@ -641,7 +826,14 @@ def _add_result_commands(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("dashboard", help="optuna-dashboard over the storage, with artifacts")
+    p = sub.add_parser(
+        "dashboard",
+        help="optuna-dashboard over the storage, with artifacts",
+        epilog=_examples(
+            "tuner dashboard                 # http://127.0.0.1:8080/",
+            "tuner dashboard --port 0        # a free port, printed",
+        ),
+    )
     _storage_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
@@ -657,10 +849,22 @@ def _add_result_commands(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tuner", description="Tune MaskablePPO agents for Kalah with Optuna.")
+    parser = _Parser(
+        prog="tuner",
+        description="Tune MaskablePPO agents for Kalah with Optuna.",
+        epilog=_examples(
+            "tuner tune smoke                        # a one-minute study, start to end",
+            "tuner status smoke",
+            "tuner export smoke && tuner train smoke # best trial -> YAML -> a trained agent",
+            "tuner play runs/models/smoke.zip",
+            "tuner COMMAND --help                    # each command's options and examples",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_tune(sub)
     _add_study_commands(sub)
+    _add_trials(sub)
     _add_verify(sub)
     _add_train(sub)
     _add_evaluate(sub)

@@ -11,6 +11,7 @@ or empty) and ``${VAR-default}`` (unset); ``${VAR:?message}`` and
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,9 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.partition("=")[::2] for item in env)
     return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def compose_project_name() -> str:
+    """A compose project name of its own for one test run: two runs on one host (or one
+    left behind by a killed run) never share a container, volume or network name."""
+    return f"kalaha-tuner-test-{secrets.token_hex(4)}"

@@ -88,7 +88,9 @@ def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None
         acc.Reload()
         tags = set(acc.Tags()["scalars"])
         assert {"train/loss", "train/entropy_loss", "rollout/ep_rew_mean"} <= tags, tags
-        assert {"eval/score/random", "eval/score/greedy"} <= tags, tags
+        assert {"eval_opponents/random/score", "eval_opponents/greedy/games"} <= tags, tags
+        # The value the pruner sees opens the eval group (TensorBoard sorts by name).
+        assert sorted(t for t in tags if t.startswith("eval/"))[0] == "eval/score", tags
         logged = {e.step: e.value for e in acc.Scalars("eval/score")}
         assert set(logged) == set(trial.intermediate_values)
         for step, value in trial.intermediate_values.items():
@@ -136,3 +138,23 @@ def test_evaluate_names_what_is_wrong_with_a_trial(smoke, monkeypatch, capsys) -
     for t in without_model:
         err = evaluate("--study", "smoke", "--trial", str(t.number))
         assert "has no model artifact" in err and t.state.name in err
+
+
+def test_the_dashboard_names_the_metric_and_reads_a_note_per_trial(smoke) -> None:
+    """optuna-dashboard's axis and best-trial card say "score", not "Objective 0"; values
+    are rounded; each trial's page has a note with its scores, intervals and games."""
+    from optuna_dashboard import get_note
+
+    _, study = smoke
+    assert study.metric_names == ["score"]
+    for trial in _complete(study):
+        assert trial.value == round(trial.value, 4)
+        assert all(v == round(v, 4) for v in trial.intermediate_values.values())
+        note = get_note(optuna.Trial(study, trial._trial_id))  # get_note takes a live Trial
+        results = trial.user_attrs[TrialAttr.EVAL_RESULTS]
+        assert note.startswith(f"## Trial {trial.number}\n"), note
+        assert f"**Score {trial.value:.3f}**" in note
+        for name, r in results.items():
+            row = f"| {name} | {r['score']:.3f} | {r['ci_low']:.3f} - {r['ci_high']:.3f} | {r['games']} |"
+            assert row in note, note
+        assert "steps/s" in note and "| step | score |" in note

@@ -1,7 +1,7 @@
 """`make bench-storage` runs end to end on every backend and prints its tables.
 
 Its figures are not checked (no timing asserts): this guards the benchmark's
-plumbing (child workers, the tuner's worker loop with a benchmark reporter, the
+plumbing (child workers, the tuner's worker loop with a benchmark's progress hooks, the
 connection count read from PostgreSQL) against changes elsewhere in the tuner.
 """
 

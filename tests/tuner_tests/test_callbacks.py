@@ -50,7 +50,7 @@ def test_progress_sees_every_step_with_its_offset_and_every_evaluation(one_torch
     hooks = Recorder()
     run = tiny_train([ProgressCallback(hooks, offset=1000)])
     assert hooks.steps[0] == 1008 and hooks.steps[-1] == 1000 + run.timesteps
-    assert hooks.evaluations == run.progress.evaluations, "the final evaluation included"
+    assert hooks.evaluations == run.state.evaluations, "the final evaluation included"
     assert len(hooks.evaluations) == 2
 
 
@@ -62,8 +62,8 @@ def test_a_stop_ends_training_at_that_step_without_an_evaluation(one_torch_threa
         total_timesteps=4096,
         n_evaluations=1,
     )
-    assert run.progress.stopped == "SIGTERM received"
-    assert run.progress.evaluations == [], "no final evaluation of a stopped run"
+    assert run.state.stopped == "SIGTERM received"
+    assert run.state.evaluations == [], "no final evaluation of a stopped run"
     assert hooks.steps[-1] == 24 and run.timesteps == 24, "the third step was the last"
 
 
@@ -83,7 +83,7 @@ class FakeTrial:
 def test_pruning_reports_at_the_timestep_and_stops_learn(one_torch_thread):
     trial = FakeTrial()
     run = tiny_train([PruningCallback(trial)], total_timesteps=1024, n_evaluations=4)
-    assert run.progress.pruned
-    (ev,) = run.progress.evaluations
+    assert run.state.pruned
+    (ev,) = run.state.evaluations
     assert trial.reports == [(ev.value, ev.timestep)] and ev.timestep == 256
     assert run.timesteps == 256, "learn() stopped at the pruned evaluation"

@@ -26,6 +26,7 @@ from compose_support import (
     CPU_FILE,
     ENV_EXAMPLE,
     MissingVariable,
+    compose_project_name,
     environment,
     interpolate,
     load,
@@ -273,6 +274,63 @@ def test_make_targets(target, expected):
     )
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout, result.stdout
+
+
+# --- the test suite leaves Docker alone unless asked -------------------------------------
+
+
+def _docker_recorder(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose ``docker`` answers like a healthy daemon and logs each call."""
+    import os
+
+    calls = tmp_path / "docker-calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho 28.2.2\n')
+    docker.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("KALAHA_DOCKER_TESTS", "CI")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    return env, calls
+
+
+def test_the_suite_never_touches_docker_unless_asked(tmp_path):
+    """`make test` on a host whose Docker answers: the compose stack tests are left out."""
+    env, calls = _docker_recorder(tmp_path)
+    stack_tests = "tests/tuner_tests/test_compose_stack.py"
+    quiet = ["-p", "no:cacheprovider", "-q"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *quiet, stack_tests],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 5, result.stdout + result.stderr  # pytest: no test ran
+    assert "deselected" in result.stdout
+    assert not calls.exists(), calls.read_text()
+
+    env["KALAHA_DOCKER_TESTS"] = "require"  # what `make compose-test` sets
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *quiet, "--collect-only", stack_tests],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test_up_runs_the_smoke_study_with_two_workers" in result.stdout
+    make = subprocess.run(
+        ["make", "-n", "compose-test"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert "KALAHA_DOCKER_TESTS=require" in make.stdout
+    assert (
+        "KALAHA_DOCKER_TESTS"
+        not in subprocess.run(
+            ["make", "-n", "test"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout
+    )
+
+
+def test_each_compose_test_run_is_a_project_of_its_own():
+    names = {compose_project_name() for _ in range(20)}
+    assert len(names) == 20
+    # Compose's rule for project names: lower-case letters, digits, dashes, underscores.
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", n) for n in names), names
 
 
 # --- what `make up` checks first, and the image build's pip step, without Docker ----------

@@ -2,14 +2,17 @@
 
 ``make compose-test`` runs this module (after ``make wheelhouse``). It drives the stack
 through the Makefile's own targets, as a user would, as a compose project of its own
-(``kalaha-tuner-test``) with its own settings file and free ports, so it neither touches a
-user's ``.env`` and stack nor collides with the host's PostgreSQL. The image is the CPU
+(``kalaha-tuner-test-<random>``, new for every run) with its own settings file and free
+ports, so it neither touches a user's ``.env`` and stack, nor collides with the host's
+PostgreSQL or with another run on the same host. The image is the CPU
 variant built from the wheelhouse (``WHEELHOUSE=1``): the build needs no network.
 
-Without a Docker daemon (and Compose v2) the module is skipped with the reason; with
-``KALAHA_DOCKER_TESTS=require`` (``make compose-test``) that is a failure instead. Under
+It runs only when asked for: without ``$KALAHA_DOCKER_TESTS`` (``make compose-test`` sets
+it to ``require``) its tests are deselected, so ``make test`` never touches Docker. Asked
+for, on a host without a Docker daemon (and Compose v2) it is skipped with the reason, or
+with ``require`` fails instead. Under
 ``CI`` it is skipped too: on a fresh 2-core machine the stand-in images alone took 13
-minutes (README, "Testing the stack"), more than CI's whole budget.
+minutes (docs/operations.md, "Testing the stack"), more than CI's whole budget.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from compose_support import compose_project_name
 from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from support import REPO_ROOT
@@ -35,7 +39,7 @@ from tuner.config.loading import load_spec
 from tuner.storage.record import TrialAttr
 from tuner.trial.lifecycle import budget_used
 
-PROJECT = "kalaha-tuner-test"
+PROJECT = compose_project_name()
 LONG_STUDY = "net_arch"  # trials that train for minutes: still running when scaled down
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # Compose's logs clear each line (ESC[2K)
 TRIAL_LINE = re.compile(r"^trial\s+\d+\s+(COMPLETE|PRUNED|FAIL)\s", re.M)
@@ -78,7 +82,7 @@ def docker_host() -> None:
         message = f"compose stack test needs a Docker host: {reason}"
         if required:
             pytest.fail(message)
-        pytest.skip(f"{message}; see README, 'Testing the stack'")
+        pytest.skip(f"{message}; see docs/operations.md, 'Testing the stack'")
 
 
 @dataclass

@@ -277,3 +277,28 @@ def test_postgres_restart_mid_study(runs, private_pg):
     ]
     for t in failed:
         assert retry_of(trials, t, may_lack_params=True).state == TrialState.COMPLETE
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"database": "kalaha_no_such_database"}, 'database "kalaha_no_such_database" does'),
+        ({"username": "kalaha_no_such_role"}, 'role "kalaha_no_such_role" does not exist'),
+    ],
+)
+def test_a_wrong_database_or_user_is_one_line_at_once_not_retried(runs, pg_url, change, says):
+    """The server answered "no": retrying cannot help, so no retry and no "connection
+    lost" (README's failure table). The attempts are many, so retries would show."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url).set(**change).render_as_string(hide_password=False)
+    for command in (["tune", FAULTS], ["status", FAULTS]):
+        result = run_cli(
+            *command, "--storage", url, runs_path=runs, timeout=120, KALAHA_CONNECT_ATTEMPTS="8"
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: the postgresql storage at ") and says in line, line
+        assert "answered, but refused" in line and "retrying" not in result.stderr
+        assert ("createdb" in line) == ("database" in change), line

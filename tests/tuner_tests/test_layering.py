@@ -88,3 +88,14 @@ def test_validating_ppo_keys_reads_maskableppo_then():
     data["ppo"]["lerning_rate"] = 0.1
     with pytest.raises(UserError, match=r"ppo\.lerning_rate: unknown setting"):
         parse_spec(data, "typo")
+
+
+def test_the_report_and_its_verification_section_import_no_training_stack():
+    """``tuner report`` draws from the storage alone: its verification section once reached
+    torch and SB3 through the verify job queue (report -> verify -> objective)."""
+    modules = "tuner.commands.report, tuner.commands.verify.report_section"
+    code = f"import sys, {modules}; print([m for m in {HEAVY[:3]!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

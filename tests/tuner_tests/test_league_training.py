@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
+from env.league import SnapshotPool
 from env.options import GameOptions
 from tuner.base.errors import UserError
 from tuner.config.loading import parse_spec
 from tuner.config.space import to_config
 from tuner.config.spec import EvaluationSpec
+from tuner.strength.league import league_summary
 from tuner.trial.training import train
 
 BASE = {
@@ -38,7 +41,37 @@ def test_training_refreshes_the_pool_every_snapshot_every_steps():
     )
     assert run.timesteps == 2048
     assert run.league["snapshots_taken"] == 5
-    assert list(run.league["pool"]) == ["pool@1024", "pool@1536", "pool@2048"]
+    (pool,) = run.league["pools"]
+    assert list(pool["scores"]) == ["pool@1024", "pool@1536", "pool@2048"]
+
+
+class _Policy(torch.nn.Module):
+    """The least a snapshot needs of an SB3 policy: weights and a training mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 2)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.train(mode)
+
+
+def test_the_league_summary_keeps_every_pool():
+    """Two pools, two records: the summary once kept only the last pool's."""
+    first, second = SnapshotPool(size=2), SnapshotPool(size=1)
+    for step in (100, 200, 300):
+        first.add(_Policy(), step)
+    second.add(_Policy(), 50)
+    first.record(first.members[-1], 1)  # the learner beat pool@300 once
+
+    summary = league_summary([first, second])
+
+    assert summary["snapshots_taken"] == 4
+    assert summary["pools"] == [
+        {"snapshots_taken": 3, "scores": {"pool@200": 0.5, "pool@300": round(2 / 3, 3)}},
+        {"snapshots_taken": 1, "scores": {"pool@50": 0.5}},
+    ]
+    assert league_summary([]) == {}, "no pool, nothing to record"
 
 
 def test_opponent_mix_and_league_knobs_reach_the_game_options():

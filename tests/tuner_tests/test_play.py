@@ -8,8 +8,9 @@ from support import run_cli
 
 from env.opponents import make_opponent
 from env.policy_files import save_model
+from env.rules import pit_index, store_of
 from env.vec_env import KalahaVecEnv
-from tuner.commands.play import play
+from tuner.commands.play import draw, play
 
 
 def test_a_scripted_person_plays_a_whole_game_and_the_rules_hold():
@@ -54,3 +55,30 @@ def test_play_with_a_missing_model_is_one_line_and_exit_2(tmp_path):
     done = run_cli("play", str(tmp_path / "nope.zip"), runs_path=tmp_path / "runs")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "nope.zip" in done.stderr
+
+
+def _numbered(numbers: str, pits: str) -> dict[int, int]:
+    """The pit number drawn above (or below) each pit -> its seed count."""
+    counts = [int(c) for c in pits.split("[")[1:] for c in [c.split("]")[0]]]
+    found = [(i, int(ch)) for i, ch in enumerate(numbers) if ch.isdigit()]
+    starts = [i for i, ch in enumerate(pits) if ch == "["]
+    assert [i - 2 for i, _ in found] == starts, (numbers, pits)  # each number over its pit
+    return {n: c for (_, n), c in zip(found, counts, strict=True)}
+
+
+def test_the_board_numbers_every_pit_and_names_both_stores():
+    """Each side's pit k holds 10 + k seeds here; the number drawn at a pit is the one the
+    game uses for it ("AI plays pit 3" is the pit under the 3)."""
+    for human in (0, 1):
+        ai = 1 - human
+        board = [0] * 14
+        for side in (0, 1):
+            for k in range(6):
+                board[pit_index(side, k)] = 10 * (side + 1) + k
+        board[store_of(ai)], board[store_of(human)] = 7, 3
+        top_numbers, top, stores, bottom, bottom_numbers = draw(board, human).splitlines()
+        ai_base, human_base = 10 * (ai + 1), 10 * (human + 1)
+        assert _numbered(top_numbers, top) == {k + 1: ai_base + k for k in range(6)}
+        assert _numbered(bottom_numbers, bottom) == {k + 1: human_base + k for k in range(6)}
+        assert top.strip().startswith("AI:") and bottom.strip().startswith("you:")
+        assert stores.startswith("AI store [ 7]") and stores.endswith("[ 3] your store")

@@ -19,7 +19,7 @@ from optuna.trial import create_trial
 from support import REPO_ROOT, cli_env, run_cli
 
 from tuner.trial.callbacks import Evaluation
-from tuner.trial.progress import Reporter
+from tuner.trial.progress import ProgressDisplay
 
 SUMMARY = re.compile(
     r"^trial +(\d+)  (COMPLETE|PRUNED|FAIL) +value +(\S+) +(\d+) steps +[\d.]+s +\d+ steps/s  best (.+)$",
@@ -33,11 +33,11 @@ def _study_with_best(value: float) -> optuna.Study:
     return study
 
 
-def _run_trial(reporter: Reporter, total: int = 3072, prune_at: int | None = None) -> None:
+def _run_trial(display: ProgressDisplay, total: int = 3072, prune_at: int | None = None) -> None:
     for t in range(4, total + 1, 4):
-        reporter.on_step(t)
+        display.on_step(t)
         if t % 1024 == 0:
-            reporter.on_evaluation(Evaluation(t, 0.25 + t / 10240, {}, 0.01))
+            display.on_evaluation(Evaluation(t, 0.25 + t / 10240, {}, 0.01))
             if prune_at == t:
                 return
         if t % 256 == 0:
@@ -46,17 +46,17 @@ def _run_trial(reporter: Reporter, total: int = 3072, prune_at: int | None = Non
 
 def test_bar_shows_timesteps_score_and_speed() -> None:
     out, bar = io.StringIO(), io.StringIO()
-    reporter = Reporter(3072, stream=out, bar=True, bar_stream=bar)
-    reporter.on_trial_start(7)
-    _run_trial(reporter)
-    assert reporter._bar is not None
-    reporter._bar.refresh()
+    display = ProgressDisplay(3072, stream=out, bar=True, bar_stream=bar)
+    display.on_trial_start(7)
+    _run_trial(display)
+    assert display._bar is not None
+    display._bar.refresh()
     drawn = bar.getvalue()
     assert "trial 7" in drawn
     assert "3072/3072 steps" in drawn
     assert "score 0.550" in drawn  # the latest evaluation: 0.25 + 3072 / 10240
     assert re.search(r"\d+ steps/s", drawn)
-    reporter.on_trial_end(_study_with_best(0.6), 7, "COMPLETE", 0.55, 1.5)
+    display.on_trial_end(_study_with_best(0.6), 7, "COMPLETE", 0.55, 1.5)
     (line,) = out.getvalue().splitlines()
     m = SUMMARY.match(line)
     assert m, line
@@ -67,9 +67,9 @@ def test_bar_shows_timesteps_score_and_speed() -> None:
 
 def test_summary_of_a_pruned_trial_gives_its_last_score() -> None:
     out = io.StringIO()
-    reporter = Reporter(3072, stream=out, bar=False)
-    _run_trial(reporter, prune_at=1024)
-    reporter.on_trial_end(optuna.create_study(), 3, "PRUNED", None, 0.5)
+    display = ProgressDisplay(3072, stream=out, bar=False)
+    _run_trial(display, prune_at=1024)
+    display.on_trial_end(optuna.create_study(), 3, "PRUNED", None, 0.5)
     line = out.getvalue().strip()
     m = SUMMARY.match(line.split("  (")[0])
     assert m, line
@@ -83,22 +83,55 @@ def test_a_rating_evaluation_shows_the_rating_and_its_interval() -> None:
     from tuner.strength.rating import Rating
 
     out, bar = io.StringIO(), io.StringIO()
-    reporter = Reporter(1024, stream=out, bar=True, bar_stream=bar)
-    reporter.on_trial_start(2)
-    reporter.on_step(1024)
-    reporter.on_evaluation(Evaluation(1024, 612.4, {}, 0.5, Rating(612.4, 560.2, 671.9)))
-    assert reporter.postfix().startswith("rating 612 [560, 672], ")
-    reporter.on_trial_end(_study_with_best(612.4), 2, "COMPLETE", 612.4, 1.0)
+    display = ProgressDisplay(1024, stream=out, bar=True, bar_stream=bar)
+    display.on_trial_start(2)
+    display.on_step(1024)
+    display.on_evaluation(Evaluation(1024, 612.4, {}, 0.5, Rating(612.4, 560.2, 671.9)))
+    assert display.postfix().startswith("rating 612 [560, 672], ")
+    display.on_trial_end(_study_with_best(612.4), 2, "COMPLETE", 612.4, 1.0)
     (line,) = out.getvalue().splitlines()
     assert line.endswith("(last rating 612 [560, 672] at step 1024)"), line
 
 
+def test_a_run_past_its_budget_keeps_a_total_on_the_bar() -> None:
+    """SB3 trains whole rollouts, so 500000 steps end at 500160: the bar grows its total
+    (tqdm would otherwise show ``0%| 500160/? steps``)."""
+    out, bar = io.StringIO(), io.StringIO()
+    reporter = ProgressDisplay(500_000, stream=out, bar=True, bar_stream=bar)
+    reporter.on_trial_start(3)
+    for t in (250_080, 500_160):
+        reporter.on_step(t)
+    reporter._bar.refresh()
+    drawn = bar.getvalue().split("\r")[-1]
+    assert "100%" in drawn and "500160/500160 steps" in drawn, drawn
+    assert "/?" not in bar.getvalue()
+
+
+def test_evaluation_lines_say_the_step_the_score_and_its_games() -> None:
+    """``tuner train``'s reporter: a line per evaluation, with the bar's stream untouched."""
+    from tuner.strength.evaluate import OpponentResult
+
+    out, bar = io.StringIO(), io.StringIO()
+    reporter = ProgressDisplay(
+        4096, stream=out, bar=True, bar_stream=bar, evaluation_lines=True, name="train"
+    )
+    reporter.on_step(2048)
+    result = OpponentResult("greedy", 200, 150, 10, 40, 0.775, 0.7, 0.84, 0.8, 0.75, 190, 95)
+    reporter.on_evaluation(Evaluation(2048, 0.775, {"greedy": result}, 1.5))
+    (line,) = out.getvalue().splitlines()
+    assert re.fullmatch(
+        r"step 2048/4096  score 0\.775 over 200 games  \(1\.5 s of games, \d+ steps/s\)", line
+    ), line
+    assert "train" in bar.getvalue() and "step 2048/4096" not in bar.getvalue()
+    reporter.close()
+
+
 def test_no_bar_when_output_is_not_a_terminal() -> None:
     out, bar = io.StringIO(), io.StringIO()
-    reporter = Reporter(3072, stream=out, bar_stream=bar)  # StringIO is no terminal
-    assert not reporter.show_bar
-    _run_trial(reporter)
-    reporter.on_trial_end(_study_with_best(0.5), 0, "COMPLETE", 0.5, 1.0)
+    display = ProgressDisplay(3072, stream=out, bar_stream=bar)  # StringIO is no terminal
+    assert not display.show_bar
+    _run_trial(display)
+    display.on_trial_end(_study_with_best(0.5), 0, "COMPLETE", 0.5, 1.0)
     assert bar.getvalue() == ""
     assert len(out.getvalue().splitlines()) == 1
 
@@ -149,7 +182,7 @@ def test_worker_on_a_terminal_draws_the_bar(runs: Path) -> None:
     # turns every "\n" into "\r\n", so a bare "\r" in the text would prove nothing).
     assert re.search(r"\r(?!\n)", text), text[-2000:]
     assert re.search(r"\d+/3072 steps \[", text), text[-2000:]
-    assert re.search(r"score \d\.\d{3}, \d+ steps/s", text), text[-2000:]
+    assert re.search(r"score \d\.\d{3} over \d+ games, \d+ steps/s", text), text[-2000:]
     lines = SUMMARY.findall(text.replace("\r", "\n"))
     assert [n for n, *_ in lines] == ["0", "1"], text[-2000:]
     assert all(state == "COMPLETE" for _, state, *_ in lines)

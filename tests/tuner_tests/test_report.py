@@ -49,7 +49,12 @@ def _trial(number: int, state: TrialState, value: float | None, steps: int, **pa
         TrialAttr.STEPS_PER_SECOND: 1000.0,
     }
     if state == TrialState.COMPLETE:
-        attrs[TrialAttr.SCORES] = {"random": 0.5 + 0.1 * number, "greedy": 0.1 * number}
+        scores = {"random": 0.5 + 0.1 * number, "greedy": 0.1 * number}
+        attrs[TrialAttr.SCORES] = scores
+        attrs[TrialAttr.EVAL_RESULTS] = {
+            name: {"score": s, "ci_low": s - 0.05, "ci_high": s + 0.05, "games": 200}
+            for name, s in scores.items()
+        }
     return create_trial(
         state=state,
         value=value,
@@ -134,10 +139,13 @@ def test_report_has_every_figure_table_and_saving(built_study, tmp_path: Path) -
     slice_fig = next(f for f in report.figures if f.key == "slice")
     assert {t.xaxis for t in slice_fig.plotly.data} >= {"x", "x2", "x3"}
     # The table of the top 2 trials with scores per opponent.
-    assert "<th>score vs random</th>" in text and "<th>score vs greedy</th>" in text
+    # Each score with its interval and the games behind it.
+    assert "<th>score vs random [95% interval] games</th>" in text
+    assert "<th>score vs greedy [95% interval] games</th>" in text
     table = text.split('id="top-trials"')[1].split('id="pruning"')[0]
     assert re.search(
-        r"<td[^>]*>1</td><td[^>]*>1</td><td[^>]*>0.7000</td><td[^>]*>0.600</td>", table
+        r"<td[^>]*>1</td><td[^>]*>1</td><td[^>]*>0.7000</td><td[^>]*>0.600 \[0.550, 0.650\] 200</td>",
+        table,
     )
     assert "0.4000" not in table  # trial 0 is third: not in the top 2
     assert "small ([32, 32])" in table  # the real value beside the sampled choice

@@ -505,7 +505,12 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread):
     assert doc["params"] == best.params
     assert doc["seed"] == 12
     assert {"optuna", "stable-baselines3", "sb3-contrib", "torch"} <= set(doc["versions"])
-    assert doc["scores"] == best.user_attrs[TrialAttr.SCORES]
+    # Each score with its interval and game count, never bare.
+    assert "scores" not in doc
+    for name, result in best.user_attrs[TrialAttr.EVAL_RESULTS].items():
+        shown = doc["results"][name]
+        assert shown["score"] == result["score"] and shown["games"] == result["games"] > 0
+        assert shown["ci_low"] <= shown["score"] <= shown["ci_high"]
     assert doc["env_kwargs"] == {**ROUND_TRIP_ENV, "empty_capture": False}
     assert best.user_attrs[TrialAttr.LEAGUE]["snapshots_taken"] >= 2, (
         "it trained against past selves"

@@ -38,14 +38,11 @@ from tuner.base.errors import UserError
 from tuner.cli import main
 from tuner.commands.export import load_export
 from tuner.commands.report import write_report
-from tuner.commands.verify import (
-    companion_name,
-    config_key,
-    queue_jobs,
-    select_for_export,
-    summarize,
-    verify_seed,
-)
+from tuner.commands.verify.companion import companion_name, config_key, verify_seed
+from tuner.commands.verify.export_choice import select_for_export
+from tuner.commands.verify.queue import queue_jobs
+from tuner.commands.verify.statistics import Verification, VerifiedConfig, rank_verified
+from tuner.commands.verify.summary import summarize
 from tuner.commands.worker import Worker
 from tuner.config.loading import load_spec, parse_spec
 from tuner.config.space import to_config
@@ -243,8 +240,9 @@ def test_export_prefers_the_verified_best_and_records_why(handmade, tmp_path, ca
     assert doc["verification"] is None
 
     finish_jobs(url, storage)
-    assert main(["export", "faults", "--storage", url, "--out", str(out)]) == 0
+    assert main(["export", "faults", "--storage", url, "--out", str(out), "--force"]) == 0
     text = capsys.readouterr().out
+    assert "replaced: trial 0 of study 'faults', value 0.9000, exported " in text, text
     doc = load_export(out)
     assert doc["trial"] == 2, "trial 2 has the best mean over fresh seeds"
     assert doc["selection"].startswith("verified:") and "rule: verified" in text
@@ -372,7 +370,8 @@ def test_several_runs_per_trial_report_each_run_and_the_mean(runs, tmp_path):
     (trial,) = optuna.load_study(study_name="faults", storage=url).trials
     assert trial.state == TrialState.COMPLETE
     values = trial.user_attrs[TrialAttr.RUN_VALUES]
-    assert len(values) == 2 and trial.value == pytest.approx(sum(values) / 2)
+    # The mean, rounded to 4 places as every score the tuner reports.
+    assert len(values) == 2 and trial.value == round(sum(values) / 2, 4)
     assert trial.intermediate_values == {0: values[0], 1: values[1]}, "step = run index"
     assert trial.user_attrs[TrialAttr.TIMESTEPS] >= 2 * spec.budget.total_timesteps
 
@@ -414,3 +413,23 @@ def test_runs_and_pruner_that_do_not_fit_are_one_clear_error(n_runs, pruner, exp
     with pytest.raises(UserError) as err:
         runs_spec(n_runs, pruner)
     assert expected in str(err.value)
+
+
+def test_statistics_on_numbers_alone_for_a_minimizing_study():
+    """No storage: lower is better, a tie in the mean goes to the better original rank,
+    one seed has a mean but no interval, and the curse is a rise of the original best."""
+    originals = [create_trial(value=v, params={}, distributions={}) for v in (0.125, 0.25, 0.375)]
+    configs = [
+        VerifiedConfig(originals[0], 1, seeds=[1, 2], values=[0.5, 0.75]),
+        VerifiedConfig(originals[1], 2, seeds=[1], values=[0.5]),
+        VerifiedConfig(originals[2], 3, seeds=[1, 2], values=[0.25, 0.75]),
+    ]
+    rank_verified(configs, maximize=False)
+    assert [c.mean for c in configs] == [0.625, 0.5, 0.5]
+    assert [c.verified_rank for c in configs] == [3, 1, 2], "a tie: original rank 2 first"
+    assert configs[1].interval is None, "one seed: no interval"
+    v = Verification("study", "study:verify", maximize=False, configs=configs)
+    assert [c.original_rank for c in v.verified] == [2, 3, 1]
+    assert v.winners_curse == pytest.approx(0.625 - 0.125), "the original best got worse"
+    assert v.mean_drop == pytest.approx((0.5 + 0.25 + 0.125) / 3)
+    assert v.rank_correlation == pytest.approx(spearmanr([1, 2, 3], [3, 1, 2])[0])

@@ -89,7 +89,7 @@ def gamma(trial, _spec, **_):
 def test_the_loop_runs_claims_until_the_budget_is_spent_and_waits_meanwhile():
     trials = InMemoryTrials(n_trials=3, waits=2)
     ends = Ends()
-    report = worker(trials, gamma, reporter=ends, seed=7).run()
+    report = worker(trials, gamma, progress=ends, seed=7).run()
     assert [state for _, state, _ in report.finished] == ["COMPLETE"] * 3
     assert ends.ends == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
     assert trials.waits == 0, "a WAIT claim is retried after a pause"

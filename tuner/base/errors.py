@@ -5,7 +5,16 @@ Anything else that escapes is a bug in the tuner and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 EXIT_BAD_INPUT = 2
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` did you mean 'net_arch'?`` for a near miss among ``choices``, else ``""``."""
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" did you mean {close[0]!r}?" if close else ""
 
 
 class UserError(Exception):

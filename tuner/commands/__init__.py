@@ -1,7 +1,9 @@
 """One module per command of the CLI, the top layer below ``tuner.cli``.
 
-- ``worker``: ``tuner tune``: load or create the study, run trials until the budget is spent.
-- ``verify`` and ``verify_report``: re-train the top trials with fresh seeds; the report's section.
+- ``tune``: ``tuner tune NAME``: which study a worker runs, and in which role.
+- ``worker``: load or create the study, run trials until the budget is spent.
+- ``verify`` (a package, one module per job): re-train the top trials with fresh seeds;
+  the export's choice, the dashboard note and the report's section that follow.
 - ``export``: best trial -> YAML; ``tuner train`` retrains it.
 - ``report``: the HTML report and PNGs.
 - ``status``: counts per state, best trial, running trials.

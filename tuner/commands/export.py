@@ -16,20 +16,24 @@ key in one line (key, what was expected, what was found), before any training.
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import optuna
 import yaml
-from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from env.policy_files import save_model
 from tuner.base.errors import UserError
 from tuner.base.runs import confined, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
-from tuner.commands.status import state_counts
 from tuner.config.checks import check_opponent_names, check_ppo_values, ppo_argument_keys
 from tuner.config.loading import STUDIES_DIR, read_yaml
 from tuner.config.space import game_options, to_config
@@ -42,7 +46,9 @@ from tuner.config.spec import (
     StudySpec,
     format_error,
 )
-from tuner.storage.record import TrialAttr
+from tuner.storage.record import TrialAttr, shown_results
+from tuner.trial.callbacks import CheckpointCallback, StopOnSignalCallback
+from tuner.trial.progress import ProgressCallback, ProgressDisplay
 from tuner.trial.training import TrainingRun, train
 
 FORMAT = "kalaha-tuner/best-trial/v1"
@@ -64,18 +70,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        counts = state_counts(study.get_trials(deepcopy=False))
-        found = ", ".join(f"{k}={v}" for k, v in counts.items()) or "no trials"
-        raise UserError(
-            f"study {study.study_name!r} has no completed trial to export ({found}); "
-            "run `make tune` until one completes"
-        )
-    return study.best_trial
-
-
 def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The export as data: what to train, and where it came from."""
     config = to_config(spec, dict(trial.params))
@@ -91,7 +85,7 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "study": spec.study_name,
         "trial": trial.number,
         "value": trial.value,
-        "scores": trial.user_attrs.get(TrialAttr.SCORES, {}),
+        "results": {k: _result_record(r) for k, r in shown_results(trial.user_attrs).items()},
         "rating": trial.user_attrs.get(TrialAttr.RATING),
         "params": dict(trial.params),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -106,7 +100,18 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         document = ExportDocument.model_validate(data)
     except ValidationError as err:
         raise UserError(format_error(f"trial {trial.number}'s export", err)) from None
-    return document.model_dump()
+    out = document.model_dump()
+    del out["scores"]  # older exports' bare scores: "results" carries them with counts
+    return out
+
+
+RESULT_KEYS = ("score", "ci_low", "ci_high", "games", "wins", "draws", "losses")
+
+
+def _result_record(result: dict[str, Any]) -> dict[str, Any]:
+    """One opponent's last evaluation as the export shows it: the score with its 95%
+    interval and the games behind it."""
+    return {k: result[k] for k in RESULT_KEYS if k in result}
 
 
 def _plain(data: Any) -> Any:
@@ -117,6 +122,51 @@ def _plain(data: Any) -> Any:
     another agent than the trial's.
     """
     return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))
+
+
+def describe_export(path: Path) -> str:
+    """One phrase naming what an existing file at ``path`` holds, for the user to weigh
+    before it is replaced (an unreadable or foreign file is said to be one)."""
+    try:
+        old = read_yaml(path)
+    except UserError:
+        return "a file that is not an export"
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        return "a file that is not an export"
+    parts = [f"trial {old.get('trial')} of study {old.get('study')!r}"]
+    if isinstance(old.get("value"), int | float):
+        parts.append(f"value {old['value']:.4f}")
+    if old.get("exported_at"):
+        parts.append(f"exported {old['exported_at']}")
+    return ", ".join(parts)
+
+
+def replacing(doc: dict[str, Any], path: Path, force: bool) -> str | None:
+    """What writing ``doc`` to ``path`` would replace: None when nothing (no file, or an
+    export of the same study and trial); else the phrase, and without ``force`` an error.
+
+    A shipped export (studies/best/net_arch.yaml is the verified reference README cites)
+    must not be overwritten silently by a one-trial study of the same name.
+    """
+    if not path.exists():
+        return None
+    try:
+        old = read_yaml(path)
+    except UserError:
+        old = None
+    if isinstance(old, dict) and (old.get("study"), old.get("trial")) == (
+        doc["study"],
+        doc["trial"],
+    ):
+        return None
+    what = describe_export(path)
+    if not force:
+        raise UserError(
+            f"{path} exists and holds {what}; expected a new file, so nothing was written. "
+            "Pass --force to replace it (make export ARGS=--force), or --out PATH to write "
+            "elsewhere"
+        )
+    return what
 
 
 def write_export(doc: dict[str, Any], path: Path) -> Path:
@@ -157,7 +207,10 @@ class ExportDocument(BaseModel):
     study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
     trial: int | None = None
     value: float | None = Field(None, allow_inf_nan=True)  # a note: the trial's value
-    scores: dict[str, float] = Field(default_factory=dict)
+    # Per opponent: score, 95% interval (ci_low, ci_high), games, W/D/L. Older exports
+    # hold bare ``scores`` instead, still read.
+    results: dict[str, dict[str, float | int]] = Field(default_factory=dict)
+    scores: dict[str, float] | None = None
     rating: dict[str, Any] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     exported_at: str | dt.datetime | None = None  # YAML reads an unquoted one as a datetime
@@ -233,6 +286,26 @@ def load_export(path: str | Path) -> dict[str, Any]:
     return doc
 
 
+def checked_export(doc: ExportDocument | dict[str, Any]) -> ExportDocument:
+    """``doc`` as an :class:`ExportDocument`, checked, so that nothing trains an unchecked file."""
+    if isinstance(doc, ExportDocument):
+        return doc
+    try:
+        return ExportDocument.model_validate(upgrade_export(doc))
+    except ValidationError as err:  # e.g. an export from before objective: score|rating
+        raise UserError(format_error(f"export of study {doc.get('study')!r}", err)) from None
+
+
+def model_path(export: ExportDocument, runs_dir: Path = DEFAULT_RUNS) -> Path:
+    """Where ``tuner train`` saves the agent by default: ``RUNS/models/STUDY.zip``."""
+    return confined(runs_dir / "models", f"{export.study}.zip")
+
+
+def checkpoint_path(out: Path, timesteps: int) -> Path:
+    """``agent.zip`` at 100000 steps -> ``agent_100000_steps.zip`` beside it (as rl-zoo)."""
+    return out.with_name(f"{out.stem}_{timesteps}_steps.zip")
+
+
 def train_from_export(
     doc: ExportDocument | dict[str, Any],
     *,
@@ -241,21 +314,17 @@ def train_from_export(
     out: Path | None = None,
     seed: int | None = None,
     runs_dir: Path = DEFAULT_RUNS,
+    callbacks: list[Any] | None = None,
 ) -> tuple[TrainingRun, Path]:
     """Train the exported configuration with the trials' own ``train``; save the model.
 
-    ``doc`` is an :class:`ExportDocument` or its data (checked here, so that no caller
-    trains an unchecked file). ``seed`` retrains with a fresh seed (a check that the
-    result was not one lucky draw); by default the trial's own seed is used.
+    ``doc`` is an :class:`ExportDocument` or its data (checked here). ``seed`` retrains
+    with a fresh seed (a check that the result was not one lucky draw); by default the
+    trial's own seed is used. A run stopped by one of ``callbacks`` (a signal) is saved
+    as far as it got. TensorBoard logs go below the study's folder (``train_1``, ...),
+    where ``make tensorboard STUDY=...`` shows them beside the trials.
     """
-    if isinstance(doc, ExportDocument):
-        export = doc
-    else:
-        try:
-            export = ExportDocument.model_validate(upgrade_export(doc))
-        except ValidationError as err:  # e.g. an export from before objective: score|rating
-            source = f"export of study {doc.get('study')!r}"
-            raise UserError(format_error(source, err)) from None
+    export = checked_export(doc)
     budget = export.budget
     run = train(
         export.ppo_kwargs,
@@ -266,12 +335,97 @@ def train_from_export(
         evaluation=export.evaluation,
         seed=export.seed if seed is None else seed,
         device=device,
-        tensorboard_log=tensorboard_dir(runs_dir, f"{export.study}_train"),
+        tensorboard_log=tensorboard_dir(runs_dir, export.study),
         tb_log_name="train",
+        callbacks=callbacks,
     )
-    if run.progress.diverged:
-        raise UserError(f"training diverged: {run.progress.diverged}")
-    out = out or confined(runs_dir / "models", f"{export.study}.zip")
+    if run.state.diverged:
+        raise UserError(f"training diverged: {run.state.diverged}")
+    out = out or model_path(export, runs_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
     return run, out
+
+
+class Interrupt:
+    """SIGINT or SIGTERM during ``tuner train``: the first stops training at the next step
+    (the model is then saved), a second one stops at once, unsaved."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.signal: str | None = None
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = name
+        print(
+            f"{name} received: stopping after the current step and saving the model "
+            "(again to stop at once, unsaved)",
+            file=self.stream,
+            flush=True,
+        )
+
+    def reason(self) -> str | None:
+        return f"{self.signal} received" if self.signal else None
+
+
+@contextmanager
+def interruptible(stream: TextIO) -> Iterator[Interrupt]:
+    """Catch SIGINT and SIGTERM (in the main thread; elsewhere signals stay as they are)."""
+    interrupt = Interrupt(stream)
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt
+        return
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interrupt
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@dataclass
+class Retrained:
+    """What ``tuner train`` did: the run, where the model went, the checkpoints, and the
+    signal that stopped it early (None: the whole budget was trained)."""
+
+    run: TrainingRun
+    out: Path
+    total_timesteps: int
+    checkpoints: list[Path]
+    stopped_by: str | None
+
+
+def retrain(
+    doc: ExportDocument | dict[str, Any],
+    *,
+    save_every: int | None = None,
+    stream: TextIO | None = None,
+    **options: Any,
+) -> Retrained:
+    """:func:`train_from_export` as ``tuner train`` runs it: the progress bar and a line per
+    evaluation, a checkpoint every ``save_every`` timesteps, and the model saved when a
+    signal stops it (``options``: those of :func:`train_from_export`)."""
+    export = checked_export(doc)
+    stream = stream or sys.stdout
+    total = options.get("total_timesteps") or export.budget.total_timesteps
+    out = options.pop("out", None) or model_path(export, options.get("runs_dir", DEFAULT_RUNS))
+    reporter = ProgressDisplay(total, stream=stream, evaluation_lines=True, name="train")
+    checkpoints: list[Path] = []
+    with interruptible(sys.stderr) as interrupt:
+        callbacks: list[Any] = [StopOnSignalCallback(interrupt.reason), ProgressCallback(reporter)]
+        if save_every:
+            saver = CheckpointCallback(
+                save_every,
+                lambda n: checkpoint_path(out, n),
+                on_save=lambda p, n: reporter.print_line(f"checkpoint at step {n}: {p}"),
+            )
+            checkpoints = saver.saved
+            callbacks.append(saver)
+        try:
+            run, out = train_from_export(export, out=out, callbacks=callbacks, **options)
+        finally:
+            reporter.close()
+    return Retrained(run, out, total, checkpoints, interrupt.signal)

@@ -2,8 +2,9 @@
 
 Why: a rating says how strong an agent is; a game against it shows how it plays.
 The board is drawn after every move with the person's pits along the bottom,
-the legal pits are offered by number (1..6 in the person's own sowing order,
-left to right), and every move of the agent is announced, extra turns included.
+every pit numbered in its side's sowing order and both stores named; the legal pits
+are offered by number (1..6, the person's left to right), and every move of the
+agent is announced by the number drawn above its pit, extra turns included.
 """
 
 from __future__ import annotations
@@ -12,19 +13,35 @@ from collections.abc import Callable
 
 import numpy as np
 
-from env.kalaha_env import render_board
 from env.opponents import Opponent
 from env.options import DEFAULT_STONES
-from env.rules import N_PITS, apply_move, initial_board, legal_pits, side_of, store_of, winner
+from env.rules import N_PITS, apply_move, initial_board, legal_pits, pit_index, store_of, winner
 
 
 def draw(board: list[int], human: int) -> str:
-    """The board from the person's side: their pits along the bottom, numbered 1..6."""
-    b = board if human == 0 else board[side_of(1)] + board[side_of(0)]  # always as p0
-    text = render_board(b)
-    text = text.replace("p1:", "AI:").replace("p0:", "you")
-    numbers = "".join(f"  {k + 1} " for k in range(N_PITS))
-    return f"{text}           {numbers}\n"
+    """The board from the person's side, every pit numbered and both stores named::
+
+                      6   5   4   3   2   1
+               AI:  [ 4][ 4][ 4][ 4][ 4][ 4]
+        AI store [ 0]                        [ 0] your store
+              you:  [ 4][ 4][ 4][ 4][ 4][ 4]
+                      1   2   3   4   5   6
+
+    Each side's pits are numbered in its own sowing order (counter-clockwise): the
+    person's left to right, the AI's right to left along the top, so that "AI plays
+    pit 3" is the pit under the 3.
+    """
+    ai = 1 - human
+    pits = {s: [board[pit_index(s, k)] for k in range(N_PITS)] for s in (human, ai)}
+    indent = " " * len("AI store [ 0]")
+    return (
+        indent + "".join(f"  {k + 1} " for k in reversed(range(N_PITS))).rstrip() + "\n"
+        + f"{'AI:':>{len(indent) - 1}} " + "".join(f"[{n:2d}]" for n in reversed(pits[ai])) + "\n"
+        + f"AI store [{board[store_of(ai)]:2d}]" + " " * (4 * N_PITS)
+        + f"[{board[store_of(human)]:2d}] your store\n"
+        + f"{'you:':>{len(indent) - 1}} " + "".join(f"[{n:2d}]" for n in pits[human]) + "\n"
+        + indent + "".join(f"  {k + 1} " for k in range(N_PITS)).rstrip() + "\n"
+    )  # fmt: skip
 
 
 def play(

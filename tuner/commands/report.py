@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner.base.runs import confined
 from tuner.commands.status import state_counts, top_trials
 from tuner.config.loading import stored_spec_data
-from tuner.storage.record import TrialAttr
+from tuner.storage.record import TrialAttr, shown_results
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"
@@ -398,6 +398,13 @@ def _rating_cell(rating: dict[str, float] | None) -> str:
     return f"{rating['rating']:.0f} [{rating['low']:.0f}, {rating['high']:.0f}]"
 
 
+def _score_cell(result: dict) -> str:
+    """``0.940 [0.903, 0.965] 200``: the score, its interval and its game count."""
+    return (
+        f"{result['score']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}] {result['games']}"
+    )
+
+
 def top_trials_table(study: optuna.Study, k: int) -> str:
     trials = top_trials(study, k)
     if not trials:
@@ -405,7 +412,7 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     opponents: list[str] = []
     params: list[str] = []
     for t in trials:
-        opponents.extend(o for o in t.user_attrs.get(TrialAttr.SCORES, {}) if o not in opponents)
+        opponents.extend(o for o in shown_results(t.user_attrs) if o not in opponents)
         params.extend(p for p in t.params if p not in params)
     rated = any(TrialAttr.RATING in t.user_attrs for t in trials)
     headers = [
@@ -413,7 +420,7 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
         "trial",
         "value",
         *(["rating [95% interval]"] if rated else []),
-        *[f"score vs {o}" for o in opponents],
+        *[f"score vs {o} [95% interval] games" for o in opponents],
         *params,
         "timesteps",
         "steps/s",
@@ -421,14 +428,14 @@ def top_trials_table(study: optuna.Study, k: int) -> str:
     ]
     rows = []
     for rank, t in enumerate(trials, 1):
-        scores = t.user_attrs.get(TrialAttr.SCORES, {})
+        scores = shown_results(t.user_attrs)
         rows.append(
             [
                 str(rank),
                 str(t.number),
                 f"{t.value:.4f}",
                 *([_rating_cell(t.user_attrs.get(TrialAttr.RATING))] if rated else []),
-                *[f"{scores[o]:.3f}" if o in scores else "-" for o in opponents],
+                *[_score_cell(scores[o]) if o in scores else "-" for o in opponents],
                 *[_param_cell(t, p) for p in params],
                 str(t.user_attrs.get(TrialAttr.TIMESTEPS, "-")),
                 _fmt(t.user_attrs.get(TrialAttr.STEPS_PER_SECOND, "-")),
@@ -598,7 +605,7 @@ def render_html(
 
 def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
     """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
-    from tuner.commands.verify_report import section_html
+    from tuner.commands.verify.report_section import section_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
-from tuner.storage.record import StudyAttr, TrialAttr
+from tuner.storage.record import StudyAttr, TrialAttr, score_text, shown_results
 
 
 def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -47,8 +47,9 @@ def _best_lines(study: optuna.Study, trials: list[FrozenTrial]) -> list[str]:
             f"  rating {rating['rating']:.0f} [95% {rating['low']:.0f}, {rating['high']:.0f}]"
             " (Elo on the reference ladder)"
         )
-    for k, v in best.user_attrs.get(TrialAttr.SCORES, {}).items():
-        lines.append(f"  score vs {k}: {v:.3f}")
+    lines.extend(
+        f"  score vs {k}: {score_text(r)}" for k, r in shown_results(best.user_attrs).items()
+    )
     return lines
 
 

@@ -14,6 +14,8 @@ module is the loop around it and what a signal does to it:
 
 :class:`Worker` is built around a :class:`Trials` (the lifecycle, or a stand-in)
 and opens no database itself; :meth:`Worker.open` opens the storage and the study.
+Its :class:`WorkerRole` says what it runs: the study's own trials (tuning), or the
+jobs queued in a companion study (``tuner.commands.verify.jobs.VERIFYING``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,29 @@ ObjectiveFn = Callable[..., float]
 CONFIG_ERROR_STREAK = 2
 
 
+@dataclass(frozen=True)
+class WorkerRole:
+    """What a worker runs: the study's own trials, or jobs queued for it.
+
+    One object instead of options spread over the command line: the worker asks
+    its role, never the study's name, what its trials are and what to say at the end.
+    """
+
+    # Run WAITING trials only; never sample a new one (the queue is the budget).
+    queue_only: bool = False
+    objective_fn: ObjectiveFn = objective
+    # After the run: a summary of the study to print (``None``: nothing to add).
+    conclude: Callable[[optuna.Study], str | None] | None = None
+
+    def budget(self, spec: StudySpec) -> str:
+        """The budget the worker works through, for its first line."""
+        return "its queued jobs" if self.queue_only else f"{spec.n_trials} trials"
+
+
+# Sample and train new trials until the study's n_trials are spent.
+TUNING = WorkerRole()
+
+
 class Trials(Protocol):
     """What the worker's loop needs of a study's trials (:class:`TrialLifecycle`)."""
 
@@ -81,13 +106,15 @@ def _already_stopping(signum: int, _frame: Any) -> None:
 
 
 @dataclass
-class WorkerReport:
+class WorkerSummary:
     """What one worker did, for its summary line and for tests."""
 
     finished: list[tuple[int, str, float | None]] = field(default_factory=list)
     stopped_by: str | None = None
     # Set when the worker stopped because its trials kept failing on the configuration.
     config_error: str | None = None
+    # The study's n_trials are all used (by any worker): nothing was left to claim.
+    budget_spent: bool = False
 
     def count(self, state: str) -> int:
         return sum(1 for _, s, _ in self.finished if s == state)
@@ -132,8 +159,9 @@ class Worker:
         device: str = "cpu",
         max_trials: int | None = None,
         timeout: float | None = None,
-        reporter: TrialHooks | None = None,
+        progress: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
+        role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
         wait_seconds: float = 2.0,
     ) -> None:
@@ -143,12 +171,14 @@ class Worker:
         self.device = device
         self.max_trials = max_trials
         self.timeout = timeout
-        self.reporter = reporter
+        self.progress = progress
         self.runs_dir = runs_dir
-        self.objective = objective_fn or objective
+        self.role = role
+        # ``objective_fn``: a stand-in for the role's objective (tests, benchmarks).
+        self.objective = objective_fn or role.objective_fn
         # How long to linger when no trial is free but a running one may come back.
         self.wait_seconds = wait_seconds
-        self.report = WorkerReport()
+        self.summary = WorkerSummary()
         self.name = worker_name()
         self._signal: str | None = None
         self._signals = 0
@@ -165,11 +195,11 @@ class Worker:
         device: str = "auto",
         worker_index: int | None = None,
         settings: StorageSettings | None = None,
-        reporter: TrialHooks | None = None,
+        progress: TrialHooks | None = None,
         runs_dir: Path = DEFAULT_RUNS,
+        role: WorkerRole = TUNING,
         objective_fn: ObjectiveFn | None = None,
         accept_changes: bool = False,
-        queue_only: bool = False,
     ) -> Worker:
         """A worker on the study of ``spec`` in the storage at ``storage_url``.
 
@@ -187,7 +217,7 @@ class Worker:
             logger=log,
         )
         trials = TrialLifecycle(
-            study, storage, n_trials=spec.n_trials, settings=settings, queue_only=queue_only
+            study, storage, n_trials=spec.n_trials, settings=settings, queue_only=role.queue_only
         )
         return cls(
             spec,
@@ -196,8 +226,9 @@ class Worker:
             device=resolved,
             max_trials=max_trials,
             timeout=timeout,
-            reporter=reporter,
+            progress=progress,
             runs_dir=runs_dir,
+            role=role,
             objective_fn=objective_fn,
             wait_seconds=min(2.0, settings.heartbeat_interval),
         )
@@ -205,6 +236,10 @@ class Worker:
     @property
     def study(self) -> optuna.Study:
         return self.trials.study
+
+    def conclude(self) -> str | None:
+        """What the worker's role has to say about the study once the run is over."""
+        return self.role.conclude(self.study) if self.role.conclude else None
 
     # --- signals ------------------------------------------------------------------
 
@@ -227,16 +262,16 @@ class Worker:
     # --- running ------------------------------------------------------------------
 
     def _objective(self, trial: optuna.Trial) -> float:
-        reporter = self.reporter
-        if reporter is not None:
-            reporter.on_trial_start(trial.number)
+        progress = self.progress
+        if progress is not None:
+            progress.on_trial_start(trial.number)
         return self.objective(
             trial,
             self.spec,
             device=self.device,
             runs_dir=self.runs_dir,
             should_stop=self._should_stop,
-            reporter=reporter,
+            progress=progress,
         )
 
     def _execute(self, trial: optuna.Trial) -> Outcome:
@@ -267,21 +302,21 @@ class Worker:
         last = errors[-CONFIG_ERROR_STREAK:]
         if len(last) < CONFIG_ERROR_STREAK or len(set(last)) != 1:
             return False
-        self.report.config_error = last[0]
+        self.summary.config_error = last[0]
         log.error("%d trials in a row failed with: %s", CONFIG_ERROR_STREAK, last[0])
         return True
 
     def _limit_reached(self, start: float) -> bool:
-        if self.max_trials is not None and len(self.report.finished) >= self.max_trials:
+        if self.max_trials is not None and len(self.summary.finished) >= self.max_trials:
             return True
         return self.timeout is not None and time.monotonic() - start > self.timeout
 
     def _trial_ended(self, trial: optuna.Trial, state: str, value: float | None, t0: float) -> None:
-        """Tell the reporter; a progress line is not worth a worker lost to a lost connection."""
-        if not self.reporter:
+        """Tell the progress hooks; a progress line is not worth a worker lost to a lost connection."""
+        if not self.progress:
             return
         try:
-            self.reporter.on_trial_end(
+            self.progress.on_trial_end(
                 self.study, trial.number, state, value, time.monotonic() - t0
             )
         except Exception as err:
@@ -289,7 +324,7 @@ class Worker:
                 raise
             log.warning("progress line skipped: %s", first_line(err))
 
-    def run(self) -> WorkerReport:
+    def run(self) -> WorkerSummary:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         start = time.monotonic()
         config_errors: list[str] = []
@@ -297,13 +332,14 @@ class Worker:
             while not self._signal and not self._limit_reached(start):
                 claim = self.trials.claim()
                 if claim.kind == ClaimKind.DONE:
+                    self.summary.budget_spent = True
                     break
                 if claim.kind == ClaimKind.WAIT or claim.trial is None:
                     time.sleep(self.wait_seconds)
                     continue
                 trial, t0 = claim.trial, time.monotonic()
                 state, value, config_error = self._run_one(trial)
-                self.report.finished.append((trial.number, state, value))
+                self.summary.finished.append((trial.number, state, value))
                 config_errors = [*config_errors, config_error] if config_error else []
                 if self._config_error_streak(config_errors):
                     break
@@ -313,5 +349,5 @@ class Worker:
                 # Stopped by a signal: the process is on its way out, and a repeated
                 # Ctrl-C or SIGTERM must not turn a clean exit into a traceback.
                 signal.signal(s, _already_stopping if self._signal else h)
-        self.report.stopped_by = self._signal
-        return self.report
+        self.summary.stopped_by = self._signal
+        return self.summary

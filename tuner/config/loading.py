@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from tuner.base.errors import UserError
+from tuner.base.errors import UserError, did_you_mean
 from tuner.base.settings import DEFAULT_STUDIES
 from tuner.config.renamed import RENAMED
 from tuner.storage.record import StudyAttr
@@ -159,8 +159,8 @@ def load_spec(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> Stud
     if not path.exists():
         known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
         raise UserError(
-            f"study file {str(path)!r} does not exist; expected one of {known} "
-            "or a path to a .yaml file"
+            f"study file {str(path)!r} does not exist;{did_you_mean(str(name_or_path), known)} "
+            f"expected one of {known} or a path to a .yaml file"
         )
     return parse_spec(read_yaml(path), str(path))
 

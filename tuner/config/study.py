@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,10 +30,6 @@ def worker_seed(spec: StudySpec, worker_index: int | None) -> int:
     if worker_index is None:
         return int.from_bytes(os.urandom(4), "little")
     return (spec.seed + 7919 * (worker_index + 1)) % 2**32
-
-
-# Changes of a study file that keep its trials comparable: allowed, and recorded.
-COMPATIBLE_KEYS = ("description", "n_trials")
 
 
 def spec_changes(old: Any, new: Any, where: str = "") -> list[str]:
@@ -139,7 +136,28 @@ def create_study(
                 "rename the study or fix the file"
             )
         _check_drift(study, spec, accept_changes)
+        _name_the_metric(study, spec)
     return study
+
+
+def metric_name(spec: StudySpec) -> str:
+    """What the study's value is, for optuna-dashboard's axes and best-trial card."""
+    return "rating (Elo)" if spec.evaluation.objective == "rating" else "score"
+
+
+def _name_the_metric(study: optuna.Study, spec: StudySpec) -> None:
+    """Name the objective once (studies created before this are named on their next load),
+    so that the dashboard says "rating (Elo)" instead of "Objective 0"."""
+    if study.metric_names == [metric_name(spec)]:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            study.set_metric_names([metric_name(spec)])
+        except optuna.exceptions.StorageInternalError:
+            # Two workers starting at once: the other one's insert won. Same name.
+            if study.metric_names != [metric_name(spec)]:
+                raise
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from tuner.base.errors import UserError
 from tuner.base.settings import DEFAULT_RUNS, StorageSettings, default_storage_url
 from tuner.storage.optuna_compat import RoutedRDBStorage
-from tuner.storage.retry import first_line, is_transient, retry_transient
+from tuner.storage.retry import first_line, is_permanent, is_transient, retry_transient
 
 ENV_STORAGE = "OPTUNA_STORAGE"
 log = logging.getLogger("tuner.storage.rdb")
@@ -191,15 +191,19 @@ def check_reachable(url: str, settings: StorageSettings) -> None:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
 
+    def retryable(err: BaseException) -> bool:
+        # A server that is down, starting or unreachable may answer later; one that
+        # answered "no such database" or "wrong password" will say the same again.
+        return isinstance(err, sqlalchemy.exc.OperationalError) and not is_permanent(err)
+
     last: Exception | None = None
     try:
-        # Any OperationalError, a wrong password included: the message below names it.
         retry_transient(
             connect,
             seconds=math.inf,
             attempts=settings.connect_attempts,
             what="connecting",
-            when=lambda err: isinstance(err, sqlalchemy.exc.OperationalError),
+            when=retryable,
         )
         return
     except sqlalchemy.exc.OperationalError as err:
@@ -208,6 +212,15 @@ def check_reachable(url: str, settings: StorageSettings) -> None:
         engine.dispose()
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
     reason = str(getattr(last, "orig", last)).strip().splitlines()[0] if last else "no answer"
+    reason = reason.replace("FATAL:  ", "")
+    if last is not None and is_permanent(last):
+        missing_db = f'database "{parsed.database}" does not exist' in reason
+        raise UserError(
+            f"the {backend} storage at {where} answered, but refused: {reason}; expected an "
+            f"existing database and a user that may log in to it. Fix --storage / "
+            f"${ENV_STORAGE} ({describe(url)})"
+            + (f", or create the database (createdb {parsed.database})" if missing_db else "")
+        )
     raise UserError(
         f"cannot reach the {backend} storage at {where} (database {parsed.database!r}) after "
         f"{settings.connect_attempts} attempts: {reason}. Check that the server runs and "

@@ -12,7 +12,8 @@ and SQL as they are, and ``yaml.safe_dump`` refuses a ``str`` subclass.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 
 class StudyAttr:
@@ -36,7 +37,7 @@ class TrialAttr:
     STEPS_PER_SECOND: Final = "steps_per_second"
     TRAIN_SECONDS: Final = "train_seconds"
     EVAL_SECONDS: Final = "eval_seconds"
-    LEAGUE: Final = "league"  # the self-play pool at the end of training
+    LEAGUE: Final = "league"  # the self-play pools at the end of training (league_summary)
     EVALUATIONS: Final = "evaluations"  # every evaluation, in order
     SCORES: Final = "scores"  # the last evaluation's score per opponent
     EVAL_RESULTS: Final = "eval_results"  # the same, with intervals and game counts
@@ -65,3 +66,26 @@ class TrialSystemAttr:
     VERIFY_OF: Final = "verify_of"
     VERIFY_SEED: Final = "verify_seed"
     VERIFY_SEED_INDEX: Final = "verify_seed_index"  # which of the fresh seeds
+
+
+def score_text(result: Mapping[str, Any]) -> str:
+    """``0.940 [95% 0.903, 0.965] over 200 games``: a recorded score (one opponent of a
+    trial's ``eval_results``) never shown without its interval and game count.
+
+    A bare ``0.5`` reads as a claim of strength whether it came from 400 games or from
+    2 (an adaptive rating plays few games per ladder member).
+    """
+    return (
+        f"{result['score']:.3f} [95% {result['ci_low']:.3f}, {result['ci_high']:.3f}] "
+        f"over {result['games']} games"
+    )
+
+
+def shown_results(user_attrs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A trial's last per-opponent results (its ``eval_results``), where they mean
+    something: a rated trial's scores are the few adaptive games behind its rating (2-4
+    per ladder member), shown by the rating and its interval instead. A trial that
+    recorded no game counts shows none."""
+    if user_attrs.get(TrialAttr.RATING):
+        return {}
+    return dict(user_attrs.get(TrialAttr.EVAL_RESULTS) or {})

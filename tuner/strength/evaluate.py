@@ -309,8 +309,11 @@ class Strength:
     rating: Rating | None = None
 
     def describe(self) -> str:
-        """``rating 512 [480, 545]`` or ``score 0.381``: for progress lines."""
-        return f"rating {self.rating}" if self.rating is not None else f"score {self.value:.3f}"
+        """``rating 512 [480, 545]`` or ``score 0.381 over 600 games``: for progress lines."""
+        if self.rating is not None:
+            return f"rating {self.rating}"
+        games = sum(r.games for r in self.results.values())
+        return f"score {self.value:.3f}" + (f" over {games} games" if games else "")
 
 
 def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[Any], Strength]:
@@ -341,7 +344,9 @@ def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[A
                 ladder=ladder,
             )
             state["last"] = rated.rating
-            return Strength(rated.rating.rating, rated.results, rated.rating)
+            # Rounded: the dashboard, the pruner and the told value show what the interval
+            # can tell apart (an Elo to 0.1, a score to 4 places), not 598.7401216150724.
+            return Strength(round(rated.rating.rating, 1), rated.results, rated.rating)
         results = evaluate_policy(
             model,
             evaluation.opponents,
@@ -351,6 +356,7 @@ def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[A
             opening_plies=evaluation.opening_plies,
             seed=call_seed,
         )
-        return Strength(combine_score(results, evaluation.combine, evaluation.weights), results)
+        score = combine_score(results, evaluation.combine, evaluation.weights)
+        return Strength(round(score, 4), results)
 
     return evaluate

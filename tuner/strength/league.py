@@ -44,11 +44,20 @@ class SnapshotCallback(BaseCallback):
 
 
 def league_summary(pools: Sequence[SnapshotPool]) -> dict[str, Any]:
-    """What a trial records about its league: snapshots taken, and its score per snapshot."""
-    out: dict[str, Any] = {}
-    for pool in pools:
-        out = {
-            "snapshots_taken": pool.added,
-            "pool": {m.name: round(pool.score_against(m), 3) for m in pool.members},
-        }
-    return out
+    """What a trial records about its league: per pool, the snapshots taken and the
+    learner's score against each snapshot kept; ``{}`` without a pool.
+
+    ``snapshots_taken`` at the top counts every pool's together.
+    """
+    if not pools:
+        return {}
+    return {
+        "snapshots_taken": sum(pool.added for pool in pools),
+        "pools": [
+            {
+                "snapshots_taken": pool.added,
+                "scores": {m.name: round(pool.score_against(m), 3) for m in pool.members},
+            }
+            for pool in pools
+        ],
+    }

@@ -4,13 +4,15 @@
 instead of threading hooks by hand. :class:`EvaluationCallback` (built by
 ``train``) measures strength every ``eval_every`` timesteps, logs it to
 TensorBoard beside SB3's training curves and keeps the run's
-:class:`TrialProgress`. The callbacks a caller passes in that are
-:class:`TrialCallback`s share that record and hear of each evaluation:
+:class:`RunState` (its evaluations, and whether it was pruned, diverged or
+stopped). The callbacks a caller passes in that are
+:class:`TrialCallback`s share that state and hear of each evaluation:
 :class:`PruningCallback` reports to the Optuna trial with the timestep as step
 and stops ``learn()`` when the pruner says so (it never raises ``TrialPruned``
 itself: the objective does that after the envs are closed);
 :class:`StopOnSignalCallback` stops ``learn()`` when the worker is asked to
-shut down; ``tuner.trial.progress.ProgressCallback`` drives the progress display.
+shut down; ``tuner.trial.progress.ProgressCallback`` drives the progress display;
+:class:`CheckpointCallback` saves the model every so many timesteps (``tuner train``).
 Like SB3's callbacks, returning False from a step stops training.
 """
 
@@ -20,12 +22,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from env.policy_files import save_model
 from tuner.strength.evaluate import OpponentResult, Strength
 from tuner.strength.rating import Rating
 
@@ -56,8 +60,10 @@ class Evaluation:
 
 
 @dataclass
-class TrialProgress:
-    """What the callback learned, read by the objective after ``learn()`` returns."""
+class RunState:
+    """Where a training run stands: its evaluations, and whether it was pruned,
+    diverged or stopped; the callbacks write it, the objective reads it after
+    ``learn()`` returns. (Not the progress display: :mod:`tuner.trial.progress`.)"""
 
     evaluations: list[Evaluation] = field(default_factory=list)
     pruned: bool = False
@@ -74,9 +80,9 @@ def params_finite(model: Any) -> bool:
 
 
 class TrialCallback(BaseCallback):
-    """A callback of one training run that shares its :class:`TrialProgress`.
+    """A callback of one training run that shares its :class:`RunState`.
 
-    :class:`EvaluationCallback` binds ``progress`` to its own record and calls
+    :class:`EvaluationCallback` binds ``state`` to its own and calls
     :meth:`on_evaluation` after each evaluation, so a callback can act on strength
     (prune) or show it (progress) without owning the evaluation. Its SB3 ``_on_step``
     runs before the evaluation of the same step (``train`` puts it first in the list).
@@ -84,7 +90,7 @@ class TrialCallback(BaseCallback):
 
     def __init__(self, verbose: int = 0) -> None:
         super().__init__(verbose)
-        self.progress = TrialProgress()
+        self.state = RunState()
 
     def _on_step(self) -> bool:
         return True
@@ -109,8 +115,45 @@ class StopOnSignalCallback(TrialCallback):
     def _on_step(self) -> bool:
         reason = self.should_stop()
         if reason:
-            self.progress.stopped = reason
+            self.state.stopped = reason
             return False
+        return True
+
+
+class CheckpointCallback(BaseCallback):
+    """Saves the model each time the run passes a multiple of ``every`` timesteps.
+
+    An hour-long ``tuner train`` that dies (a lost node, an OOM kill) keeps what it had
+    learned at the last checkpoint. Saved as the tuner saves every model
+    (:func:`~env.policy_files.save_model`), so ``tuner evaluate`` and ``tuner play``
+    load a checkpoint without ``--trust-pickle``. ``on_save`` hears of each file.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        path_for: Callable[[int], Path],
+        on_save: Callable[[Path, int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every: expected a positive number of timesteps, but got {every}")
+        self.every = every
+        self.path_for = path_for
+        self.on_save = on_save
+        self.saved: list[Path] = []
+        self._passed = 0  # multiples of ``every`` passed so far
+
+    def _on_step(self) -> bool:
+        passed = self.num_timesteps // self.every
+        if passed > self._passed:  # a rollout may jump past two multiples: one file
+            self._passed = passed
+            path = self.path_for(self.num_timesteps)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path = save_model(self.model, path)
+            self.saved.append(path)
+            if self.on_save is not None:
+                self.on_save(path, self.num_timesteps)
         return True
 
 
@@ -132,7 +175,7 @@ class PruningCallback(TrialCallback):
             return True
         self.trial.report(ev.value, step=ev.timestep)
         if not final and self.trial.should_prune():
-            self.progress.pruned = True
+            self.state.pruned = True
             return False
         return True
 
@@ -146,7 +189,7 @@ class EvaluationCallback(BaseCallback):
         eval_every: timesteps between evaluations.
         max_inline: at most this many evaluations during ``learn()`` (the caller
             evaluates once more at the end); ``None`` for no limit.
-        listeners: the run's :class:`TrialCallback`s; they share :attr:`progress`
+        listeners: the run's :class:`TrialCallback`s; they share :attr:`state`
             and hear of each evaluation, in order.
     """
 
@@ -162,14 +205,14 @@ class EvaluationCallback(BaseCallback):
         self.evaluate = evaluate
         self.eval_every = max(1, int(eval_every))
         self.max_inline = max_inline
-        self.progress = TrialProgress()
+        self.state = RunState()
         self.listeners = list(listeners)
         for listener in self.listeners:
-            listener.progress = self.progress
+            listener.state = self.state
         self._next_eval = self.eval_every
 
     def _on_step(self) -> bool:
-        if self.progress.stopped:  # a stop callback earlier in the list ended this run
+        if self.state.stopped:  # a stop callback earlier in the list ended this run
             return False
         if self.num_timesteps < self._next_eval or self.inline_done():
             return True
@@ -179,12 +222,12 @@ class EvaluationCallback(BaseCallback):
 
     def inline_done(self) -> bool:
         """The last evaluation is left for the end of training, where the budget is spent."""
-        return self.max_inline is not None and len(self.progress.evaluations) >= self.max_inline
+        return self.max_inline is not None and len(self.state.evaluations) >= self.max_inline
 
     def _on_rollout_end(self) -> None:
         # Catch divergence at the update that caused it, not at the next evaluation.
-        if self.progress.diverged is None and not params_finite(self.model):
-            self.progress.diverged = f"non-finite policy weights after {self.num_timesteps} steps"
+        if self.state.diverged is None and not params_finite(self.model):
+            self.state.diverged = f"non-finite policy weights after {self.num_timesteps} steps"
 
     def evaluate_now(self, final: bool = False) -> bool:
         """Evaluate, log and tell the listeners at the current timestep; False: stop.
@@ -192,8 +235,8 @@ class EvaluationCallback(BaseCallback):
         ``final`` marks the evaluation after the whole budget is spent (see
         :class:`PruningCallback`).
         """
-        if self.progress.diverged or not params_finite(self.model):
-            self.progress.diverged = self.progress.diverged or (
+        if self.state.diverged or not params_finite(self.model):
+            self.state.diverged = self.state.diverged or (
                 f"non-finite policy weights after {self.num_timesteps} steps"
             )
             return False
@@ -206,25 +249,30 @@ class EvaluationCallback(BaseCallback):
             time.perf_counter() - start,
             strength.rating,
         )
-        self.progress.evaluations.append(ev)
+        self.state.evaluations.append(ev)
         self._log(ev)
         # Every listener hears of every evaluation (the display shows a NaN too).
         go_on = [listener.on_evaluation(ev, final) for listener in self.listeners]
         if not math.isfinite(ev.value):
-            self.progress.diverged = f"non-finite evaluation value {ev.value}"
+            self.state.diverged = f"non-finite evaluation value {ev.value}"
             return False
         return all(go_on)
 
     def _log(self, ev: Evaluation) -> None:
-        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``."""
+        """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``.
+
+        TensorBoard sorts a group's charts by name: the ``eval`` group holds the value the
+        pruner sees (``eval/rating`` or ``eval/score``, first) and its time; each
+        opponent's score and games go to a group of their own, ``eval_opponents``.
+        """
         if ev.rating is not None:
             self.logger.record("eval/rating", ev.rating.rating)
             self.logger.record("eval/rating_low", ev.rating.low)
             self.logger.record("eval/rating_high", ev.rating.high)
         else:
             self.logger.record("eval/score", ev.value)
-        for name, r in ev.results.items():
-            self.logger.record(f"eval/score/{name}", r.score)
-            self.logger.record(f"eval/games/{name}", r.games)
         self.logger.record("eval/seconds", ev.seconds)
+        for name, r in ev.results.items():
+            self.logger.record(f"eval_opponents/{name}/score", r.score)
+            self.logger.record(f"eval_opponents/{name}/games", r.games)
         self.logger.dump(self.num_timesteps)

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
+from optuna_dashboard import save_note
 from stable_baselines3.common.callbacks import BaseCallback
 
 from env.options import GameOptions
@@ -27,6 +28,7 @@ from tuner.config.space import ModelConfig, sample, to_config
 from tuner.config.spec import ENV_KEYS, POLICY_KEYS, StudySpec
 from tuner.storage.record import TrialAttr
 from tuner.trial.callbacks import PruningCallback, StopOnSignalCallback
+from tuner.trial.note import trial_note
 from tuner.trial.progress import ProgressCallback, TrialHooks
 from tuner.trial.training import TrainingRun, train
 
@@ -61,7 +63,7 @@ def objective(
     device: str = "auto",
     runs_dir: Path = DEFAULT_RUNS,
     should_stop: Callable[[], str | None] | None = None,
-    reporter: TrialHooks | None = None,
+    progress: TrialHooks | None = None,
     seed: int | None = None,
 ) -> float:
     """Train the trial's configuration; its value is the study's objective.
@@ -71,7 +73,7 @@ def objective(
     configuration trains S times (each run with its own seed) and the value is the
     mean; each run's value is reported with its run index as the step, which is what Optuna's
     ``WilcoxonPruner`` pairs across trials (one report per instance).
-    ``should_stop`` (the worker's signal flag) and ``reporter`` (its progress
+    ``should_stop`` (the worker's signal flag) and ``progress`` (its progress
     display) become SB3 callbacks of each run (:func:`run_callbacks`); TensorBoard
     logs and the model artifact go below ``runs_dir``.
     """
@@ -98,20 +100,22 @@ def objective(
             callbacks=run_callbacks(
                 trial if n_runs == 1 else None,
                 should_stop,
-                reporter,
+                progress,
                 offset=index * spec.budget.total_timesteps,
             ),
         )
         runs.append(run)
         if index == 0:
             _record_run(trial, run)
+            save_note(trial, trial_note(trial.number, spec, run))
         run_values.append(_run_value(spec, run))
         if n_runs == 1:
             break
         _report_run(trial, runs, run_values, n_runs)
 
     _upload_model(trial, spec, runs[0], runs_dir)
-    return _mean(run_values)
+    # Rounded as each evaluation is: an Elo to 0.1, a score to 4 places.
+    return round(_mean(run_values), 1 if spec.evaluation.objective == "rating" else 4)
 
 
 def _sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
@@ -131,7 +135,7 @@ def _sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
 def run_callbacks(
     trial: optuna.Trial | None,
     should_stop: Callable[[], str | None] | None,
-    reporter: TrialHooks | None,
+    progress: TrialHooks | None,
     offset: int = 0,
 ) -> list[BaseCallback]:
     """The SB3 callbacks of one training run, in the order each step runs them.
@@ -140,8 +144,8 @@ def run_callbacks(
     skips the evaluation of its last step), then pruning, which acts on evaluations.
     """
     callbacks: list[BaseCallback] = []
-    if reporter is not None:
-        callbacks.append(ProgressCallback(reporter, offset))
+    if progress is not None:
+        callbacks.append(ProgressCallback(progress, offset))
     if should_stop is not None:
         callbacks.append(StopOnSignalCallback(should_stop))
     if trial is not None:
@@ -183,7 +187,7 @@ def _mean(values: list[float]) -> float:
 
 def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     """What one training run measured, as the trial's user attrs."""
-    progress = run.progress
+    state = run.state
     trial.set_user_attr(TrialAttr.TIMESTEPS, run.timesteps)
     trial.set_user_attr(TrialAttr.DEVICE, run.device)
     trial.set_user_attr(TrialAttr.STEPS_PER_SECOND, round(run.steps_per_second, 1))
@@ -191,9 +195,9 @@ def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     trial.set_user_attr(TrialAttr.EVAL_SECONDS, round(run.eval_seconds, 3))
     if run.league:
         trial.set_user_attr(TrialAttr.LEAGUE, run.league)
-    trial.set_user_attr(TrialAttr.EVALUATIONS, [e.as_dict() for e in progress.evaluations])
-    if progress.evaluations:
-        last_ev = progress.evaluations[-1]
+    trial.set_user_attr(TrialAttr.EVALUATIONS, [e.as_dict() for e in state.evaluations])
+    if state.evaluations:
+        last_ev = state.evaluations[-1]
         trial.set_user_attr(
             TrialAttr.SCORES, {k: round(r.score, 4) for k, r in last_ev.results.items()}
         )
@@ -206,17 +210,17 @@ def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
 
 def _run_value(spec: StudySpec, run: TrainingRun) -> float:
     """A finished run's value by the study's rule; raise how it ended otherwise."""
-    progress = run.progress
-    if progress.stopped:
-        raise TrialFailed(f"worker stopped: {progress.stopped}")
-    if progress.diverged:
-        raise TrialFailed(progress.diverged)
-    if progress.pruned:
-        last_ev = progress.evaluations[-1]
+    state = run.state
+    if state.stopped:
+        raise TrialFailed(f"worker stopped: {state.stopped}")
+    if state.diverged:
+        raise TrialFailed(state.diverged)
+    if state.pruned:
+        last_ev = state.evaluations[-1]
         raise optuna.TrialPruned(f"pruned at timestep {last_ev.timestep} with {last_ev.describe()}")
-    if not progress.evaluations:
+    if not state.evaluations:
         raise TrialFailed("training ended before any evaluation")
-    values = [e.value for e in progress.evaluations]
+    values = [e.value for e in state.evaluations]
     if spec.evaluation.value_from == "best":
         return max(values) if spec.direction == "maximize" else min(values)
     return values[-1]

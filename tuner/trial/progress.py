@@ -7,7 +7,7 @@ summary line per finished trial (number, state, value, timesteps, duration,
 steps per second, best so far) goes to stdout always, since it is exactly what
 such a log should hold.
 
-A reporter is a :class:`TrialHooks`. The worker calls ``on_trial_start`` when it
+The display is a :class:`TrialHooks`. The worker calls ``on_trial_start`` when it
 claims a trial and ``on_trial_end`` when the trial is told; during training the
 SB3 callback :class:`ProgressCallback` (in the list the objective passes to
 ``learn()``) calls ``on_step`` with the timestep count after each env step and
@@ -47,10 +47,11 @@ def _columns(stream: TextIO) -> int | None:
 
 
 class TrialHooks:
-    """What a worker tells its reporter; each hook does nothing unless overridden.
+    """What a worker tells whoever follows its progress; each hook does nothing unless
+    overridden.
 
-    A reporter (the progress display, a benchmark's clock) overrides the hooks it
-    needs and inherits the rest, so a new hook never breaks an existing reporter.
+    A follower (the progress display, a benchmark's clock) overrides the hooks it
+    needs and inherits the rest, so a new hook never breaks an existing one.
     """
 
     def on_trial_start(self, number: int) -> None:
@@ -69,10 +70,10 @@ class TrialHooks:
 
 
 class ProgressCallback(TrialCallback):
-    """Feeds a training run's steps and evaluations to a reporter's hooks.
+    """Feeds a training run's steps and evaluations to the progress hooks.
 
     ``offset`` is added to the timestep count: the runs of a trial with several
-    seeds share one bar, the second starting where the first ended.
+    runs (``budget.runs``) share one bar, the second starting where the first ended.
     """
 
     def __init__(self, hooks: TrialHooks, offset: int = 0) -> None:
@@ -89,14 +90,17 @@ class ProgressCallback(TrialCallback):
         return True
 
 
-class Reporter(TrialHooks):
-    """Progress of one worker.
+class ProgressDisplay(TrialHooks):
+    """What a person watches of one worker: the bar, and the line per finished trial.
 
     Args:
         total_timesteps: the budget of one trial (the bar's total).
         stream: where summary lines go (default stdout).
         bar: draw the bar (default: only when ``bar_stream`` is a terminal).
         bar_stream: where the bar goes (default stderr).
+        evaluation_lines: also print a line per evaluation to ``stream`` (``tuner train``:
+            one run of an hour has no per-trial lines to show its progress).
+        name: what the bar calls a run (``trial 7``; ``train``).
     """
 
     def __init__(
@@ -105,11 +109,15 @@ class Reporter(TrialHooks):
         stream: TextIO | None = None,
         bar: bool | None = None,
         bar_stream: TextIO | None = None,
+        evaluation_lines: bool = False,
+        name: str = "trial",
     ) -> None:
         self.total = total_timesteps
         self.stream = stream or sys.stdout
         self.bar_stream = bar_stream or sys.stderr
         self.show_bar = _isatty(self.bar_stream) if bar is None else bar
+        self.evaluation_lines = evaluation_lines
+        self.name = name
         self._bar: tqdm | None = None
         self._reset()
 
@@ -150,7 +158,7 @@ class Reporter(TrialHooks):
         if not self.show_bar:
             return
         if self._bar is None:
-            desc = f"trial {self._number}" if self._number is not None else "trial"
+            desc = self.name if self._number is None else f"{self.name} {self._number}"
             sized = _columns(self.bar_stream) is not None
             self._bar = tqdm(
                 total=self.total,
@@ -163,6 +171,10 @@ class Reporter(TrialHooks):
                 file=self.bar_stream,
                 bar_format=BAR_FORMAT,
             )
+        if timesteps > self._bar.total:
+            # SB3 trains whole rollouts (n_steps x n_envs), so a run ends at or past its
+            # budget: past it, tqdm would drop the total and show "0%| 500160/?".
+            self._bar.total = timesteps
         if now - self._last_postfix > 0.25:
             self._last_postfix = now
             self._bar.set_postfix_str(self.postfix(), refresh=False)
@@ -173,6 +185,16 @@ class Reporter(TrialHooks):
         self._last = ev
         if self._bar is not None:
             self._bar.set_postfix_str(self.postfix())
+        if self.evaluation_lines:
+            self.print_line(self.evaluation_line(ev))
+
+    def print_line(self, line: str) -> None:
+        """A line on ``stream`` that leaves the bar (on the terminal's other stream) whole."""
+        if self._bar is not None:
+            self._bar.clear()
+        print(line, file=self.stream, flush=True)
+        if self._bar is not None:
+            self._bar.refresh()
 
     def on_trial_end(
         self, study: optuna.Study, number: int, state: str, value: float | None, seconds: float
@@ -199,6 +221,18 @@ class Reporter(TrialHooks):
         if self._last is not None and (value is None or self._last.rating is not None):
             line += f"  (last {self._last.describe()} at step {self._last.timestep})"
         return line
+
+    def evaluation_line(self, ev: Evaluation) -> str:
+        """``step   40960/200000  score 0.381  (2.1 s of games, 4578 steps/s)``."""
+        width = len(str(self.total))
+        return (
+            f"step {ev.timestep:>{width}d}/{self.total}  {ev.describe()}  "
+            f"({ev.seconds:.1f} s of games, {self.steps_per_second:.0f} steps/s)"
+        )
+
+    def close(self) -> None:
+        """Take the bar off the terminal (a run that ends without ``on_trial_end``)."""
+        self._close_bar()
 
     def _close_bar(self) -> None:
         if self._bar is not None:

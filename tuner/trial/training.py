@@ -10,18 +10,15 @@ import os
 import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
-from env.kalaha_env import KalahaEnv
 from env.league import SnapshotPool, attach_learner, pools
 from env.options import GameOptions
 from env.vec_env import KalahaVecEnv
@@ -32,10 +29,9 @@ from tuner.storage.rdb import worker_name
 from tuner.strength.evaluate import make_evaluator
 from tuner.strength.league import SnapshotCallback, league_summary
 from tuner.trial.callbacks import (
-    Evaluation,
     EvaluationCallback,
+    RunState,
     TrialCallback,
-    TrialProgress,
     params_finite,
 )
 
@@ -87,7 +83,7 @@ def _line(err: BaseException) -> str:
 @dataclass
 class TrainingRun:
     model: Any
-    progress: TrialProgress
+    state: RunState
     timesteps: int
     train_seconds: float
     eval_seconds: float
@@ -99,28 +95,14 @@ class TrainingRun:
         return self.timesteps / max(self.train_seconds, 1e-9)
 
 
-VEC_ENVS = ("batched", "dummy")
+def make_training_env(game: GameOptions, n_envs: int, seed: int) -> KalahaVecEnv:
+    """The training envs: ``KalahaVecEnv``, all games stepped in one batch.
 
-
-def make_training_env(
-    game: GameOptions, n_envs: int, seed: int, vec_env: str = "batched"
-) -> VecEnv:
-    """The training envs: ``KalahaVecEnv`` (all games in one batch), or, for the
-    benchmark's baseline, SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s.
-
-    Both play the same games from the same seed (env ``i`` is seeded ``seed + i``).
-    A league (``self``, ``pool``) is built by the vec env from ``game``, and read back
-    through its ``sources``.
+    Env ``i`` is seeded ``seed + i``. A league (``self``, ``pool``) is built by the vec
+    env from ``game``, and read back through its ``sources``. (``benchmarks/training.py``
+    puts SB3's ``DummyVecEnv`` in its place to measure what the batch gains.)
     """
-    if vec_env == "batched":
-        return KalahaVecEnv(n_envs, game, seed=seed)
-    if vec_env == "dummy":
-        if game.is_league:
-            raise ValueError("self-play opponents need vec_env='batched'")
-        return make_vec_env(
-            partial(KalahaEnv.from_options, game), n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv
-        )
-    raise ValueError(f"vec_env: expected one of {VEC_ENVS}, but got {vec_env!r}")
+    return KalahaVecEnv(n_envs, game, seed=seed)
 
 
 @contextmanager
@@ -142,21 +124,21 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
-def _config_env(game: GameOptions, n_envs: int, seed: int, vec_env: str) -> VecEnv:
+def _config_env(game: GameOptions, n_envs: int, seed: int) -> VecEnv:
     """The training envs, or a one-line :class:`ConfigError` when the options are bad.
 
     A bad env option is the study file's fault, not the trial's: the worker
     records a ConfigError without spending the budget.
     """
     try:
-        return make_training_env(game, n_envs, seed, vec_env)
+        return make_training_env(game, n_envs, seed)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"the env cannot be built from the env options: {_line(err)}") from None
 
 
 def _finished_run(
     model: MaskablePPO | None,
-    progress: TrialProgress,
+    state: RunState,
     elapsed: float,
     device: str,
     league: list[SnapshotPool],
@@ -167,10 +149,10 @@ def _finished_run(
     """
     return TrainingRun(
         model=model,
-        progress=progress,
+        state=state,
         timesteps=int(model.num_timesteps) if model is not None else 0,
-        train_seconds=elapsed - progress.eval_seconds,
-        eval_seconds=progress.eval_seconds,
+        train_seconds=elapsed - state.eval_seconds,
+        eval_seconds=state.eval_seconds,
         device=str(model.device) if model is not None else device,
         league=league_summary(league),
     )
@@ -189,18 +171,16 @@ def train(
     tensorboard_log: Path | None = None,
     tb_log_name: str = "run",
     callbacks: list[BaseCallback] | None = None,
-    vec_env: str = "batched",
-    distribution_checks: bool = False,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
     ``callbacks`` go to ``learn()`` before the evaluation (SB3's list idiom); the
     :class:`~tuner.trial.callbacks.TrialCallback`s among them (pruning, stop on a signal,
-    progress) share the run's :class:`TrialProgress` and hear of each evaluation.
+    progress) share the run's :class:`RunState` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
-    pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
+    pruned, stopped or diverged :class:`RunState` into the trial's state.
     """
-    envs = _config_env(game, n_envs, seed, vec_env)
+    envs = _config_env(game, n_envs, seed)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
@@ -210,7 +190,7 @@ def train(
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
     )
-    progress = evaluator.progress
+    state = evaluator.state
     model = None
     start = time.perf_counter()
     try:
@@ -221,27 +201,31 @@ def train(
         run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
             run_callbacks.append(SnapshotCallback(league, game.snapshot_every))
-        with nullcontext() if distribution_checks else distribution_checks_off():
+        with distribution_checks_off():
             model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
-        if not (progress.pruned or progress.diverged or progress.stopped):
+        if not (state.pruned or state.diverged or state.stopped):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
         if not _diverged(err, model):
             raise
-        progress.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
+        state.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
-    return _finished_run(model, progress, time.perf_counter() - start, device, league)
+    return _finished_run(model, state, time.perf_counter() - start, device, league)
 
 
 def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:
     """Whether an error in ``learn()`` is a diverged update rather than a bug.
 
     NaN logits: torch's distributions reject them (ValueError) or, unchecked,
-    sampling does (RuntimeError).
+    sampling does (RuntimeError). Before the model exists nothing has trained, so
+    nothing can have diverged: an error of the constructor (CUDA out of memory)
+    is recorded as what it is.
     """
+    if model is None:
+        return False
     nan_message = "nan" in str(err).lower() or "constraint" in str(err)
-    return model is None or nan_message or not params_finite(model)
+    return nan_message or not params_finite(model)
 
 
 def _build_model(
@@ -269,6 +253,3 @@ def _build_model(
         )
     except (TypeError, ValueError, KeyError, AssertionError) as err:
         raise ConfigError(f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}") from None
-
-
-__all__ = ["Evaluation", "TrainingRun", "make_evaluator", "resolve_device", "train"]

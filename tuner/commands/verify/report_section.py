@@ -16,10 +16,12 @@ from typing import Any
 
 import optuna
 
-from tuner.commands.verify import CONFIDENCE, Verification, base_name, companion_name, summarize
+from tuner.commands.verify.companion import base_name, companion_name
+from tuner.commands.verify.statistics import CONFIDENCE, Verification, VerifiedConfig
+from tuner.commands.verify.summary import summarize
 
 
-def _label(c: Any) -> str:
+def _label(c: VerifiedConfig) -> str:
     return f"trial {c.original.number} (#{c.original_rank})"
 
 
