@@ -35,6 +35,14 @@ install: ## Create .venv (pinned CPU torch) and install the project with its dev
 test: install ## Run the whole test suite (real PostgreSQL included)
 	$(BIN)/python -m pytest $(ARGS)
 
+# The quick loop: no PostgreSQL, browser or Docker, and none of the tests marked slow
+# (whole studies, CLI processes that load the training stack); `make test` runs them all.
+UNIT_MARKERS := not postgres and not browser and not docker and not slow
+
+.PHONY: test-unit
+test-unit: install ## The quick tests: no PostgreSQL, browser, Docker or slow tests (a few minutes)
+	$(BIN)/python -m pytest -m "$(UNIT_MARKERS)" $(ARGS)
+
 # A bare venv with the newest Optuna 5.x and no torch: tuner/storage/optuna_compat.py is the one
 # module that touches Optuna's internals, and its tests import nothing else.
 COMPAT_VENV ?= $(or $(TMPDIR),/tmp)/kalaha-optuna-latest
@@ -47,13 +55,14 @@ compat-latest: ## The Optuna-compatibility tests against the newest Optuna 5.x (
 		psycopg2-binary pytest pytest-timeout
 	@$(COMPAT_VENV)/bin/python -c 'import optuna; print("compat tests against optuna", optuna.__version__)'
 	PYTHONPATH=. $(COMPAT_VENV)/bin/python -m pytest -p no:cacheprovider \
-		tests/tuner_tests/test_optuna_compat.py $(ARGS)
+		tests/tuner_tests/storage_tests/test_optuna_compat.py $(ARGS)
 
 .PHONY: lint
-lint: install ## Check style with ruff (lint and format) and the import contracts (import-linter)
+lint: install ## Check style (ruff), the import contracts (import-linter) and the types (mypy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff
@@ -197,5 +206,5 @@ compose-test: install ## The compose stack end to end on this Docker host (CPU i
 
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and runs/)
-	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -234,6 +234,7 @@ def run_once(
     ]
     try:
         for p in procs:
+            assert p.stdout is not None and p.stdin is not None  # both opened as PIPE above
             line = p.stdout.readline()
             if line.strip() != "ready":
                 raise RuntimeError(f"a benchmark worker failed to start: {line!r}")
@@ -252,6 +253,7 @@ def run_once(
         watcher = threading.Thread(target=watch, daemon=True)
         start = time.time()
         for p in procs:
+            assert p.stdin is not None  # opened as PIPE above
             p.stdin.write("go\n")
             p.stdin.flush()
         watcher.start()

@@ -54,7 +54,9 @@ class KalahaEnv(gym.Env):
     episode logic is :class:`env.games.GameTable`'s, shared with ``KalahaVecEnv``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    # gymnasium.Env annotates metadata as an instance attribute, though every env sets it
+    # on the class (as here, a ClassVar): its annotation is the wrong one.
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}  # type: ignore[misc]
 
     def __init__(
         self,
@@ -206,7 +208,8 @@ def render_board(board: Sequence[int] | np.ndarray, agent_seat: int | None = Non
     b = [int(x) for x in board]
     top = "".join(f"[{b[pit_index(1, k)]:2d}]" for k in reversed(range(N_PITS)))
     bottom = "".join(f"[{b[pit_index(0, k)]:2d}]" for k in range(N_PITS))
-    tag = {0: ("", "  (agent)"), 1: ("  (agent)", "")}.get(agent_seat, ("", ""))
+    tags: dict[int | None, tuple[str, str]] = {0: ("", "  (agent)"), 1: ("  (agent)", "")}
+    tag = tags.get(agent_seat, ("", ""))  # no seat: no label
     return (
         f"      p1:  {top}{tag[0]}\n"
         f"    [{b[store_of(1)]:2d}]{' ' * 26}[{b[store_of(0)]:2d}]\n"

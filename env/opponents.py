@@ -225,7 +225,7 @@ class EpsilonOpponent:
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
         pits = np.asarray(self.base.act(boards, players, rng), dtype=np.int64)
-        explore = rng.random(players.shape[0]) < self.epsilon
+        explore = rng.random(len(players)) < self.epsilon
         if explore.any():
             masks = legal_masks(boards, players)
             noise = rng.random(masks.shape)

@@ -184,7 +184,8 @@ class GameOptions:
 def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name}: expected an integer, but got {value!r}")
-    if value < low or (high is not None and value > high):
+    number = int(value)
+    if number < low or (high is not None and number > high):
         span = f"in {low}..{high}" if high is not None else f">= {low}"
         raise ValueError(f"{name}: expected an integer {span}, but got {value!r}")
 

@@ -8,6 +8,7 @@ Set ``KALAHA_TEST_PG`` to point the tests at another server.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "tests use PostgreSQL without @pytest.mark.postgres: " + ", ".join(unmarked)
         )
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored() -> Iterator[None]:
+    """Put SIGINT and SIGTERM back as they were after each test.
+
+    A worker stopped by a signal installs "already stopping" handlers on its way out (a
+    process that exits then); in the test process they would outlive the test and turn
+    a later test's Ctrl-C into a log line, depending on the order the tests run in.
+    """
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in previous.items():
+        signal.signal(s, handler)
 
 
 @pytest.fixture

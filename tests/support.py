@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,3 +97,22 @@ def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float) -> re.Ma
         if m := re.search(pattern, line):
             return m
     raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f}s: {seen}")
+
+
+def write_study(path: Path, data: dict[str, Any]) -> Path:
+    """``data`` as a study file at ``path`` (keys in their order, as a person writes them)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Exit code 2, no traceback, and a last stderr line that says what is wrong."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+    return last

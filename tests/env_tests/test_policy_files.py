@@ -124,6 +124,7 @@ def test_a_saved_policy_loads_from_metadata_and_plays_as_the_model(
     assert MaskablePPO.load(path, device="cpu").n_steps == 32
 
 
+@pytest.mark.slow
 def test_a_planted_payload_never_runs(tmp_path, one_torch_thread):
     """The payload runs under SB3's loader, and not under the project's, nor the CLI's."""
     good = save_model(tiny(), tmp_path / "good.zip")
@@ -186,6 +187,7 @@ def test_pickled_weights_and_metadata_outside_the_allow_list_are_refused(
             load_policy(bad)
 
 
+@pytest.mark.slow
 def test_missing_truncated_and_directory_model_files_are_one_line_errors(tmp_path):
     good = save_model(tiny(), tmp_path / "good.zip")
     truncated = tmp_path / "truncated.zip"

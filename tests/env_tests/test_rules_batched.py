@@ -56,6 +56,7 @@ def reference_move(board, player, pit, empty_capture):
     return b, next_player, over
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("empty_capture", [False, True], ids=["standard", "empty_capture"])
 def test_batched_engine_agrees_with_single_game_api(empty_capture):
     """Batch and scalar API: same legal pits, boards, next players and game-over flags."""

@@ -2,7 +2,7 @@
 
 The contracts between packages and layers are import-linter's (``make lint``); what
 is checked here is what a contract cannot say: which third-party stacks an import
-pulls in at run time.
+pulls in at run time, and where the tests' own helpers must sit to be importable.
 """
 
 from __future__ import annotations
@@ -99,3 +99,17 @@ def test_the_report_and_its_verification_section_import_no_training_stack():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_test_helpers_sit_beside_support_py():
+    """Test folders are packages (module names repeat across them: env_tests/test_league.py,
+    strength_tests/test_league.py), so only tests/ itself is on the import path: a helper
+    put in a test folder is not found by ``from my_support import ...``. Helpers go beside
+    tests/support.py; a test folder holds tests, conftest.py and __init__.py only."""
+    tests = REPO_ROOT / "tests"
+    misplaced = [
+        str(path.relative_to(tests))
+        for path in sorted(tests.glob("*/**/*.py"))
+        if not path.name.startswith("test_") and path.name not in ("conftest.py", "__init__.py")
+    ]
+    assert misplaced == [], f"move these helpers to tests/: {misplaced}"

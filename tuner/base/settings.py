@@ -21,7 +21,10 @@ from typing import TypeVar
 
 from tuner.base.errors import UserError
 
-T = TypeVar("T")
+# The default of a variable, and what its parser returns: they differ where the default
+# means "unset" (WORKER_INDEX: None, else an int).
+D = TypeVar("D")
+P = TypeVar("P")
 
 # Relative to the working directory unless the environment says otherwise: a fresh
 # checkout (and the image, whose WORKDIR is /app) runs from the folder holding both.
@@ -116,11 +119,11 @@ class _Reader:
     def parsed(
         self,
         name: str,
-        default: T,
-        parse: Callable[[str], T],
+        default: D,
+        parse: Callable[[str], P],
         expected: str,
         subject: str,
-    ) -> T:
+    ) -> P | D:
         """The variable parsed, or ``default`` when unset; ``subject`` (a flag or what the
         variable sets) opens the error line."""
         raw = self.environ.get(name)
@@ -135,7 +138,7 @@ class _Reader:
                 f"set {name} to {expected}, or {shown}"
             ) from None
 
-    def integer(self, name: str, default: T, low: int, high: int | None, subject: str) -> int | T:
+    def integer(self, name: str, default: D, low: int, high: int | None, subject: str) -> int | D:
         limits = f"between {low} and {high}" if high is not None else f">= {low}"
 
         def parse(text: str) -> int:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Final, Literal, TextIO
 
 import optuna
 import yaml
@@ -51,7 +51,7 @@ from tuner.trial.callbacks import CheckpointCallback, StopOnSignalCallback
 from tuner.trial.progress import ProgressCallback, ProgressDisplay
 from tuner.trial.training import TrainingRun, train
 
-FORMAT = "kalaha-tuner/best-trial/v1"
+FORMAT: Final = "kalaha-tuner/best-trial/v1"  # Final: its type is the literal the schema pins
 PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")
 
 

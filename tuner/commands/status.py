@@ -120,11 +120,13 @@ def format_status(
 
 
 def top_trials(study: optuna.Study, k: int = 10) -> list[FrozenTrial]:
-    """The ``k`` best completed trials, best first."""
+    """The ``k`` best completed trials, best first; of equal values the earlier trial first,
+    in either direction, as Optuna's ``best_trial`` picks it."""
     done = [
-        t
+        (t.value, t)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None
     ]
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)[:k]
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    done.sort(key=lambda pair: (sign * pair[0], pair[1].number))
+    return [t for _, t in done[:k]]

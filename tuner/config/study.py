@@ -183,8 +183,8 @@ def signals_deferred() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for s in pending:
-            signal.raise_signal(s)  # now, to the handler that was there before
+        for signum in pending:
+            signal.raise_signal(signum)  # now, to the handler that was there before
 
 
 def load_study(

@@ -3,7 +3,7 @@
 Optuna has moved its internals before (``storages/rdb`` -> ``storages/_rdb``,
 ``cached_storage`` -> ``_cached_storage``) and ``optuna>=5,<6`` lets a minor
 release do it again. The tuner touches them only through this module, and
-``tests/tuner_tests/test_optuna_compat.py`` names the Optuna behaviour each
+``tests/tuner_tests/storage_tests/test_optuna_compat.py`` names the Optuna behaviour each
 access relies on; CI runs those tests against the newest Optuna 5.x as well
 (``make compat-latest``). The private modules are imported when first used, so a
 moved path breaks the one feature that needs it, with a message saying so,

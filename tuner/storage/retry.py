@@ -152,8 +152,9 @@ def raised_at(err: BaseException) -> str:
     """
     frames = traceback.extract_tb(err.__traceback__)
     ours = [f for f in frames if "/optuna/" in f.filename or "/tuner/" in f.filename]
-    frame = (ours or frames or [None])[-1]
-    if frame is None:
+    candidates = ours or list(frames)
+    if not candidates:
         return "?"
+    frame = candidates[-1]
     module = Path(frame.filename).stem
     return f"{module}.{frame.name}:{frame.lineno}"

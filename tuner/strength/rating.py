@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from scipy.optimize import brentq, minimize
@@ -41,8 +42,16 @@ PRIOR_DRAWS = 1.0
 _MAX_SPAN = 4000.0  # Elo: an interval end is searched this far from the estimate at most
 
 
+@overload
+def expected_score(diff: float) -> float: ...
+
+
+@overload
+def expected_score(diff: np.ndarray) -> np.ndarray: ...
+
+
 def expected_score(diff: float | np.ndarray) -> float | np.ndarray:
-    """The expected score of a player rated ``diff`` Elo above the other."""
+    """The expected score of a player rated ``diff`` Elo above the other (elementwise)."""
     return expit(_K * np.asarray(diff, dtype=float))
 
 
@@ -247,7 +256,10 @@ class Rating:
 
 
 def rate_against(
-    results: PairResults, fixed_ratings: Sequence[float], *, prior_draws: float = PRIOR_DRAWS
+    results: PairResults,
+    fixed_ratings: Sequence[float] | np.ndarray,
+    *,
+    prior_draws: float = PRIOR_DRAWS,
 ) -> Rating:
     """The rating of one player (index ``len(fixed_ratings)``) against players of known rating.
 

@@ -44,8 +44,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from tuner.base.settings import StorageSettings
 from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
-from tuner.storage.rdb import ResilientRDBStorage, StorageSettings, make_storage
+from tuner.storage.rdb import ResilientRDBStorage, make_storage
 from tuner.storage.record import TrialAttr, TrialSystemAttr
 from tuner.storage.retry import retry_transient
 from tuner.trial.heartbeat import Heartbeat

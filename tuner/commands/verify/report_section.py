@@ -11,6 +11,7 @@ values is one seed.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,20 @@ def _label(c: VerifiedConfig) -> str:
     return f"trial {c.original.number} (#{c.original_rank})"
 
 
+def _original_values(v: Verification) -> list[float]:
+    """Each configuration's original (single-seed) value; NaN, drawn as no marker, for a
+    trial without one (verify picks completed trials, which always have one)."""
+    return [math.nan if c.original.value is None else c.original.value for c in v.configs]
+
+
+def _error_bars(c: VerifiedConfig) -> tuple[float, float]:
+    """How far the interval reaches above and below the mean; 0 without an interval."""
+    if c.interval is None or c.mean is None:
+        return 0.0, 0.0
+    low, high = c.interval
+    return high - c.mean, c.mean - low
+
+
 def plotly_figure(v: Verification) -> Any:
     import plotly.graph_objects as go
 
@@ -33,7 +48,7 @@ def plotly_figure(v: Verification) -> Any:
     fig.add_trace(
         go.Scatter(
             x=labels,
-            y=[c.original.value for c in v.configs],
+            y=_original_values(v),
             mode="markers",
             name="original (one seed)",
             marker={"symbol": "diamond", "size": 12, "color": "#d62728"},
@@ -61,8 +76,8 @@ def plotly_figure(v: Verification) -> Any:
             error_y={
                 "type": "data",
                 "symmetric": False,
-                "array": [(c.interval[1] - c.mean) if c.interval else 0 for c in done],
-                "arrayminus": [(c.mean - c.interval[0]) if c.interval else 0 for c in done],
+                "array": [_error_bars(c)[0] for c in done],
+                "arrayminus": [_error_bars(c)[1] for c in done],
             },
         )
     )
@@ -82,7 +97,7 @@ def save_png(v: Verification, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(v.configs)), 4.5))
     xs = list(range(len(v.configs)))
-    ax.scatter(xs, [c.original.value for c in v.configs], marker="D", color="#d62728", zorder=3)
+    ax.scatter(xs, _original_values(v), marker="D", color="#d62728", zorder=3)
     for x, c in zip(xs, v.configs, strict=True):
         ax.scatter([x] * c.n, c.values, s=12, color="#7f7f7f", alpha=0.6)
         if c.mean is not None:

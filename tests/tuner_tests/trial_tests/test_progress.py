@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import create_trial
 from support import REPO_ROOT, cli_env, run_cli
 
@@ -136,6 +137,7 @@ def test_no_bar_when_output_is_not_a_terminal() -> None:
     assert len(out.getvalue().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_worker_piped_prints_summary_lines_only(runs: Path) -> None:
     result = run_cli("tune", "smoke", "--n-trials", "1", "--worker-index", "0", runs_path=runs)
     assert result.returncode == 0, result.stderr
@@ -145,6 +147,7 @@ def test_worker_piped_prints_summary_lines_only(runs: Path) -> None:
     assert [n for n, *_ in lines] == ["0"], result.stdout
 
 
+@pytest.mark.slow
 def test_worker_on_a_terminal_draws_the_bar(runs: Path) -> None:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 import sqlalchemy
 
-from tuner.storage.retry import is_transient, retry_transient
+from tuner.storage.retry import is_transient, raised_at, retry_transient
 
 LOST = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 
@@ -112,3 +113,16 @@ def test_attempts_bound_a_retry_and_when_picks_the_errors():
     with pytest.raises(KeyError):
         retry_transient(lambda: calls.append(1) or {}["x"], seconds=60, when=lambda e: False)
     assert len(calls) == 1
+
+
+def test_raised_at_names_the_last_optuna_or_tuner_frame():
+    """The worker's "lost the database" line says where, without a traceback."""
+
+    def set_param() -> None:
+        raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed"))
+
+    try:
+        set_param()
+    except sqlalchemy.exc.OperationalError as err:
+        where = raised_at(err)
+    assert where.startswith(f"{Path(__file__).stem}.set_param:"), where

@@ -43,6 +43,7 @@ def test_a_stale_ladder_file_is_a_clear_error(tmp_path):
         load_ladder(path)
 
 
+@pytest.mark.slow
 def test_tuner_ladder_plays_the_round_robin_and_writes_the_file(tmp_path, runs):
     out = tmp_path / "ladder.yaml"
     result = run_cli("ladder", "--games", "2", "--out", str(out), runs_path=runs)

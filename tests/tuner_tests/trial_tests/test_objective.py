@@ -1,9 +1,13 @@
-"""What each finished trial of the smoke study leaves behind, and ``tuner evaluate --study --trial``.
+"""One trial (tuner/trial/objective.py): what it records, how its value is taken, and what
+each finished trial of the smoke study leaves behind (with ``tuner evaluate --study --trial``).
 
-A completed trial: its final model as an Optuna artifact (in the artifact store
-the dashboard serves), the real hyperparameter values and the evaluation per
-opponent as user attrs. Every trial: TensorBoard logs under the study's folder
-with the evaluation scores beside SB3's own training curves.
+First the objective's own rules, without training a whole study: the real values a
+model was built with, the value of a finished run by the study's rule, and a
+configuration recorded before anything trains. Then (slow) the smoke study, tuned
+once: a completed trial keeps its final model as an Optuna artifact (in the artifact
+store the dashboard serves), the real hyperparameter values and the evaluation per
+opponent as user attrs; every trial, TensorBoard logs under the study's folder with
+the evaluation scores beside SB3's own training curves.
 """
 
 from __future__ import annotations
@@ -17,8 +21,86 @@ from optuna.trial import TrialState
 from support import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tuner.base.errors import ConfigError
 from tuner.cli import main
+from tuner.config.loading import parse_spec
+from tuner.config.space import to_config
 from tuner.storage.record import StudyAttr, TrialAttr
+from tuner.trial.callbacks import Evaluation, RunState
+from tuner.trial.objective import TrialFailed, _run_value, objective, real_values
+from tuner.trial.training import TrainingRun
+
+
+def test_real_values_are_the_values_the_model_was_built_with(tiny_spec) -> None:
+    """A named choice is recorded as what it stood for, wherever the setting went (the
+    policy, the env or MaskablePPO itself)."""
+    data = tiny_spec()
+    data["search_space"]["store_diff_coef"] = {"type": "float", "low": 0.0, "high": 1.0}
+    spec = parse_spec(data)
+    values = {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "small", "store_diff_coef": 0.5}
+    config = to_config(spec, values)
+    assert real_values(spec, config.ppo_kwargs, config.game) == {
+        "learning_rate": 1.0e-3,
+        "gamma": 0.95,
+        "net_arch": [32, 32],
+        "store_diff_coef": 0.5,
+    }
+
+
+def finished(*values: float, **progress) -> TrainingRun:
+    """A run whose evaluations gave ``values`` (at 100, 200, ... steps)."""
+    evaluations = [Evaluation(100 * (i + 1), v, {}, 0.1) for i, v in enumerate(values)]
+    return TrainingRun(
+        model=None,
+        state=RunState(evaluations=evaluations, **progress),
+        timesteps=100 * len(values),
+        train_seconds=1.0,
+        eval_seconds=0.1,
+        device="cpu",
+    )
+
+
+def test_a_runs_value_is_its_final_or_its_best_evaluation(tiny_spec) -> None:
+    run = finished(0.3, 0.6, 0.5)
+    final = parse_spec(tiny_spec())
+    assert _run_value(final, run) == 0.5
+    best = tiny_spec()
+    best["evaluation"]["value_from"] = "best"
+    assert _run_value(parse_spec(best), run) == 0.6
+    assert _run_value(parse_spec({**best, "direction": "minimize"}), run) == 0.3
+
+
+def test_a_run_that_did_not_finish_raises_how_it_ended(tiny_spec) -> None:
+    spec = parse_spec(tiny_spec())
+    with pytest.raises(TrialFailed, match=r"^worker stopped: SIGTERM received$"):
+        _run_value(spec, finished(0.5, stopped="SIGTERM received"))
+    with pytest.raises(TrialFailed, match=r"^training diverged: nan$"):
+        _run_value(spec, finished(0.5, diverged="training diverged: nan"))
+    with pytest.raises(optuna.TrialPruned, match=r"^pruned at timestep 200 with score 0\.100$"):
+        _run_value(spec, finished(0.4, 0.1, pruned=True))
+    with pytest.raises(TrialFailed, match="ended before any evaluation"):
+        _run_value(spec, finished())
+
+
+def test_a_trial_records_its_configuration_before_anything_trains(tiny_spec, tmp_path) -> None:
+    """A model that cannot be built (Adam has ``eps``, not ``epsilon``) fails the trial with
+    a configuration error, and the trial still shows what it was to run with."""
+    data = tiny_spec()
+    data["ppo"] = {**data["ppo"], "policy_kwargs": {"optimizer_kwargs": {"epsilon": 1.0e-5}}}
+    spec = parse_spec(data)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    with pytest.raises(ConfigError, match="MaskablePPO cannot be built from ppo_kwargs"):
+        objective(trial, spec, device="cpu", runs_dir=tmp_path)
+    recorded = trial.user_attrs
+    assert set(recorded[TrialAttr.REAL_PARAMS]) == {"learning_rate", "gamma", "net_arch"}
+    assert recorded[TrialAttr.CONFIG]["ppo_kwargs"]["policy_kwargs"]["optimizer_kwargs"] == {
+        "epsilon": 1.0e-5
+    }
+    assert not (tmp_path / "artifacts").exists(), "no model, no artifact"
+
+
+# --- the smoke study, tuned once through the CLI (slow) -------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +125,7 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return trials
 
 
+@pytest.mark.slow
 def test_completed_trials_upload_their_final_model(smoke) -> None:
     runs, study = smoke
     for trial in _complete(study):
@@ -54,6 +137,7 @@ def test_completed_trials_upload_their_final_model(smoke) -> None:
         assert stored.read_bytes()[:2] == b"PK", "an SB3 model is a zip file"
 
 
+@pytest.mark.slow
 def test_trials_record_real_params_and_scores_per_opponent(smoke) -> None:
     _, study = smoke
     spec = study.user_attrs[StudyAttr.SPEC]
@@ -78,6 +162,7 @@ def test_trials_record_real_params_and_scores_per_opponent(smoke) -> None:
             assert r["score"] == pytest.approx(rates[name], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None:
     runs, study = smoke
     root = runs / "tensorboard" / "smoke"
@@ -97,6 +182,7 @@ def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None
             assert logged[step] == pytest.approx(value, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_loads_a_trial_model_by_study_and_number(smoke) -> None:
     runs, study = smoke
     best = study.best_trial
@@ -120,6 +206,7 @@ def test_evaluate_loads_a_trial_model_by_study_and_number(smoke) -> None:
     assert downloaded.read_bytes() == artifact.read_bytes()
 
 
+@pytest.mark.slow
 def test_evaluate_names_what_is_wrong_with_a_trial(smoke, monkeypatch, capsys) -> None:
     runs, study = smoke
     monkeypatch.setenv("KALAHA_RUNS", str(runs))

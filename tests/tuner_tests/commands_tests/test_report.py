@@ -1,6 +1,6 @@
 """``tuner report``: a self-contained HTML file with every figure, and PNGs beside it.
 
-The numbers (top trials, compute saved by pruning) are checked on a study built
+The numbers (compute saved by pruning, the tables) are checked on a study built
 by hand, where the right answer is known; the whole path (tune, report, open in
 a real Chromium and see each figure drawn) on the smoke study.
 """
@@ -18,7 +18,6 @@ from optuna.trial import TrialState, create_trial
 from support import run_cli
 
 from tuner.commands.report import pruning_savings, write_report
-from tuner.commands.status import top_trials
 from tuner.commands.worker import Worker
 from tuner.config.loading import load_spec
 from tuner.storage.record import TrialAttr
@@ -103,14 +102,7 @@ def test_pruning_savings_counts_what_pruned_trials_would_have_cost(built_study) 
     assert s.share_of_study == pytest.approx(3000 / 15000)
 
 
-def test_top_trials_follow_the_direction(built_study, tmp_path: Path) -> None:
-    assert [t.number for t in top_trials(built_study, 2)] == [1, 3]
-    low = optuna.create_study(direction="minimize")
-    for v in (0.3, 0.1, 0.2):
-        low.add_trial(create_trial(value=v))
-    assert [t.value for t in top_trials(low, 10)] == [0.1, 0.2, 0.3]
-
-
+@pytest.mark.slow
 def test_report_has_every_figure_table_and_saving(built_study, tmp_path: Path) -> None:
     out = tmp_path / "report"
     report = write_report(built_study, out, top_k=2)

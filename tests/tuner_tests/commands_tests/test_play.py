@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sb3_contrib import MaskablePPO
 from support import run_cli
 
@@ -38,6 +39,7 @@ def test_a_scripted_person_plays_a_whole_game_and_the_rules_hold():
     assert w in (0, 1, None)
 
 
+@pytest.mark.slow
 def test_play_command_against_a_saved_agent(tmp_path):
     model = MaskablePPO("MlpPolicy", KalahaVecEnv(2, seed=0), policy_kwargs={"net_arch": [8]})
     path = tmp_path / "agent.zip"

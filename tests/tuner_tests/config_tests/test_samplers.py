@@ -1,4 +1,6 @@
-"""Pruning, trial by trial: known score curves in, the pruned trials and their steps out.
+"""The sampler and pruner a study file names (tuner/config/samplers.py), built and at work.
+
+Pruning, trial by trial: known score curves in, the pruned trials and their steps out.
 
 A real worker trains real (tiny) MaskablePPO models, but the strength evaluation
 is scripted: trial k scores ``CURVES[k]`` at its evaluations (timesteps 256, 512,
@@ -17,11 +19,10 @@ from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
-from support import REPO_ROOT
 
 import tuner.trial.training
+from tuner.base.errors import UserError
 from tuner.commands.worker import Worker
 from tuner.config.loading import parse_spec
 from tuner.storage.record import TrialAttr
@@ -62,8 +63,8 @@ CASES: dict[str, tuple[dict[str, Any], dict[int, int]]] = {
 }
 
 
-def pruning_spec(pruner: str, options: dict[str, Any]):
-    data = yaml.safe_load((REPO_ROOT / "studies" / "smoke.yaml").read_text())
+def pruning_spec(data: dict[str, Any], pruner: str, options: dict[str, Any]):
+    """``data`` (the tiny study) with the pruner and a budget of four evaluations."""
     data.update(
         n_trials=len(CURVES),
         pruner={"type": pruner, "options": options},
@@ -97,12 +98,13 @@ def scripted_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     return asked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruner", list(CASES))
 def test_each_pruner_stops_exactly_the_trials_its_rules_say(
-    pruner, runs, scripted_evaluation, one_torch_thread
+    pruner, runs, scripted_evaluation, one_torch_thread, tiny_spec
 ):
     options, expected = CASES[pruner]
-    spec = pruning_spec(pruner, options)
+    spec = pruning_spec(tiny_spec(), pruner, options)
     url = f"sqlite:///{runs / 'pruning.db'}"
     runs.mkdir(parents=True, exist_ok=True)
     worker = Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs)
@@ -122,3 +124,89 @@ def test_each_pruner_stops_exactly_the_trials_its_rules_say(
             assert t.state == TrialState.COMPLETE and t.value == CURVES[t.number][-1]
         else:
             assert t.user_attrs[TrialAttr.PRUNE_REASON].startswith(f"pruned at timestep {stop} ")
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
+@pytest.mark.parametrize(
+    "pruner", ["median", "percentile", "successive_halving", "hyperband", "none"]
+)
+def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner, tiny_spec):
+    from tuner.config.samplers import build_pruner, build_sampler
+
+    spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
+    assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])
+    built = build_pruner(spec)
+    assert (
+        type(built).__name__
+        == {
+            "median": "MedianPruner",
+            "percentile": "PercentilePruner",
+            "successive_halving": "SuccessiveHalvingPruner",
+            "hyperband": "HyperbandPruner",
+            "none": "NopPruner",
+        }[pruner]
+    )
+
+
+def test_one_worker_seed_gives_one_sequence_of_proposals(tiny_spec):
+    """Each worker rebuilds the sampler from the file with its own seed: the same seed
+    proposes the same trials (a rerun is reproducible), another seed others."""
+    from tuner.config.samplers import build_sampler
+    from tuner.config.space import sample
+
+    spec = parse_spec(tiny_spec(sampler={"type": "random"}))
+
+    def proposals(seed: int) -> list[dict[str, Any]]:
+        study = optuna.create_study(sampler=build_sampler(spec, seed=seed))
+        out = []
+        for _ in range(3):
+            trial = study.ask()
+            out.append(sample(spec, trial))
+            study.tell(trial, 0.0)
+        return out
+
+    assert proposals(1) == proposals(1)
+    assert proposals(1) != proposals(2)
+
+
+class Recorded:
+    """A stand-in for an Optuna pruner class that keeps the arguments it was built with."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+
+@pytest.mark.parametrize("kind", ["successive_halving", "hyperband"])
+def test_resource_based_pruners_count_timesteps_unless_the_file_says(kind, tiny_spec, monkeypatch):
+    """Their rungs are in timesteps (the step the callback reports): the first rung is one
+    evaluation's worth of steps and Hyperband's last the whole budget; options the file
+    gives win over these defaults."""
+    from tuner.config.samplers import build_pruner
+
+    name = {"successive_halving": "SuccessiveHalvingPruner", "hyperband": "HyperbandPruner"}
+    monkeypatch.setattr(optuna.pruners, name[kind], Recorded)
+    budget = {"total_timesteps": 4000, "n_evaluations": 4, "n_envs": 4}
+    built = build_pruner(parse_spec(tiny_spec(budget=budget, pruner={"type": kind})))
+    expected = {"min_resource": 1000}
+    if kind == "hyperband":
+        expected["max_resource"] = 4000
+    assert built.options == expected
+    pruner = {"type": kind, "options": {"min_resource": 500, "reduction_factor": 2}}
+    built = build_pruner(parse_spec(tiny_spec(budget=budget, pruner=pruner)))
+    assert built.options["min_resource"] == 500 and built.options["reduction_factor"] == 2
+
+
+def test_the_percentile_pruner_keeps_the_top_quarter_by_default(tiny_spec, monkeypatch):
+    from tuner.config.samplers import build_pruner
+
+    monkeypatch.setattr(optuna.pruners, "PercentilePruner", Recorded)
+    built = build_pruner(parse_spec(tiny_spec(pruner={"type": "percentile"})))
+    assert built.options == {"percentile": 25.0}
+
+
+def test_an_option_the_sampler_does_not_take_names_the_key_and_the_class(tiny_spec):
+    """Optuna's own TypeError, as one line that says where to look."""
+    with pytest.raises(
+        UserError, match=r"key 'sampler\.options'.*see optuna\.samplers\.QMCSampler"
+    ):
+        parse_spec(tiny_spec(sampler={"type": "qmc", "options": {"n_startup_trials": 3}}))

@@ -1,5 +1,5 @@
-"""The rating: Elo by maximum likelihood with the ladder fixed, intervals over opening pairs,
-and the adaptive evaluator that plays the ladder members nearest the estimate."""
+"""The rating (tuner/strength/rating.py): Elo by maximum likelihood with the ladder fixed,
+intervals over opening pairs; and a study whose objective is the rating, end to end."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from env.opponents import GreedyOpponent, MinimaxOpponent
 from tuner.storage.record import TrialAttr
-from tuner.strength.evaluate import allocate, opponent_result, rate_policy, wilson_interval
-from tuner.strength.ladder import LADDER, load_ladder
+from tuner.strength.ladder import LADDER
 from tuner.strength.rating import PairResults, expected_score, fit_ratings, rate_against
 
 
@@ -78,70 +76,22 @@ def test_a_round_robin_fit_recovers_known_ratings():
         assert fit.high[k] - fit.low[k] < 200
 
 
-def test_games_go_to_the_members_near_the_estimate():
-    ladder = load_ladder()
-    ratings = ladder.ratings
-    m4 = LADDER.index("minimax:4")
-    near = allocate(ratings, ratings[m4], 30.0, 50)
-    assert sum(near.values()) == 50
-    assert LADDER.index("random") not in near  # the agent always beats it: no games wasted
-    closest = sorted(near, key=lambda j: -near[j])[0]
-    assert abs(ratings[closest] - ratings[m4]) <= 100
-    # An unknown agent: the games spread over more of the ladder.
-    spread = allocate(ratings, float(np.median(ratings)), 400.0, 50)
-    assert len(spread) > len(near)
-
-
-def test_rate_policy_ranks_real_opponents_and_plays_near_them():
-    """Rated as agents against the ladder, minimax:3 comes out above greedy, each inside a
-    sensible band around its ladder rating, with most games within 150 Elo of it."""
-    ladder = load_ladder()
-    by_name = {m.name: m for m in ladder.members}
-    greedy = rate_policy(GreedyOpponent(tie_break="random"), games=120, seed=1, ladder=ladder)
-    deep = rate_policy(MinimaxOpponent(3, tie_break="random"), games=120, seed=1, ladder=ladder)
-    assert greedy.games == deep.games == 120
-    assert greedy.rating.high < deep.rating.low or greedy.rating.rating < deep.rating.rating
-    for rated, name in ((greedy, "greedy"), (deep, "minimax:3")):
-        assert rated.rating.low - 150 < by_name[name].rating < rated.rating.high + 150
-        played = {k: r.games for k, r in rated.results.items()}
-        near = sum(
-            g for k, g in played.items() if abs(by_name[k].rating - by_name[name].rating) <= 150
-        )
-        assert near >= 0.6 * rated.games, played  # most games near the estimate
-        assert all(g % 2 == 0 for g in played.values())
-    # minimax:6 is far above greedy: few games wasted there (only while the first round
-    # still looks for the agent).
-    assert greedy.results.get("minimax:6", None) is None or greedy.results["minimax:6"].games <= 12
-
-
-def test_score_intervals_count_opening_pairs():
-    """A 100-game match has 50 opening pairs: its interval is Wilson's over the pairs,
-    wider than the same score over 100 independent games would be."""
-    from env.arena import play_match
-
-    m = play_match(GreedyOpponent(), MinimaxOpponent(1), 100, rng=0)
-    r = opponent_result("minimax:1", [m])
-    assert (r.ci_low, r.ci_high) == pytest.approx(wilson_interval(m.pair_scores().sum(), 50))
-    lo, hi = wilson_interval(m.score * 100, 100)
-    assert r.ci_high - r.ci_low > hi - lo
-    assert r.score == pytest.approx(m.score) and r.distinct_openings == m.distinct_openings
-
-
 # --- objective: rating, end to end ----------------------------------------------------
 
 
-def test_a_rating_study_reports_ratings_everywhere(tmp_path, runs):
+@pytest.mark.slow
+def test_a_rating_study_reports_ratings_everywhere(tmp_path, runs, tiny_spec):
     """A study with objective: rating trains a real (tiny) agent; each evaluation's rating
     is the intermediate value the pruner saw, and the trial's value, user attrs,
     TensorBoard, progress line, `tuner status` and the report all show it."""
     import optuna
     import yaml
-    from support import REPO_ROOT, run_cli
+    from support import run_cli
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    data = yaml.safe_load((REPO_ROOT / "studies" / "smoke.yaml").read_text())
-    data["study_name"] = "rated"
-    data["evaluation"] = {"objective": "rating", "games": 40, "rounds": 2}
+    data = tiny_spec(
+        study_name="rated", evaluation={"objective": "rating", "games": 40, "rounds": 2}
+    )
     path = tmp_path / "rated.yaml"
     path.write_text(yaml.safe_dump(data))
 
@@ -178,59 +128,3 @@ def test_a_rating_study_reports_ratings_everywhere(tmp_path, runs):
     text = (tmp_path / "report" / "report.html").read_text()
     assert "<th>rating [95% interval]</th>" in text and "score vs" not in text
     assert f"{rating['rating']:.0f} [{rating['low']:.0f}, {rating['high']:.0f}]" in text
-
-
-def test_evaluate_rating_of_a_saved_model_uses_its_masks(tmp_path, runs):
-    """`tuner evaluate MODEL --rating` rates a saved (untrained) MaskablePPO on the ladder:
-    its moves go through the action masks, so it never plays an empty pit."""
-    from sb3_contrib import MaskablePPO
-    from support import run_cli
-
-    from env.kalaha_env import KalahaEnv
-    from env.policy_files import save_model
-
-    model = MaskablePPO(
-        "MlpPolicy", KalahaEnv(), n_steps=64, batch_size=64, seed=0, policy_kwargs={"net_arch": [8]}
-    )
-    save_model(model, tmp_path / "agent.zip")
-    result = run_cli(
-        "evaluate", str(tmp_path / "agent.zip"), "--rating", "--games", "40", runs_path=runs
-    )
-    assert result.returncode == 0, result.stderr
-    assert "rated on the reference ladder from 40 games" in result.stdout
-    assert "rating " in result.stdout and "vs random" in result.stdout
-    bad = run_cli("evaluate", str(tmp_path / "agent.zip"), "--games", "41", runs_path=runs)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert "expected an even number" in bad.stderr
-
-
-def test_the_rating_benchmark_runs_and_prints_the_share():
-    """`python -m benchmarks.rating` with a tiny run exits 0 and prints the evaluation's
-    share of a trial (figures only: no timing asserts)."""
-    from support import run_module
-
-    done = run_module(
-        "benchmarks.rating",
-        *("--steps", "2048", "--games", "8", "--levels", "greedy", "--budget", "100000:5"),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "evaluation share of a trial" in done.stdout, done.stdout
-    assert "100,000 steps, 5 evals" in done.stdout, done.stdout
-
-
-def test_an_export_from_before_the_rating_is_a_clear_error():
-    """An export whose evaluation still says objective: final names the new key."""
-    from tuner.base.errors import UserError
-    from tuner.commands.export import train_from_export
-
-    doc = {
-        "study": "old",
-        "ppo_kwargs": {},
-        "env_kwargs": {},
-        "budget": {"total_timesteps": 64},
-        "evaluation": {"opponents": ["random"], "objective": "final"},
-        "seed": 0,
-    }
-    with pytest.raises(UserError, match=r"expected 'score' or 'rating'.*value_from: final"):
-        train_from_export(doc, device="cpu")

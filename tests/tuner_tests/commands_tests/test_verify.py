@@ -270,6 +270,7 @@ def test_export_without_verification_says_single_seed(handmade, tmp_path, capsys
     assert chosen.rule.startswith("single seed:") and "tuner verify faults" in chosen.rule
 
 
+@pytest.mark.slow
 def test_report_section_renders_ranks_intervals_and_the_winners_curse(handmade, tmp_path):
     url, study, storage = handmade
     finish_jobs(url, storage)
@@ -333,6 +334,7 @@ def test_bad_verify_input_is_one_line_and_exit_2(handmade, capsys, args, expecte
     assert COMPANION not in study_names(storage), "nothing was written"
 
 
+@pytest.mark.slow
 def test_unknown_study_or_missing_jobs_is_one_line_and_exit_2(handmade, runs, capsys):
     url, *_ = handmade
     assert main(["verify", "nosuch", "--storage", url]) == 2
@@ -376,6 +378,7 @@ def test_several_runs_per_trial_report_each_run_and_the_mean(runs, tmp_path):
     assert trial.user_attrs[TrialAttr.TIMESTEPS] >= 2 * spec.budget.total_timesteps
 
 
+@pytest.mark.slow
 def test_wilcoxon_pruner_stops_a_trial_whose_runs_lose_to_the_best(runs, tmp_path):
     """A best trial that won every run: the next trial is pruned once 3 runs lost (p 1/8)."""
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT, run_cli
+from support import REPO_ROOT, assert_one_line_error, run_cli
 
 from tuner.base.errors import UserError
 from tuner.base.settings import Settings, StorageSettings
@@ -162,6 +162,7 @@ def test_study_names_are_looked_up_in_kalaha_studies(runs, tmp_path, monkeypatch
     assert f"{folder / 'nope.yaml'}" in err and "expected one of ['mine']" in err
 
 
+@pytest.mark.slow
 def test_importing_the_tuner_installs_no_warning_filter():
     """No side effects at import: the CLI installs its filter in ``main`` (the libraries
     the tuner imports add their own filters, so the test looks for the tuner's)."""
@@ -174,3 +175,17 @@ def test_importing_the_tuner_installs_no_warning_filter():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_storage_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KALAHA_GRACE_PERIOD", "7")
+    assert Settings.from_env().storage.grace_period == 7
+
+
+def test_threads_from_the_environment_are_checked(runs):
+    """Hardening (issue 12): tracebacks where one line was promised. A thread count from
+    the environment that is not a number is one line naming the variable, and nothing
+    is written."""
+    result = run_cli("tune", "smoke", runs_path=runs, KALAHA_TORCH_THREADS="abc")
+    assert_one_line_error(result, "--threads", "'abc' (from $KALAHA_TORCH_THREADS)")
+    assert not (runs / "optuna.db").exists()

@@ -1,4 +1,5 @@
-"""A trial's heartbeat keeps beating while the evaluation searches deep minimax trees.
+"""A trial's heartbeat: it outlives a failed write, stops with its trial, and keeps beating
+while the evaluation searches deep minimax trees.
 
 The numba kernels release the GIL (``nogil=True``); before, a minimax search held
 it for its whole length, the heartbeat thread could not run, and two workers with
@@ -12,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 from env.opponents import MinimaxOpponent
@@ -19,6 +21,37 @@ from env.rules import BOARD_DTYPE, initial_board
 from tuner.commands.worker import Worker
 from tuner.config.loading import parse_spec
 from tuner.storage.rdb import StorageSettings
+from tuner.trial.heartbeat import Heartbeat
+
+
+class FlakyStorage:
+    """Records heartbeats; its first ``failures`` writes lose the connection."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.beats: list[int] = []
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed"))
+        self.beats.append(trial_id)
+
+
+def test_the_heartbeat_goes_on_after_a_failed_write_and_stops_with_its_trial() -> None:
+    """Optuna's own heartbeat thread dies at its first failed write, and its live trial is
+    then failed as stale; this one counts the failure, beats again, and ends on exit."""
+    storage = FlakyStorage(failures=2)
+    with Heartbeat(storage, trial_id=7, interval=0.01) as heartbeat:
+        deadline = time.monotonic() + 30
+        while len(storage.beats) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert storage.beats[:3] == [7, 7, 7], "it beats for its trial after two failures"
+        assert heartbeat.failures == 0, "a beat that gets through resets the count"
+    assert not heartbeat._thread.is_alive()
+    beats = len(storage.beats)
+    time.sleep(0.05)
+    assert len(storage.beats) == beats, "no beat after the trial ended"
 
 
 def deep_search(boards: np.ndarray) -> float:
