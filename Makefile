@@ -40,7 +40,7 @@ test: install ## Run the whole test suite (real PostgreSQL included)
 UNIT_MARKERS := not postgres and not browser and not docker and not slow
 
 .PHONY: test-unit
-test-unit: install ## The quick tests: no PostgreSQL, browser, Docker or slow tests (a few minutes)
+test-unit: install ## The quick tests: no PostgreSQL, browser, Docker or slow tests (~1.5 CPU-minutes)
 	$(BIN)/python -m pytest -m "$(UNIT_MARKERS)" $(ARGS)
 
 # A bare venv with the newest Optuna 5.x and no torch: tuner/storage/optuna_compat.py is the one
@@ -123,6 +123,12 @@ bench: install ## Engine vs a Python loop, and whole training DummyVecEnv vs Kal
 .PHONY: bench-rating
 bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget
 	$(BIN)/python -m benchmarks.rating $(ARGS)
+
+CPU_HOURS ?= 4
+
+.PHONY: bench-pbt
+bench-pbt: install ## PBT vs TPE+Hyperband on the exploration space, CPU_HOURS (4) each, 2 workers; winners retrained on 3 fresh seeds
+	$(BIN)/python -m benchmarks.pbt_vs_tpe --cpu-hours $(CPU_HOURS) $(ARGS)
 
 .PHONY: bench-storage
 bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes

@@ -21,6 +21,8 @@ PG_BASE = os.environ.get("KALAHA_TEST_PG", "postgresql+psycopg2://postgres@127.0
 DOCKER_OPT_IN = "KALAHA_DOCKER_TESTS"
 # The fixtures that give a test a PostgreSQL server: its test must carry the marker.
 PG_FIXTURES = {"pg_url", "private_pg"}
+# Fixtures that tune a whole study through the CLI (minutes): their tests must be marked slow.
+SLOW_FIXTURES = {"smoke"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,6 +32,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``docker`` tests are deselected unless ``$KALAHA_DOCKER_TESTS`` is set. And
     ``-m "not postgres"`` must leave out every test that needs the server; a test
     that takes a PostgreSQL fixture but forgot the marker would silently defeat it.
+    Likewise ``make test-unit`` (``-m "not slow"``) must stay quick: a test that takes
+    a fixture tuning a whole study must carry the ``slow`` marker.
     """
     if not os.environ.get(DOCKER_OPT_IN):
         docker = [item for item in items if item.get_closest_marker("docker") is not None]
@@ -45,6 +49,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if unmarked:
         raise pytest.UsageError(
             "tests use PostgreSQL without @pytest.mark.postgres: " + ", ".join(unmarked)
+        )
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests use a fixture that tunes a whole study without @pytest.mark.slow: "
+            + ", ".join(unmarked)
         )
 
 

@@ -131,7 +131,10 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index if args.worker_index is not None else settings.worker_index,
         settings=settings.storage,
-        progress=ProgressDisplay(spec.budget.total_timesteps * spec.budget.runs),
+        # A population-based study's units train one interval each.
+        progress=ProgressDisplay(
+            spec.pbt.interval if spec.pbt else spec.budget.total_timesteps * spec.budget.runs
+        ),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
         role=role,
@@ -345,6 +348,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         + (f", a checkpoint every {args.save_every}" if args.save_every else ""),
         flush=True,
     )
+    if export.pbt is not None:  # a population's winner: its schedule is replayed
+        steps = ", ".join(f"{e.timestep:,}" for e in export.pbt.schedule)
+        print(f"replaying the schedule of member {export.pbt.member}: settings from {steps}")
     done = retrain(
         export,
         save_every=args.save_every,

@@ -46,6 +46,7 @@ from tuner.config.spec import (
     StudySpec,
     format_error,
 )
+from tuner.pbt.replay import PbtExport, export_section, replay
 from tuner.storage.record import TrialAttr, shown_results
 from tuner.trial.callbacks import CheckpointCallback, StopOnSignalCallback
 from tuner.trial.progress import ProgressCallback, ProgressDisplay
@@ -96,11 +97,13 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "evaluation": spec.evaluation,
         "seed": spec.seed + trial.number,
     }
+    if spec.pbt is not None:  # the winner's schedule, which `tuner train` replays
+        data["pbt"] = export_section(spec, trial)
     try:  # built through the schema train reads it with: never an export train refuses
         document = ExportDocument.model_validate(data)
     except ValidationError as err:
         raise UserError(format_error(f"trial {trial.number}'s export", err)) from None
-    out = document.model_dump()
+    out = document.model_dump(exclude=set() if document.pbt else {"pbt"})
     del out["scores"]  # older exports' bare scores: "results" carries them with counts
     return out
 
@@ -222,6 +225,8 @@ class ExportDocument(BaseModel):
     budget: BudgetSpec
     evaluation: EvaluationSpec
     seed: int = Field(ge=0, lt=2**32)
+    # A population-based study's winner: its schedule, replayed by `tuner train`.
+    pbt: PbtExport | None = None
 
     @model_validator(mode="after")
     def _settings(self) -> ExportDocument:
@@ -326,19 +331,27 @@ def train_from_export(
     """
     export = checked_export(doc)
     budget = export.budget
-    run = train(
-        export.ppo_kwargs,
-        game_options(export.env_kwargs),
-        total_timesteps=total_timesteps or budget.total_timesteps,
-        n_envs=budget.n_envs,
-        n_evaluations=budget.n_evaluations,
-        evaluation=export.evaluation,
-        seed=export.seed if seed is None else seed,
-        device=device,
-        tensorboard_log=tensorboard_dir(runs_dir, export.study),
-        tb_log_name="train",
-        callbacks=callbacks,
-    )
+    game = game_options(export.env_kwargs)
+    if export.pbt is not None:  # a population's winner: its schedule, replayed
+        run = replay(
+            export.pbt, export.ppo_kwargs, game, budget=budget,
+            evaluation=export.evaluation, study=export.study, total_timesteps=total_timesteps,
+            seed=seed, device=device, runs_dir=runs_dir, callbacks=callbacks,
+        )  # fmt: skip
+    else:
+        run = train(
+            export.ppo_kwargs,
+            game,
+            total_timesteps=total_timesteps or budget.total_timesteps,
+            n_envs=budget.n_envs,
+            n_evaluations=budget.n_evaluations,
+            evaluation=export.evaluation,
+            seed=export.seed if seed is None else seed,
+            device=device,
+            tensorboard_log=tensorboard_dir(runs_dir, export.study),
+            tb_log_name="train",
+            callbacks=callbacks,
+        )
     if run.state.diverged:
         raise UserError(f"training diverged: {run.state.diverged}")
     out = out or model_path(export, runs_dir)

@@ -255,6 +255,7 @@ def _figure_specs(
     with_steps = [t for t in trials if t.intermediate_values]
     params = top_params(study, importances)
     return [
+        *_population_spec(study),
         _FigureSpec(
             "optimization_history",
             "Optimization history",
@@ -317,6 +318,27 @@ def _vis_mpl() -> Any:
     import optuna.visualization.matplotlib
 
     return optuna.visualization.matplotlib
+
+
+def _population_spec(study: optuna.Study) -> list[_FigureSpec]:
+    """The population figure, first, for a population-based study (tuner.pbt.figure)."""
+    from tuner.pbt import figure
+
+    curves, exploits = figure.population_data(study)
+    if not curves and figure.pbt_spec(study) is None:
+        return []
+    return [
+        _FigureSpec(
+            "population",
+            "Population",
+            "Each member's value at the end of each interval over its timesteps; a dashed "
+            f"line and a star where a member copied another's weights ({len(exploits)} "
+            "exploits; hover for what was explored). A member's own line breaks there.",
+            None if any(curves.values()) else "no unit has completed yet",
+            lambda: figure.plotly_figure(study),
+            lambda: figure.matplotlib_axes(study),
+        )
+    ]
 
 
 def _draw(spec: _FigureSpec, pruned: set[int], out_dir: Path) -> Figure:
@@ -583,6 +605,17 @@ def _tables_html(
     ]
     if verification:
         parts += ['<h2 id="verification">Verification with fresh seeds</h2>', verification]
+    from tuner.pbt.summary import members_table_html
+
+    members = members_table_html(study)
+    if members:
+        parts += [
+            '<h2 id="members">Population members</h2>',
+            "<p>Each member's latest completed unit: its value, the parameters it trained "
+            "with, and its lineage (which member trained its weights in each interval; "
+            "`tuner export` writes the best member's schedule).</p>",
+            members,
+        ]
     return parts
 
 

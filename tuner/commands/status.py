@@ -13,6 +13,7 @@ import datetime as dt
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.pbt.summary import status_lines
 from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
 from tuner.storage.record import StudyAttr, TrialAttr, score_text, shown_results
 
@@ -104,6 +105,7 @@ def format_status(
     for name, n in state_counts(trials).items():
         lines.append(f"  {name:<9s} {n:5d}")
     lines += _best_lines(study, trials)
+    lines += status_lines(study, trials)  # a population-based study's members
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
         lines += _running_lines(study, storage, running)

@@ -1,10 +1,11 @@
 """``tuner tune NAME``: which study a worker runs, and in which role.
 
 A study file's name is tuned: the worker samples and trains new trials until the
-study's budget is spent (:data:`~tuner.commands.worker.TUNING`). A companion's
-name, ``NAME:verify``, runs the jobs ``tuner verify NAME`` queued, in the role
-:data:`~tuner.commands.verify.jobs.VERIFYING`. This is the one place that tells
-the two apart; the worker then asks only its role.
+study's budget is spent (:data:`~tuner.commands.worker.TUNING`); a study file with
+a ``pbt`` block trains a population in units instead (:func:`population_role`). A
+companion's name, ``NAME:verify``, runs the jobs ``tuner verify NAME`` queued, in the
+role :data:`~tuner.commands.verify.jobs.VERIFYING`. This is the one place that tells
+them apart; the worker then asks only its role.
 """
 
 from __future__ import annotations
@@ -24,4 +25,16 @@ def study_to_run(name: str, url: str, settings: Settings) -> tuple[StudySpec, Wo
     """
     if base_name(name) is not None:
         return companion_worker_spec(name, url, settings.storage), VERIFYING
-    return load_spec(name, settings.studies_dir), TUNING
+    spec = load_spec(name, settings.studies_dir)
+    return spec, population_role(spec) if spec.pbt is not None else TUNING
+
+
+def population_role(spec: StudySpec) -> WorkerRole:
+    """A worker of a population-based study: it runs the units the planner queues under
+    the claim lock (``tuner.pbt.units``), and updates the dashboard note at each interval."""
+    from tuner.pbt.summary import save_note
+    from tuner.pbt.units import Planner, run_unit
+
+    return WorkerRole(
+        queue_only=True, objective_fn=run_unit, planner=Planner(spec, on_generation=save_note)
+    )

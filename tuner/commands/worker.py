@@ -40,7 +40,14 @@ from tuner.config.study import load_study, worker_seed
 from tuner.storage.rdb import worker_name
 from tuner.storage.record import TrialAttr
 from tuner.storage.retry import first_line, is_transient, raised_at, retry_transient
-from tuner.trial.lifecycle import Claim, ClaimKind, Outcome, TrialLifecycle, open_storage
+from tuner.trial.lifecycle import (
+    Claim,
+    ClaimKind,
+    Outcome,
+    Planner,
+    TrialLifecycle,
+    open_storage,
+)
 from tuner.trial.objective import TrialFailed, objective
 from tuner.trial.progress import TrialHooks
 from tuner.trial.training import resolve_device
@@ -68,9 +75,13 @@ class WorkerRole:
     objective_fn: ObjectiveFn = objective
     # After the run: a summary of the study to print (``None``: nothing to add).
     conclude: Callable[[optuna.Study], str | None] | None = None
+    # Queues trials under the claim lock before each claim (a population's units).
+    planner: Planner | None = None
 
     def budget(self, spec: StudySpec) -> str:
         """The budget the worker works through, for its first line."""
+        if self.planner is not None and spec.pbt is not None:
+            return f"{spec.n_trials} units ({spec.pbt.population} members)"
         return "its queued jobs" if self.queue_only else f"{spec.n_trials} trials"
 
 
@@ -207,6 +218,11 @@ class Worker:
         seed (``worker_index`` picks the seed and the GPU).
         """
         settings = settings or StorageSettings()
+        if spec.pbt is not None and role.planner is None:
+            raise ValueError(
+                f"study {spec.study_name!r} is population-based: open its worker in the "
+                "population role (tuner.commands.tune.population_role)"
+            )
         resolved = resolve_device(device, worker_index)  # a bad --device: nothing written yet
         storage = open_storage(storage_url, settings)
         seed = worker_seed(spec, worker_index)
@@ -217,7 +233,12 @@ class Worker:
             logger=log,
         )
         trials = TrialLifecycle(
-            study, storage, n_trials=spec.n_trials, settings=settings, queue_only=role.queue_only
+            study,
+            storage,
+            n_trials=spec.n_trials,
+            settings=settings,
+            queue_only=role.queue_only,
+            planner=role.planner,
         )
         return cls(
             spec,

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuner.config.pbt_spec import PbtSpec, check_pbt, pbt_defaults
 from tuner.config.renamed import RENAMED
 
 # Where a searched or fixed setting goes. Names not listed are MaskablePPO keyword
@@ -377,6 +378,13 @@ class StudySpec(_Strict):
     budget: BudgetSpec
     env: EnvSpec = Field(default_factory=EnvSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    # Population-based training instead of independent trials (tuner/config/pbt_spec.py).
+    pbt: PbtSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pbt_defaults(cls, data: Any) -> Any:
+        return pbt_defaults(data)
 
     @field_validator("study_name")
     @classmethod
@@ -397,6 +405,7 @@ class StudySpec(_Strict):
         self._check_conditions()
         self._check_named_choices()
         self._check_budget()
+        check_pbt(self)
         return self
 
     def _check_placement(self) -> None:

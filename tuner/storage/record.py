@@ -54,6 +54,17 @@ class TrialAttr:
     VERIFY_OF: Final = "verify_of"  # on a verify job: the original trial's number
     VERIFY_SEED: Final = "verify_seed"
     ORIGINAL_VALUE: Final = "original_value"  # on a verify job: the original trial's value
+    # Population-based training (tuner.pbt): each trial is one member's interval, a unit.
+    PBT_MEMBER: Final = "pbt_member"  # which member of the population
+    PBT_INTERVAL: Final = "pbt_interval"  # which interval of its training (0, 1, ...)
+    PBT_PARENT: Final = "pbt_parent"  # the unit whose checkpoint it starts from, or None
+    PBT_DECISION: Final = "pbt_decision"  # exploit/explore: what was decided and why
+    PBT_SCHEDULE: Final = "pbt_schedule"  # the weights' history: params per interval
+    PBT_TIMESTEP: Final = "pbt_timestep"  # the member's timesteps at the unit's end
+    PBT_VALUE_SE: Final = "pbt_value_se"  # the standard error of the unit's value
+    PBT_CHECKPOINT_ID: Final = "pbt_checkpoint_artifact_id"  # weights, optimizer, pool
+    PBT_WEIGHTS_START: Final = "pbt_weights_start"  # digest of the weights it started from
+    PBT_WEIGHTS_END: Final = "pbt_weights_end"  # digest of the weights it ended with
 
 
 class TrialSystemAttr:
@@ -66,6 +77,11 @@ class TrialSystemAttr:
     VERIFY_OF: Final = "verify_of"
     VERIFY_SEED: Final = "verify_seed"
     VERIFY_SEED_INDEX: Final = "verify_seed_index"  # which of the fresh seeds
+    # A PBT unit's identity, set when it is queued (a retry copies system attrs).
+    PBT_MEMBER: Final = "pbt_member"
+    PBT_INTERVAL: Final = "pbt_interval"
+    PBT_PARENT: Final = "pbt_parent"
+    PBT_DECISION: Final = "pbt_decision"
 
 
 def score_text(result: Mapping[str, Any]) -> str:

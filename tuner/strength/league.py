@@ -25,6 +25,12 @@ class SnapshotCallback(BaseCallback):
         self.snapshot_every = max(1, int(snapshot_every))
         self._next = self.snapshot_every
 
+    def _on_training_start(self) -> None:
+        # A run that goes on from a checkpoint (tuner.pbt) starts at its timestep: the next
+        # snapshot is due at the next multiple of the interval, not at once.
+        every = self.snapshot_every
+        self._next = (self.num_timesteps // every + 1) * every
+
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
             while self._next <= self.num_timesteps:

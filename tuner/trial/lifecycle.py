@@ -53,6 +53,9 @@ from tuner.trial.heartbeat import Heartbeat
 
 log = logging.getLogger("tuner.trial.lifecycle")
 T = TypeVar("T")
+# Called by every claim under the lock, before a trial is taken: may queue WAITING
+# trials (population-based training's units, tuner.pbt.units.Planner); True if it did.
+Planner = Callable[[optuna.Study, list[FrozenTrial]], bool]
 
 
 # --- the budget, the lock and the retry protocol's records -------------------------------
@@ -318,6 +321,7 @@ class TrialLifecycle:
         n_trials: int,
         settings: StorageSettings,
         queue_only: bool = False,
+        planner: Planner | None = None,
     ) -> None:
         self.study = study
         self.storage = storage
@@ -326,6 +330,7 @@ class TrialLifecycle:
         # Run only queued (WAITING) trials, never sample new ones: a companion study of
         # verify jobs (tuner.commands.verify), whose every trial was enqueued with its config.
         self.queue_only = queue_only
+        self.planner = planner
         # Trials this worker failed but has not re-queued yet (a lost connection between).
         self._unqueued: dict[int, str] = {}
 
@@ -346,6 +351,8 @@ class TrialLifecycle:
         with claim_lock(self.storage, self.study.study_name) as locked:
             self.fail_stale(with_orphans=locked)
             trials = self.study.get_trials(deepcopy=False)
+            if self.planner is not None and self.planner(self.study, trials):
+                trials = self.study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
             if waiting or (not self.queue_only and budget_used(trials) < self.n_trials):
                 trial = self.study.ask()
@@ -404,12 +411,9 @@ class TrialLifecycle:
     def record(self, trial: optuna.Trial, outcome: Outcome) -> TrialState:
         """Tell the outcome; returns the state the trial ended in (its own or another's)."""
         state = outcome.state
-        final, ours = self._retry(
-            lambda: self._tell(trial, outcome), f"recording trial {trial.number}"
-        )
+        tell = self._tell_and_requeue if outcome.requeue else self._tell
+        final, ours = self._retry(lambda: tell(trial, outcome), f"recording trial {trial.number}")
         if ours:
-            if outcome.requeue and final == TrialState.FAIL:
-                self._retry(lambda: self._requeue(trial, outcome), "re-queueing the trial")
             return final
         if state != TrialState.FAIL:
             # Finished here after another worker had failed it as stale: keep the result.
@@ -446,6 +450,19 @@ class TrialLifecycle:
                 raise
             return current.state, False  # another worker failed it in between
         return frozen.state, True
+
+    def _tell_and_requeue(self, trial: optuna.Trial, outcome: Outcome) -> tuple[TrialState, bool]:
+        """Tell a failure that is to be retried and queue its retry, under the claim lock.
+
+        So no claim sees the trial failed without its retry: a PBT planner would take
+        the member for lost. Retried as a whole: a repeat finds the trial told by us and
+        the retry already there (both steps reconcile an earlier attempt).
+        """
+        with claim_lock(self.storage, self.study.study_name):
+            final, ours = self._tell(trial, outcome)
+            if ours and final == TrialState.FAIL:
+                self._requeue(trial, outcome)
+        return final, ours
 
     def _requeue(self, trial: optuna.Trial, outcome: Outcome) -> None:
         frozen = self.storage.get_trial(trial_id(trial))

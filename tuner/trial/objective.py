@@ -77,7 +77,7 @@ def objective(
     display) become SB3 callbacks of each run (:func:`run_callbacks`); TensorBoard
     logs and the model artifact go below ``runs_dir``.
     """
-    config = _sample_config(trial, spec)
+    config = sample_config(trial, spec)
     base_seed = spec.seed + trial.number if seed is None else seed
     n_runs = spec.budget.runs
 
@@ -106,19 +106,19 @@ def objective(
         )
         runs.append(run)
         if index == 0:
-            _record_run(trial, run)
+            record_run(trial, run)
             save_note(trial, trial_note(trial.number, spec, run))
-        run_values.append(_run_value(spec, run))
+        run_values.append(run_value(spec, run))
         if n_runs == 1:
             break
         _report_run(trial, runs, run_values, n_runs)
 
-    _upload_model(trial, spec, runs[0], runs_dir)
+    upload_model(trial, spec, runs[0], runs_dir)
     # Rounded as each evaluation is: an Elo to 0.1, a score to 4 places.
     return round(_mean(run_values), 1 if spec.evaluation.objective == "rating" else 4)
 
 
-def _sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
+def sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
     """Sample the trial's configuration and record it before anything trains.
 
     Recorded first so that a trial that fails or is stopped still shows what it
@@ -168,7 +168,7 @@ def _report_run(
         )
 
 
-def _upload_model(trial: optuna.Trial, spec: StudySpec, run: TrainingRun, runs_dir: Path) -> None:
+def upload_model(trial: optuna.Trial, spec: StudySpec, run: TrainingRun, runs_dir: Path) -> None:
     """Run 0's model (the one `tuner train` retrains from an export) as an artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
@@ -185,7 +185,7 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
+def record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     """What one training run measured, as the trial's user attrs."""
     state = run.state
     trial.set_user_attr(TrialAttr.TIMESTEPS, run.timesteps)
@@ -208,7 +208,7 @@ def _record_run(trial: optuna.Trial, run: TrainingRun) -> None:
             trial.set_user_attr(TrialAttr.RATING, last_ev.rating.as_dict())
 
 
-def _run_value(spec: StudySpec, run: TrainingRun) -> float:
+def run_value(spec: StudySpec, run: TrainingRun) -> float:
     """A finished run's value by the study's rule; raise how it ended otherwise."""
     state = run.state
     if state.stopped:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,15 +142,17 @@ def _finished_run(
     elapsed: float,
     device: str,
     league: list[SnapshotPool],
+    start_step: int = 0,
 ) -> TrainingRun:
     """What a run measured; a model that was never built trained 0 steps on ``device``.
 
-    Evaluation time is split off, so steps per second measure training alone.
+    Evaluation time is split off, so steps per second measure training alone; a run
+    that went on from a checkpoint counts only the steps it trained (from ``start_step``).
     """
     return TrainingRun(
         model=model,
         state=state,
-        timesteps=int(model.num_timesteps) if model is not None else 0,
+        timesteps=int(model.num_timesteps) - start_step if model is not None else 0,
         train_seconds=elapsed - state.eval_seconds,
         eval_seconds=state.eval_seconds,
         device=str(model.device) if model is not None else device,
@@ -171,6 +173,8 @@ def train(
     tensorboard_log: Path | None = None,
     tb_log_name: str = "run",
     callbacks: list[BaseCallback] | None = None,
+    restore: Callable[[Any, list[SnapshotPool]], None] | None = None,
+    eval_seed: int | None = None,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
@@ -179,30 +183,31 @@ def train(
     progress) share the run's :class:`RunState` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`RunState` into the trial's state.
+    ``restore(model, pools)`` (``tuner.pbt``) loads a member's state into the new model
+    and its pools; ``eval_seed`` (default ``seed``) seeds the evaluations' openings.
     """
     envs = _config_env(game, n_envs, seed)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
     evaluator = EvaluationCallback(
-        make_evaluator(evaluation, game, seed),
+        make_evaluator(evaluation, game, seed if eval_seed is None else eval_seed),
         eval_every=max(1, total_timesteps // n_evaluations),
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
     )
     state = evaluator.state
     model = None
-    start = time.perf_counter()
+    start, start_step = time.perf_counter(), 0
     try:
         model = _build_model(ppo_kwargs, game, envs, seed, device, tensorboard_log)
-        attach_learner(
-            envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy
-        )
+        start_step = _start(model, envs, league, restore)
         run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
             run_callbacks.append(SnapshotCallback(league, game.snapshot_every))
         with distribution_checks_off():
-            model.learn(total_timesteps, callback=run_callbacks, tb_log_name=tb_log_name)
+            model.learn(total_timesteps, run_callbacks, tb_log_name=tb_log_name,
+                        reset_num_timesteps=restore is None)  # fmt: skip
         if not (state.pruned or state.diverged or state.stopped):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
@@ -211,7 +216,21 @@ def train(
         state.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
-    return _finished_run(model, state, time.perf_counter() - start, device, league)
+    return _finished_run(model, state, time.perf_counter() - start, device, league, start_step)
+
+
+def _start(
+    model: MaskablePPO,
+    envs: VecEnv,
+    league: list[SnapshotPool],
+    restore: Callable[[Any, list[SnapshotPool]], None] | None,
+) -> int:
+    """Load a member's state when there is one (``tuner.pbt``), give the league sources the
+    learner (the pool starts with it unless restored); the timestep training starts at."""
+    if restore is not None:
+        restore(model, league)
+    attach_learner(envs.get_attr("sources")[0] if envs.has_attr("sources") else [], model.policy)
+    return int(model.num_timesteps)
 
 
 def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool:

@@ -31,14 +31,16 @@ def storage(tmp_path: Path) -> ResilientRDBStorage:
 
 @pytest.fixture
 def study(storage: ResilientRDBStorage) -> optuna.Study:
-    """Two completed trials (0.4, then the best 0.7 with a rating and scores), one pruned,
-    one failed, and a waiting retry of the failed one; a budget of 10."""
+    """Two completed trials (0.4, then the best 0.7 with its scores), one pruned, one
+    failed, and a waiting retry of the failed one; a budget of 10."""
     study = optuna.create_study(study_name="handmade", storage=storage, direction="maximize")
     study.set_user_attr(StudyAttr.N_TRIALS, 10)
     study.add_trial(create_trial(value=0.4, params={"gamma": 0.95}, distributions=GAMMA))
     best_attrs = {
-        TrialAttr.SCORES: {"random": 0.9, "greedy": 0.5},
-        TrialAttr.RATING: {"rating": 612.4, "low": 580.0, "high": 650.0},
+        TrialAttr.EVAL_RESULTS: {
+            "random": {"score": 0.9, "ci_low": 0.8, "ci_high": 0.95, "games": 200},
+            "greedy": {"score": 0.5, "ci_low": 0.41, "ci_high": 0.59, "games": 200},
+        }
     }
     study.add_trial(
         create_trial(value=0.7, params={"gamma": 0.99}, distributions=GAMMA, user_attrs=best_attrs)
@@ -69,11 +71,28 @@ def test_status_shows_counts_budget_best_trial_and_waiting_retries(study, storag
     assert "  COMPLETE      2" in lines and "  WAITING       1" in lines
     assert "best: trial 1, value 0.7000" in lines
     assert "  gamma = 0.99" in lines
-    assert "  rating 612 [95% 580, 650] (Elo on the reference ladder)" in lines
-    assert "  score vs random: 0.900" in lines and "  score vs greedy: 0.500" in lines
+    assert "  score vs random: 0.900 [95% 0.800, 0.950] over 200 games" in lines
+    assert "  score vs greedy: 0.500 [95% 0.410, 0.590] over 200 games" in lines
+    assert not any(line.startswith("  rating ") for line in lines), "a score study"
     assert "waiting:" in lines
     assert "  trial    4  retry of trial 3 (heartbeat stale)" in lines
     assert "running:" not in text and "connections:" not in text
+
+
+def test_a_rated_best_trial_shows_its_rating_not_the_few_games_behind_it(storage) -> None:
+    """An adaptive rating plays 2-4 games per ladder member: those scores would read as
+    claims of strength, so the rating and its interval stand for them."""
+    study = optuna.create_study(study_name="rated", storage=storage, direction="maximize")
+    attrs = {
+        TrialAttr.RATING: {"rating": 612.4, "low": 580.0, "high": 650.0},
+        TrialAttr.EVAL_RESULTS: {
+            "minimax:3": {"score": 0.5, "ci_low": 0.1, "ci_high": 0.9, "games": 4}
+        },
+    }
+    study.add_trial(create_trial(value=612.4, user_attrs=attrs))
+    lines = format_status(study, storage).splitlines()
+    assert "  rating 612 [95% 580, 650] (Elo on the reference ladder)" in lines
+    assert not any("score vs" in line for line in lines), lines
 
 
 def test_a_study_without_results_says_so(storage) -> None:

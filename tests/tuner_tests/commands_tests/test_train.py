@@ -32,6 +32,7 @@ def tiny_export(tmp_path: Path, total: int = 2048, evaluations: int = 2) -> Path
     return path
 
 
+@pytest.mark.slow
 def test_train_prints_each_evaluation_and_saves_checkpoints(runs, tmp_path):
     export = tiny_export(tmp_path, total=1024, evaluations=2)
     out = tmp_path / "agent.zip"
@@ -54,6 +55,7 @@ def test_train_prints_each_evaluation_and_saves_checkpoints(runs, tmp_path):
     assert (runs / "tensorboard" / "selfplay" / "train_1").is_dir()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_training_and_saves_the_model(runs, tmp_path, sig, code):
     export = tiny_export(tmp_path, total=10_000_000, evaluations=1000)

@@ -27,7 +27,7 @@ from tuner.config.loading import parse_spec
 from tuner.config.space import to_config
 from tuner.storage.record import StudyAttr, TrialAttr
 from tuner.trial.callbacks import Evaluation, RunState
-from tuner.trial.objective import TrialFailed, _run_value, objective, real_values
+from tuner.trial.objective import TrialFailed, objective, real_values, run_value
 from tuner.trial.training import TrainingRun
 
 
@@ -63,23 +63,23 @@ def finished(*values: float, **progress) -> TrainingRun:
 def test_a_runs_value_is_its_final_or_its_best_evaluation(tiny_spec) -> None:
     run = finished(0.3, 0.6, 0.5)
     final = parse_spec(tiny_spec())
-    assert _run_value(final, run) == 0.5
+    assert run_value(final, run) == 0.5
     best = tiny_spec()
     best["evaluation"]["value_from"] = "best"
-    assert _run_value(parse_spec(best), run) == 0.6
-    assert _run_value(parse_spec({**best, "direction": "minimize"}), run) == 0.3
+    assert run_value(parse_spec(best), run) == 0.6
+    assert run_value(parse_spec({**best, "direction": "minimize"}), run) == 0.3
 
 
 def test_a_run_that_did_not_finish_raises_how_it_ended(tiny_spec) -> None:
     spec = parse_spec(tiny_spec())
     with pytest.raises(TrialFailed, match=r"^worker stopped: SIGTERM received$"):
-        _run_value(spec, finished(0.5, stopped="SIGTERM received"))
+        run_value(spec, finished(0.5, stopped="SIGTERM received"))
     with pytest.raises(TrialFailed, match=r"^training diverged: nan$"):
-        _run_value(spec, finished(0.5, diverged="training diverged: nan"))
+        run_value(spec, finished(0.5, diverged="training diverged: nan"))
     with pytest.raises(optuna.TrialPruned, match=r"^pruned at timestep 200 with score 0\.100$"):
-        _run_value(spec, finished(0.4, 0.1, pruned=True))
+        run_value(spec, finished(0.4, 0.1, pruned=True))
     with pytest.raises(TrialFailed, match="ended before any evaluation"):
-        _run_value(spec, finished())
+        run_value(spec, finished())
 
 
 def test_a_trial_records_its_configuration_before_anything_trains(tiny_spec, tmp_path) -> None:
@@ -227,6 +227,7 @@ def test_evaluate_names_what_is_wrong_with_a_trial(smoke, monkeypatch, capsys) -
         assert "has no model artifact" in err and t.state.name in err
 
 
+@pytest.mark.slow
 def test_the_dashboard_names_the_metric_and_reads_a_note_per_trial(smoke) -> None:
     """optuna-dashboard's axis and best-trial card say "score", not "Objective 0"; values
     are rounded; each trial's page has a note with its scores, intervals and games."""

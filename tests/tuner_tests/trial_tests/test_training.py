@@ -38,11 +38,11 @@ def test_a_short_run_trains_its_budget_and_evaluates_evenly(one_torch_thread):
         device="cpu",
     )
     assert run.timesteps == run.model.num_timesteps == 64
-    assert [e.timestep for e in run.progress.evaluations] == [32, 64]
-    assert all(set(e.results) == {"random"} for e in run.progress.evaluations)
-    assert not (run.progress.pruned or run.progress.diverged or run.progress.stopped)
+    assert [e.timestep for e in run.state.evaluations] == [32, 64]
+    assert all(set(e.results) == {"random"} for e in run.state.evaluations)
+    assert not (run.state.pruned or run.state.diverged or run.state.stopped)
     assert run.device == "cpu" and run.steps_per_second > 0
-    assert run.eval_seconds == run.progress.eval_seconds > 0
+    assert run.eval_seconds == run.state.eval_seconds > 0
 
 
 def test_a_model_that_cannot_be_built_is_a_configuration_error():

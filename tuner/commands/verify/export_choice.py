@@ -55,7 +55,15 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
 
 
 def select_for_export(study: optuna.Study) -> Selection:
-    """The verified best when the verification of ``study`` is finished, else the best trial."""
+    """The verified best when the verification of ``study`` is finished, else the best trial.
+
+    A population-based study exports its best member's schedule instead (tuner.pbt.summary).
+    """
+    from tuner.pbt.summary import select_best
+
+    picked = select_best(study)
+    if picked is not None:
+        return Selection(picked[0], picked[1], note=picked[2])
     single = SINGLE_SEED.format(study=study.study_name)
     v = summarize(study)
     if v is None:

@@ -71,6 +71,13 @@ def queue_jobs(
     from tuner.trial.lifecycle import claim_lock
 
     spec = spec or study_spec(study)
+    if spec.pbt is not None:
+        raise UserError(
+            f"study {study.study_name!r} is population-based: its finding is a schedule, not "
+            f"a configuration; verify it by replaying the schedule on fresh seeds: "
+            f"`tuner export {study.study_name}`, then `tuner train "
+            f"studies/best/{study.study_name}.yaml --seed S` for a few S"
+        )
     top = top_configurations(study, k)
     cspec = companion_spec(spec)
     seeds = [verify_seed(spec, i) for i in range(n_seeds)]
