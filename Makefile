@@ -99,7 +99,7 @@ SEEDS ?= 3
 
 .PHONY: verify
 verify: install ## Re-train the TOP (3) best configurations of STUDY with SEEDS (3) fresh seeds; more workers: make tune STUDY=STUDY:verify
-	$(BIN)/tuner verify $(STUDY) --top $(TOP) --seeds $(SEEDS) $(ARGS)
+	$(BIN)/tuner verify $(STUDY) --top $(TOP) --fresh-seeds $(SEEDS) $(ARGS)
 
 .PHONY: export
 export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml (ARGS=--force replaces another trial's)

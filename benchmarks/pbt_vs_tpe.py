@@ -10,7 +10,7 @@
    exploration study's measured rate, says how many fit; the timeout cuts it where it is);
 3. for each: ``tuner export`` of its winner (TPE: the best trial; PBT: the best member at
    the last interval every member finished, whose schedule is replayed up to there) and
-   ``--seeds`` retrainings with fresh seeds (as ``tuner train FILE --seed S``), each rated
+   ``--fresh-seeds`` retrainings with fresh seeds (as ``tuner train FILE --seed S``), each rated
    by its final evaluation.
 
 It prints, per study, the CPU-hours its trials took (the sum of their durations: worker
@@ -133,7 +133,7 @@ def verify(study_file: Path, out: Path, workers: int, seeds: list[int]) -> dict[
     """Export the study's winner and retrain it on fresh seeds, ``workers`` at a time."""
     import optuna
 
-    from tuner.config.spec import load_spec
+    from tuner.config.loading import load_spec
 
     spec = load_spec(study_file)
     export = out / "best" / f"{spec.study_name}.yaml"
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-hours", type=float, default=4.0, help="per study (default 4)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=3, help="fresh seeds per winner")
+    parser.add_argument("--fresh-seeds", type=int, default=3, help="fresh seeds per winner")
     parser.add_argument("--tpe", type=Path, default=REPO / "studies" / "exploration.yaml")
     parser.add_argument("--pbt", type=Path, default=REPO / "studies" / "exploration_pbt.yaml")
     parser.add_argument("--steps-per-second", type=float, default=1700.0,
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs") / "bench-pbt")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    seeds = [2026 + 1000 * i for i in range(args.seeds)]
+    seeds = [2026 + 1000 * i for i in range(args.fresh_seeds)]
     pbt = stretched_pbt(args.pbt, args.out, args.cpu_hours, args.steps_per_second)
     results = []
     for study in (args.tpe, pbt):

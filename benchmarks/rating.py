@@ -49,6 +49,7 @@ def training(steps: int, games: int) -> tuple[float, float]:
     """(env steps per second of training, seconds per rating evaluation of its agent)."""
     import torch
 
+    from env.options import GameOptions
     from tuner.config.spec import EvaluationSpec
     from tuner.trial.training import train
 
@@ -63,7 +64,7 @@ def training(steps: int, games: int) -> tuple[float, float]:
             "ent_coef": 0.01,
             "policy_kwargs": {"net_arch": [128, 128]},
         },
-        {"opponent": ["random", "greedy"], "opening_plies": 2},
+        GameOptions(opponents=("random", "greedy"), opening_plies=2),
         total_timesteps=steps,
         n_envs=8,
         n_evaluations=2,

@@ -111,7 +111,7 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     this one: claim (lock, stale check, budget count, ask), heartbeat, objective, tell.
     """
     from tuner.commands.worker import Worker
-    from tuner.config.spec import parse_spec
+    from tuner.config.loading import parse_spec
     from tuner.trial.progress import TrialHooks
 
     spec = parse_spec(

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import tuner.trial.training as training
 from env.kalaha_env import KalahaEnv
-from env.league import LEAGUE_NAMES, build_sources
+from env.options import GameOptions
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
 
@@ -42,7 +43,7 @@ PPO: dict[str, Any] = {
     "ent_coef": 0.01,
     "policy_kwargs": {"net_arch": [128, 128]},
 }
-ENV = {"opponent": ["random", "greedy"], "opening_plies": 2}
+GAME = GameOptions(opponents=("random", "greedy"), opening_plies=2)
 # The same network given each move's exact consequences (env/networks.py Lookahead):
 # the last row of each table prices those features.
 LOOKAHEAD_PPO = {**PPO, "policy_kwargs": {**PPO["policy_kwargs"], "lookahead": 2}}
@@ -75,23 +76,16 @@ def timed_phases() -> Iterator[dict[str, float]]:
             setattr(MaskablePPO, name, original)
 
 
-def dummy_training_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> VecEnv:
+def dummy_training_env(game: GameOptions, n_envs: int, seed: int) -> VecEnv:
     """SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s, how trials stepped before.
 
     The same games as ``training.make_training_env`` from the same seed (env ``i`` is
     seeded ``seed + i``); self-play opponents need the batched env.
     """
-    options = {k: v for k, v in env_kwargs.items() if k not in training.LEAGUE_KEYS}
-    sources, weights = build_sources(
-        options.pop("opponent", ["random"]),
-        seeds=options.get("seeds", 4),
-        empty_capture=options.get("empty_capture", False),
-    )
-    if any(getattr(s, "name", None) in LEAGUE_NAMES for s in sources):
+    if game.is_league:
         raise ValueError("self-play opponents need the batched KalahaVecEnv")
-    options |= {"opponent": sources, "opponent_weights": weights}
     return make_vec_env(
-        KalahaEnv, n_envs=n_envs, seed=seed, env_kwargs=options, vec_env_cls=DummyVecEnv
+        partial(KalahaEnv.from_options, game), n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv
     )
 
 
@@ -127,7 +121,7 @@ def run(
         start = time.perf_counter()
         result = train(
             ppo or PPO,
-            ENV,
+            GAME,
             total_timesteps=timesteps,
             n_envs=n_envs,
             n_evaluations=evaluation_count(timesteps),

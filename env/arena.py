@@ -23,15 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from env.opponents import Opponent
+from env.options import DEFAULT_OPENING_PLIES, DEFAULT_STONES
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks, store_of
 
 MAX_PLIES = 400
-# 2 random plies give about 35 distinct openings in 100, 4 plies about 95 (measured):
-# the default leaves few repeated openings.
-DEFAULT_OPENING_PLIES = 4
-# Games of one evaluation (per opponent for a score, in all for a rating): the one default
-# of a study's `evaluation.games`, `tuner evaluate --games` and `rate_policy`.
-DEFAULT_EVAL_GAMES = 200
 
 
 @dataclass(frozen=True)
@@ -103,7 +98,7 @@ def play_match(
     second: Opponent,
     n_games: int,
     *,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     rng: np.random.Generator | int | None = None,
@@ -121,7 +116,7 @@ def play_match(
     rng = np.random.default_rng(rng)
     history = np.full((n_games, MAX_PLIES), -1, dtype=np.int8)
     opening, opening_to_move, opening_live = _random_openings(
-        n_games // 2, seeds, empty_capture, opening_plies, history, rng
+        n_games // 2, stones, empty_capture, opening_plies, history, rng
     )
     boards = np.repeat(opening, 2, axis=0)
     to_move = np.repeat(opening_to_move, 2)
@@ -144,7 +139,7 @@ def play_match(
 
 def _random_openings(
     n_pairs: int,
-    seeds: int,
+    stones: int,
     empty_capture: bool,
     opening_plies: int,
     history: np.ndarray,
@@ -154,7 +149,7 @@ def _random_openings(
 
     Each ply is written into ``history`` for both games of its pair.
     """
-    opening = np.tile(np.asarray(initial_board(seeds), dtype=BOARD_DTYPE), (n_pairs, 1))
+    opening = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n_pairs, 1))
     opening_to_move = np.zeros(n_pairs, dtype=np.int64)
     opening_live = np.ones(n_pairs, dtype=bool)
     for ply in range(opening_plies):

@@ -4,7 +4,7 @@
 for training, ``n_envs`` games) both step a :class:`GameTable`: the single-game
 env is the table of one. So how an episode starts (seat, opponent, random
 opening), how the opponents answer and how the reward is shaped is written once,
-and the two envs play the same games from the same seeds by construction (a
+and the two envs play the same games from the same RNG seeds by construction (a
 test checks it step by step).
 
 Why a table: every move of every game is applied by one call of the numba core,
@@ -18,16 +18,15 @@ plays exactly the game that a single env seeded ``s + i`` plays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from env.league import build_sources
 from env.observation import observe
-from env.opponents import Opponent, make_opponent
+from env.opponents import Opponent
+from env.options import DEFAULTS, GameOptions
 from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks, store_of
-
-MAX_OPENING_PLIES = 20
 
 
 class GameStreams:
@@ -93,11 +92,6 @@ class OpponentSource(Protocol):
     def record(self, opponent: Opponent, outcome: int) -> None: ...
 
 
-# What a table's ``sources`` may hold: an opponent spec (``"minimax:2"``), an opponent, or
-# a league source; one of them or a sequence (``build_opponents`` turns it into a list).
-SourceLike = str | Opponent | OpponentSource
-
-
 class Fixed:
     """A fixed opponent as an :class:`OpponentSource`: always itself."""
 
@@ -116,80 +110,31 @@ def as_source(opponent: Opponent | OpponentSource) -> OpponentSource:
     return opponent if hasattr(opponent, "pick") else Fixed(opponent)  # type: ignore[return-value]
 
 
-def build_opponents(opponent: Any, *, seeds: int, empty_capture: bool) -> list[Any]:
-    """Opponent specs (or objects, or league sources) -> the objects a table draws from."""
-    specs = (
-        [opponent]
-        if isinstance(opponent, str) or not isinstance(opponent, Sequence)
-        else list(opponent)
-    )
-    if not specs:
-        raise ValueError("opponent must name at least one opponent")
-    return [
-        make_opponent(o, seeds=seeds, empty_capture=empty_capture) if isinstance(o, str) else o
-        for o in specs
-    ]
-
-
 class GameTable:
     """``n`` games, each against an opponent drawn per episode, seen from the agent's seat.
 
     Args:
         n: number of games.
-        sources: the opponent kinds an episode can face.
-        weights: the share of episodes of each kind (normalized; ``None``: equal).
-        seeds: seeds per pit at the start.
+        options: the game (stones, rules variant, opening, shaping) and the opponent
+            mix with its shares; league names (``self``, ``pool``) become league
+            sources (``env.league``) with the options' pool settings.
         seat: 0, 1, or ``None`` to draw the agent's seat per episode.
-        empty_capture: the rules variant.
-        store_diff_coef, extra_turn_coef: reward shaping (see ``KalahaEnv``).
-        opening_plies: random plies by both sides before the agent's first move.
     """
 
-    def __init__(
-        self,
-        n: int,
-        sources: SourceLike | Sequence[SourceLike],
-        weights: Sequence[float] | None = None,
-        *,
-        seeds: int = 4,
-        seat: int | None = None,
-        empty_capture: bool = False,
-        store_diff_coef: float = 0.0,
-        extra_turn_coef: float = 0.0,
-        opening_plies: int = 0,
-    ) -> None:
-        if (
-            not isinstance(opening_plies, int | np.integer)
-            or not 0 <= opening_plies <= MAX_OPENING_PLIES
-        ):
-            # Longer openings end most games before the agent moves (random games last 12+ plies).
-            raise ValueError(
-                f"opening_plies must be an integer in 0..{MAX_OPENING_PLIES}, but got {opening_plies!r}"
-            )
+    def __init__(self, n: int, options: GameOptions = DEFAULTS, *, seat: int | None = None) -> None:
+        if not isinstance(options, GameOptions):
+            raise TypeError(f"expected GameOptions, but got {type(options).__name__}")
         if seat not in (None, 0, 1):
             raise ValueError(f"seat must be 0, 1 or None (drawn per episode), but got {seat!r}")
-        initial_board(seeds)  # validates seeds
-        self.sources = [
-            as_source(s) for s in build_opponents(sources, seeds=seeds, empty_capture=empty_capture)
-        ]
-        w = np.ones(len(self.sources)) if weights is None else np.asarray(weights, dtype=float)
-        if w.shape != (len(self.sources),) or not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError(
-                f"expected one non-negative weight per opponent ({len(self.sources)}), "
-                f"but got {list(weights or [])}"
-            )
-        if w.sum() <= 0:
-            raise ValueError(f"expected opponent weights with a positive sum, but got {list(w)}")
+        self.options = options
+        sources, weights = build_sources(options)
+        self.sources = [as_source(s) for s in sources]
+        w = np.asarray(weights, dtype=float)
         self._cum = np.cumsum(w / w.sum())
         self.n = int(n)
-        self.seeds = seeds
         self.fixed_seat = seat
-        self.empty_capture = bool(empty_capture)
-        self.store_diff_coef = float(store_diff_coef)
-        self.extra_turn_coef = float(extra_turn_coef)
-        self.opening_plies = int(opening_plies)
-        self.total_seeds = 2 * N_PITS * seeds
-        self._start = np.asarray(initial_board(seeds), dtype=BOARD_DTYPE)
+        self.total_stones = 2 * N_PITS * options.stones
+        self._start = np.asarray(initial_board(options.stones), dtype=BOARD_DTYPE)
         self.boards = np.tile(self._start, (self.n, 1))
         self.to_move = np.zeros(self.n, dtype=np.int64)
         self.seat = np.zeros(self.n, dtype=np.int64)
@@ -204,7 +149,7 @@ class GameTable:
     # --- what the agent sees ----------------------------------------------------------
 
     def observations(self) -> np.ndarray:
-        return observe(self.boards, self.seat, self.seeds)
+        return observe(self.boards, self.seat, self.options.stones)
 
     def masks(self) -> np.ndarray:
         return legal_masks(self.boards, self.seat)
@@ -254,7 +199,7 @@ class GameTable:
             self.boards[todo] = self._start
             self.to_move[todo] = 0
             live = np.ones(todo.size, dtype=bool)
-            for _ in range(self.opening_plies):
+            for _ in range(self.options.opening_plies):
                 sub = todo[live]
                 if sub.size == 0:
                     break
@@ -271,7 +216,7 @@ class GameTable:
 
     def _play(self, idx: np.ndarray, players: np.ndarray, pits: np.ndarray) -> np.ndarray:
         boards = self.boards[idx]
-        nxt, over = apply_moves(boards, players, pits, self.empty_capture)
+        nxt, over = apply_moves(boards, players, pits, self.options.empty_capture)
         self.boards[idx] = boards
         self.to_move[idx] = nxt
         return over
@@ -310,10 +255,11 @@ class GameTable:
             over[live] = self._opponent_turns(live)
         own, opp = self.stores()
         rewards = np.zeros(self.n, dtype=np.float64)
-        if self.store_diff_coef:
-            rewards += self.store_diff_coef * ((own - opp) - (own0 - opp0)) / self.total_seeds
-        if self.extra_turn_coef:
-            rewards += self.extra_turn_coef * extra
+        shaping = self.options
+        if shaping.store_diff_coef:
+            rewards += shaping.store_diff_coef * ((own - opp) - (own0 - opp0)) / self.total_stones
+        if shaping.extra_turn_coef:
+            rewards += shaping.extra_turn_coef * extra
         outcome = np.where(over, np.sign(own - opp), 0).astype(np.int64)
         rewards += outcome
         for i in np.flatnonzero(over):

@@ -9,34 +9,36 @@ actions are masked through ``action_masks()``, the hook sb3-contrib's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from env.games import MAX_OPENING_PLIES, GameTable
+from env.games import GameTable
 from env.observation import observation_space
 from env.opponents import Opponent
+from env.options import DEFAULTS, GameOptions, opponent_mix
 from env.rules import N_PITS, pit_index, store_of
 
 OpponentLike = str | Opponent
 
-__all__ = ["MAX_OPENING_PLIES", "KalahaEnv", "render_board"]
+__all__ = ["KalahaEnv", "render_board"]
 
 
 class KalahaEnv(gym.Env):
-    """Kalah(6, seeds) against a fixed opponent (or a mix drawn per episode).
+    """Kalah(6, stones) against a fixed opponent (or a mix drawn per episode).
 
     Args:
         opponent: an opponent or spec (``"random"``, ``"greedy"``, ``"minimax:2"``,
-            ``"policy:model.zip"``), or a sequence of them to draw from each episode.
-        seeds: seeds per pit at the start (3..6 are common).
+            ``"policy:model.zip"``), a sequence of them to draw from each episode, or
+            a mapping opponent -> share of episodes.
+        stones: stones per pit at the start (3..6 are common).
         seat: 0 (move first), 1 (move second) or ``None`` to draw it per episode.
         empty_capture: the variant that captures into an empty opposite pit too.
-        store_diff_coef: shaping, reward per seed of change in
-            (own store - opponent store) over a step, divided by the total seeds.
+        store_diff_coef: shaping, reward per stone of change in
+            (own store - opponent store) over a step, divided by the total stones.
         extra_turn_coef: shaping, reward for each extra turn the agent earns.
         opening_plies: random plies played by both sides before the episode's
             first observation (varied openings for training).
@@ -46,6 +48,8 @@ class KalahaEnv(gym.Env):
             sample unmasked actions (SB3's ``check_env`` does).
         render_mode: ``"ansi"`` draws the board as text.
 
+    The game options become one :class:`env.options.GameOptions` (``self.options``),
+    whose defaults these keywords share; :meth:`from_options` takes one as it is.
     The terminal reward is +1 win, -1 loss, 0 draw; shaping terms add to it. The
     episode logic is :class:`env.games.GameTable`'s, shared with ``KalahaVecEnv``.
     """
@@ -56,16 +60,43 @@ class KalahaEnv(gym.Env):
 
     def __init__(
         self,
-        opponent: OpponentLike | Sequence[OpponentLike] = "random",
-        seeds: int = 4,
+        opponent: OpponentLike | Sequence[OpponentLike] | Mapping[str, float] = DEFAULTS.opponents,
+        stones: int = DEFAULTS.stones,
         seat: int | None = None,
-        empty_capture: bool = False,
-        store_diff_coef: float = 0.0,
-        extra_turn_coef: float = 0.0,
-        opening_plies: int = 0,
+        empty_capture: bool = DEFAULTS.empty_capture,
+        store_diff_coef: float = DEFAULTS.store_diff_coef,
+        extra_turn_coef: float = DEFAULTS.extra_turn_coef,
+        opening_plies: int = DEFAULTS.opening_plies,
         opponent_weights: Sequence[float] | None = None,
         illegal_action: str = "raise",
         render_mode: str | None = None,
+    ) -> None:
+        options = GameOptions(
+            opponents=opponent_mix(opponent, opponent_weights),
+            stones=stones,
+            empty_capture=empty_capture,
+            store_diff_coef=store_diff_coef,
+            extra_turn_coef=extra_turn_coef,
+            opening_plies=opening_plies,
+        )
+        self._build(options, seat, illegal_action, render_mode)
+
+    @classmethod
+    def from_options(
+        cls,
+        options: GameOptions,
+        *,
+        seat: int | None = None,
+        illegal_action: str = "raise",
+        render_mode: str | None = None,
+    ) -> KalahaEnv:
+        """One game of ``options``, as they are (what ``DummyVecEnv`` builds per env)."""
+        kalaha = cls.__new__(cls)  # the keywords are only another way to give the options
+        kalaha._build(options, seat, illegal_action, render_mode)
+        return kalaha
+
+    def _build(
+        self, options: GameOptions, seat: int | None, illegal_action: str, render_mode: str | None
     ) -> None:
         if illegal_action not in ("raise", "lose"):
             raise ValueError(
@@ -73,30 +104,13 @@ class KalahaEnv(gym.Env):
             )
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', but got {render_mode!r}")
-        self.table = GameTable(
-            1,
-            opponent,
-            opponent_weights,
-            seeds=seeds,
-            seat=seat,
-            empty_capture=empty_capture,
-            store_diff_coef=store_diff_coef,
-            extra_turn_coef=extra_turn_coef,
-            opening_plies=opening_plies,
-        )
-        self.opponents = self.table.sources
-        self.seeds = seeds
+        self.table = GameTable(1, options, seat=seat)
+        self.options = options
         self.fixed_seat = seat
-        self.empty_capture = bool(empty_capture)
-        self.store_diff_coef = float(store_diff_coef)
-        self.extra_turn_coef = float(extra_turn_coef)
-        self.opening_plies = int(opening_plies)
         self.illegal_action = illegal_action
         self.render_mode = render_mode
-        self.total_seeds = 2 * N_PITS * seeds
-
         self.action_space = spaces.Discrete(N_PITS)
-        self.observation_space = observation_space(seeds)
+        self.observation_space = observation_space(options.stones)
         self._done = True
 
     # --- what the table holds, for one game ----------------------------------------

@@ -22,15 +22,15 @@ Pool sampling (which past self a new episode faces):
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from env.opponents import Opponent, PolicyOpponent, make_opponent
+from env.options import DEFAULT_STONES, DEFAULTS, LEAGUE_NAMES, SAMPLINGS, GameOptions
 
-SAMPLINGS = ("uniform", "recent", "pfsp")
-LEAGUE_NAMES = ("self", "pool")
+__all__ = ["LEAGUE_NAMES", "SAMPLINGS", "Learner", "SnapshotPool", "build_sources"]
 
 
 def frozen_copy(policy: Any) -> Any:
@@ -47,12 +47,12 @@ class Learner:
 
     name = "self"
 
-    def __init__(self, seeds: int = 4) -> None:
-        self.seeds = seeds
+    def __init__(self, stones: int = DEFAULT_STONES) -> None:
+        self.stones = stones
         self.opponent: PolicyOpponent | None = None
 
     def attach(self, policy: Any) -> None:
-        self.opponent = PolicyOpponent(policy, seeds=self.seeds, deterministic=False, name="self")
+        self.opponent = PolicyOpponent(policy, stones=self.stones, deterministic=False, name="self")
 
     def pick(self, u: float) -> Opponent:
         if self.opponent is None:
@@ -68,14 +68,19 @@ class SnapshotPool:
 
     name = "pool"
 
-    def __init__(self, size: int = 10, sampling: str = "pfsp", seeds: int = 4) -> None:
+    def __init__(
+        self,
+        size: int = DEFAULTS.pool_size,
+        sampling: str = DEFAULTS.pool_sampling,
+        stones: int = DEFAULT_STONES,
+    ) -> None:
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"pool_size must be a positive integer, but got {size!r}")
         if sampling not in SAMPLINGS:
             raise ValueError(f"pool_sampling must be one of {SAMPLINGS}, but got {sampling!r}")
         self.size = size
         self.sampling = sampling
-        self.seeds = seeds
+        self.stones = stones
         self.members: list[PolicyOpponent] = []
         # The learner's results against each member: [score sum, games].
         self.results: dict[int, list[float]] = {}
@@ -84,7 +89,7 @@ class SnapshotPool:
     def add(self, policy: Any, timestep: int = 0) -> PolicyOpponent:
         """Freeze ``policy`` into a new member; the oldest goes when the pool is full."""
         member = PolicyOpponent(
-            frozen_copy(policy), seeds=self.seeds, deterministic=False, name=f"pool@{timestep}"
+            frozen_copy(policy), stones=self.stones, deterministic=False, name=f"pool@{timestep}"
         )
         self.members.append(member)
         self.results[id(member)] = [0.0, 0.0]
@@ -124,33 +129,28 @@ class SnapshotPool:
             stats[1] += 1
 
 
-def build_sources(
-    opponents: Sequence[str] | Mapping[str, float],
-    *,
-    seeds: int = 4,
-    empty_capture: bool = False,
-    pool_size: int = 10,
-    pool_sampling: str = "pfsp",
-) -> tuple[list[Any], list[float]]:
-    """Training opponents (a list: equal shares; a mapping: name -> share) -> sources, weights.
+def build_sources(options: GameOptions) -> tuple[list[Any], list[float]]:
+    """The options' opponent mix -> the sources a table draws from, and their shares.
 
-    ``self`` and ``pool`` become league sources; anything else is a fixed
-    opponent spec (see :func:`env.opponents.make_opponent`).
+    ``self`` and ``pool`` become league sources (the pool with the options' size and
+    sampling); a string is a fixed opponent spec (see :func:`env.opponents.make_opponent`);
+    an object (an opponent, a league source) is taken as it is.
     """
-    shares = (
-        {str(k): float(v) for k, v in opponents.items()}
-        if isinstance(opponents, Mapping)
-        else dict.fromkeys((str(o) for o in opponents), 1.0)
-    )
     sources: list[Any] = []
-    for name in shares:
+    for name in options.names:
         if name == "self":
-            sources.append(Learner(seeds=seeds))
+            sources.append(Learner(stones=options.stones))
         elif name == "pool":
-            sources.append(SnapshotPool(pool_size, pool_sampling, seeds=seeds))
+            sources.append(
+                SnapshotPool(options.pool_size, options.pool_sampling, stones=options.stones)
+            )
+        elif isinstance(name, str):
+            sources.append(
+                make_opponent(name, stones=options.stones, empty_capture=options.empty_capture)
+            )
         else:
-            sources.append(make_opponent(name, seeds=seeds, empty_capture=empty_capture))
-    return sources, list(shares.values())
+            sources.append(name)
+    return sources, options.weights
 
 
 def attach_learner(sources: Sequence[Any], policy: Any, timestep: int = 0) -> None:

@@ -19,6 +19,7 @@ from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from env.options import DEFAULT_STONES
 from env.rules import BOARD_SIZE, N_PITS, opposite, pits_of, side_of, store_of
 
 
@@ -125,10 +126,15 @@ class Lookahead(BaseFeaturesExtractor):
         self,
         observation_space: gym.Space,
         plies: int = 2,
-        seeds: int = 4,
+        stones: int = DEFAULT_STONES,
         empty_capture: bool = False,
         hidden: Sequence[int] = (),
+        *,
+        seeds: int | None = None,
     ) -> None:
+        # Model files saved before stones per pit were called stones name them seeds, and
+        # SB3's own loader passes the saved keywords back: they keep loading.
+        stones = stones if seeds is None else seeds
         if plies not in self.PER_MOVE:
             raise ValueError(f"lookahead: expected 1 or 2 plies, but got {plies!r}")
         n_features = get_flattened_obs_dim(observation_space) + N_PITS * self.PER_MOVE[plies]
@@ -136,15 +142,15 @@ class Lookahead(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
         self.trunk = _mlp(n_features, hidden) if hidden else None
         self.plies = int(plies)
-        self.seeds = int(seeds)
+        self.stones = int(stones)
         self.empty_capture = bool(empty_capture)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         obs = observations.reshape(observations.shape[0], -1)
-        counts = torch.round(obs * self.seeds)
+        counts = torch.round(obs * self.stones)
         after, legal, extra, over = _sow_all(counts, self.empty_capture)
         flags = torch.stack([legal, extra, over], dim=-1).to(obs.dtype)
-        parts = [after / self.seeds, flags]
+        parts = [after / self.stones, flags]
         if self.plies == 2:
             parts.append(self._reply_features(after, extra, over, obs.dtype))
         per_move = torch.cat(parts, dim=-1)  # (n, 6, PER_MOVE)
@@ -164,4 +170,4 @@ class Lookahead(BaseFeaturesExtractor):
         again = extra2.any(dim=1).reshape(n, N_PITS).to(dtype)  # extra implies legal
         sign = torch.where(extra, 1.0, -1.0).to(dtype)
         live = (~over).to(dtype)
-        return torch.stack([sign * best / self.seeds * live, sign * again * live], dim=-1)
+        return torch.stack([sign * best / self.stones * live, sign * again * live], dim=-1)

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from env.observation import observe
+from env.options import DEFAULT_STONES
 from env.rules import N_PITS, _apply_one, legal_masks, pit_index, store_of
 
 _NEG = -1.0e9
@@ -181,7 +182,11 @@ class PolicyOpponent:
     """
 
     def __init__(
-        self, model: Any, seeds: int = 4, deterministic: bool = True, name: str | None = None
+        self,
+        model: Any,
+        stones: int = DEFAULT_STONES,
+        deterministic: bool = True,
+        name: str | None = None,
     ) -> None:
         if isinstance(model, str | Path):
             # Weights and JSON metadata only: loading a model file never runs its code.
@@ -191,13 +196,13 @@ class PolicyOpponent:
             model = load_policy(path, device="cpu")  # PolicyFileError is a ValueError
             name = name or f"policy:{path}"
         self.model = model
-        self.seeds = seeds
+        self.stones = stones
         self.deterministic = deterministic
         self.name = name or "policy"
 
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
-        obs = observe(boards, players, self.seeds)
+        obs = observe(boards, players, self.stones)
         masks = legal_masks(boards, players)
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
@@ -237,7 +242,11 @@ SPEC_HELP = (
 
 
 def make_opponent(
-    spec: str, *, seeds: int = 4, empty_capture: bool = False, tie_break: str = "first"
+    spec: str,
+    *,
+    stones: int = DEFAULT_STONES,
+    empty_capture: bool = False,
+    tie_break: str = "first",
 ) -> Opponent:
     """Build an opponent from its spec string (see the module docstring)."""
     if not isinstance(spec, str):
@@ -250,7 +259,7 @@ def make_opponent(
             epsilon = -1.0
         if not 0.0 <= epsilon <= 1.0 or base == "random":
             raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
-        inner = make_opponent(base, seeds=seeds, empty_capture=empty_capture, tie_break="random")
+        inner = make_opponent(base, stones=stones, empty_capture=empty_capture, tie_break="random")
         return EpsilonOpponent(inner, epsilon)
     kind, _, arg = spec.partition(":")
     if kind == "random" and not arg:
@@ -264,8 +273,8 @@ def make_opponent(
         if plus and path and ":" in search:  # policy:PATH+ab:5, a search over the network
             from env.search import search_agent
 
-            return search_agent(path, search, seeds=seeds, empty_capture=empty_capture)
-        return PolicyOpponent(arg, seeds=seeds)
+            return search_agent(path, search, stones=stones, empty_capture=empty_capture)
+        return PolicyOpponent(arg, stones=stones)
     raise ValueError(f"an opponent is one of {SPEC_HELP}, but got {spec!r}")
 
 

@@ -54,7 +54,7 @@ ACTIVATIONS = {
 EXTRACTOR_KWARGS = {
     "FlattenExtractor": set(),
     "SharedTrunk": {"hidden"},
-    "Lookahead": {"plies", "seeds", "empty_capture", "hidden"},
+    "Lookahead": {"plies", "stones", "empty_capture", "hidden"},
 }
 FEATURES_EXTRACTORS = tuple(EXTRACTOR_KWARGS)
 TRUST_HINT = (
@@ -141,6 +141,18 @@ def _layers(value: Any, where: str) -> list[int]:
     return list(value)
 
 
+def _upgrade_meta(meta: Any) -> Any:
+    """Metadata written before stones per pit were called stones: the lookahead features'
+    ``seeds`` is their ``stones`` (the committed selfplay agent has it)."""
+    if not isinstance(meta, dict) or meta.get("features_extractor") != "Lookahead":
+        return meta
+    kwargs = meta.get("features_extractor_kwargs")
+    if not isinstance(kwargs, dict) or "seeds" not in kwargs or "stones" in kwargs:
+        return meta
+    kwargs = {("stones" if k == "seeds" else k): v for k, v in kwargs.items()}
+    return {**meta, "features_extractor_kwargs": kwargs}
+
+
 def _check_meta(meta: Any) -> dict[str, Any]:
     """Every field of the metadata, type-checked; nothing in it is ever executed."""
     from env.observation import OBS_SIZE
@@ -209,7 +221,7 @@ def _check_features_extractor(extractor: Any, kwargs: Any) -> None:
         )
     if "hidden" in kwargs:
         _layers(kwargs["hidden"], "features_extractor_kwargs.hidden")
-    for key, kind in (("plies", int), ("seeds", int), ("empty_capture", bool)):
+    for key, kind in (("plies", int), ("stones", int), ("empty_capture", bool)):
         if key in kwargs and type(kwargs[key]) is not kind:
             raise PolicyFileError(
                 f"features_extractor_kwargs.{key}: expected {kind.__name__}, "
@@ -259,7 +271,7 @@ def load_policy(path: str | Path, *, device: str = "cpu", trust_pickle: bool = F
                 f"{WEIGHTS_ENTRY} {weights_info.file_size} bytes, at most {MAX_WEIGHTS_BYTES})"
             )
         try:
-            meta = _check_meta(json.loads(zf.read(META_ENTRY)))
+            meta = _check_meta(_upgrade_meta(json.loads(zf.read(META_ENTRY))))
             weights = zf.read(WEIGHTS_ENTRY)
         except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
             if isinstance(err, PolicyFileError):

@@ -13,13 +13,13 @@ of one, so there is exactly one place where a rule can be wrong.
 
 The rules are those of OpenSpiel's ``mancala``:
 
-1. Sow counter-clockwise from the chosen pit, one seed per hole, skipping the
-   opponent's store (13 or more seeds lap round and drop one in the origin pit).
-2. Last seed in the mover's own store: the mover moves again.
-3. Last seed in an own pit that was empty, opposite pit non-empty: that seed and
-   the opposite seeds go to the mover's store. With ``empty_capture`` the lone
-   seed is captured even when the opposite pit is empty.
-4. As soon as either side's pits are all empty, every seed left goes to the
+1. Sow counter-clockwise from the chosen pit, one stone per hole, skipping the
+   opponent's store (13 or more stones lap round and drop one in the origin pit).
+2. Last stone in the mover's own store: the mover moves again.
+3. Last stone in an own pit that was empty, opposite pit non-empty: that stone and
+   the opposite stones go to the mover's store. With ``empty_capture`` the lone
+   stone is captured even when the opposite pit is empty.
+4. As soon as either side's pits are all empty, every stone left goes to the
    store of the side it lies on, and the game is over.
 5. The larger store wins; equal stores draw.
 """
@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 from numba.extending import register_jitable
+
+from env.options import DEFAULT_STONES, MAX_STONES, MIN_STONES
 
 N_PITS = 6  # pits per side
 SIDE = N_PITS + 1  # holes per side: the six pits, then the store
@@ -89,7 +91,7 @@ def _side_empty(board: np.ndarray, player: int) -> bool:
 
 @njit(cache=True, nogil=True)
 def _sweep(board: np.ndarray) -> None:
-    """Move every seed left in a side's pits into that side's store."""
+    """Move every stone left in a side's pits into that side's store."""
     for player in range(2):
         total = 0
         for k in range(N_PITS):
@@ -107,15 +109,15 @@ def _apply_one(board: np.ndarray, player: int, pit: int, empty_capture: bool) ->
     origin = pit_index(player, pit)
     own_store = store_of(player)
     opp_store = store_of(1 - player)
-    seeds = board[origin]
+    stones = board[origin]
     board[origin] = 0
     pos = origin
-    while seeds > 0:
+    while stones > 0:
         pos = (pos + 1) % BOARD_SIZE
         if pos == opp_store:
             continue
         board[pos] += 1
-        seeds -= 1
+        stones -= 1
 
     next_player = 1 - player
     if pos == own_store:
@@ -199,11 +201,17 @@ def random_playouts(boards: np.ndarray, players: np.ndarray, choices: np.ndarray
 # --- the single-game API: a batch of one ------------------------------------------
 
 
-def initial_board(seeds: int = 4) -> list[int]:
-    """The starting board with ``seeds`` seeds in every pit and empty stores."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int | np.integer) or not 1 <= seeds <= 12:
-        raise ValueError(f"seeds must be an integer between 1 and 12, but got {seeds!r}")
-    return [seeds] * N_PITS + [0] + [seeds] * N_PITS + [0]
+def initial_board(stones: int = DEFAULT_STONES) -> list[int]:
+    """The starting board with ``stones`` stones in every pit and empty stores."""
+    if (
+        isinstance(stones, bool)
+        or not isinstance(stones, int | np.integer)
+        or not MIN_STONES <= stones <= MAX_STONES
+    ):
+        raise ValueError(
+            f"stones must be an integer between {MIN_STONES} and {MAX_STONES}, but got {stones!r}"
+        )
+    return [stones] * N_PITS + [0] + [stones] * N_PITS + [0]
 
 
 def _as_board(board) -> np.ndarray:
@@ -234,7 +242,7 @@ def apply_move(
     """Play ``pit`` for ``player``; return ``(board_after, next_player, game_over)``.
 
     The input board is not modified. A finished game's board has every remaining
-    seed in its side's store. An empty or out-of-range pit raises ``ValueError``.
+    stone in its side's store. An empty or out-of-range pit raises ``ValueError``.
     """
     player = _check_player(player)
     boards = _as_board(board).copy()[None, :]

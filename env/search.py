@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 from numba import njit
 
+from env.options import DEFAULT_STONES
 from env.rules import BOARD_DTYPE, BOARD_SIZE, N_PITS, SIDE, _apply_one, store_of
 
 # A finished game is worth +-1 (0 for a draw) plus a small share of the final margin,
@@ -76,9 +77,9 @@ class PolicyEvaluator:
     ``max_batch`` bounds one forward pass (memory); larger calls are cut in pieces.
     """
 
-    def __init__(self, policy: Any, seeds: int = 4, max_batch: int = 4096) -> None:
+    def __init__(self, policy: Any, stones: int = DEFAULT_STONES, max_batch: int = 4096) -> None:
         self.policy = policy
-        self.seeds = int(seeds)
+        self.stones = int(stones)
         self.max_batch = int(max_batch)
         self.calls = 0  # forward passes so far: what the benchmarks count
         self.boards = 0
@@ -99,7 +100,7 @@ class PolicyEvaluator:
         self.calls += 1
         self.boards += views.shape[0]
         policy = self.policy
-        obs = torch.as_tensor(views.astype(np.float32) / float(self.seeds), device=policy.device)
+        obs = torch.as_tensor(views.astype(np.float32) / float(self.stones), device=policy.device)
         with torch.inference_mode():
             features = policy.extract_features(obs)
             if policy.share_features_extractor:
@@ -115,11 +116,11 @@ class PolicyEvaluator:
         return probs.cpu().numpy().astype(np.float64), values.cpu().numpy().astype(np.float64)
 
 
-def load_evaluator(path: str | Path, seeds: int = 4) -> PolicyEvaluator:
+def load_evaluator(path: str | Path, stones: int = DEFAULT_STONES) -> PolicyEvaluator:
     """A model file (env/policy_files.py, no pickle) -> its :class:`PolicyEvaluator` on the CPU."""
     from env.policy_files import load_policy
 
-    return PolicyEvaluator(load_policy(Path(path), device="cpu"), seeds=seeds)
+    return PolicyEvaluator(load_policy(Path(path), device="cpu"), stones=stones)
 
 
 # --- the rules in the mover's view ------------------------------------------------
@@ -577,11 +578,11 @@ class SearchAgent:
 
 
 def search_agent(
-    path: str | Path, spec: str, *, seeds: int = 4, empty_capture: bool = False
+    path: str | Path, spec: str, *, stones: int = DEFAULT_STONES, empty_capture: bool = False
 ) -> SearchAgent:
     """``policy:PATH+SPEC`` made real: the model file's network under the search ``spec``."""
     search = parse_search(spec, empty_capture=empty_capture)
-    return SearchAgent(load_evaluator(path, seeds), search, name=f"policy:{path}+{spec}")
+    return SearchAgent(load_evaluator(path, stones), search, name=f"policy:{path}+{spec}")
 
 
 def time_moves(agent: SearchAgent, views: np.ndarray, clock: Callable[[], float]) -> float:

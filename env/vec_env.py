@@ -16,7 +16,6 @@ with a monitored env; info dicts hold only that and ``terminal_observation``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -25,49 +24,34 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from env.games import GameTable
-from env.kalaha_env import OpponentLike
 from env.observation import observation_space
+from env.options import DEFAULTS, GameOptions
 from env.rules import N_PITS
 
 
 class KalahaVecEnv(VecEnv):
     """``n_envs`` Kalaha games against opponents drawn per episode, stepped as one batch.
 
-    Takes the options of :class:`env.kalaha_env.KalahaEnv` (``opponent``, ``seeds``,
-    ``seat``, ``empty_capture``, shaping, ``opening_plies``, ``opponent_weights``);
-    ``opponent`` may also hold league sources (``env.league``). With ``seed=s``,
+    Takes the :class:`env.options.GameOptions` as they are (``KalahaEnv``'s keywords
+    build the same object), so the league names of the opponent mix become league
+    sources (``env.league``), read back through :attr:`sources`. With ``seed=s``,
     game ``i`` plays the episodes a ``KalahaEnv`` reset with seed ``s + i`` plays.
     """
 
     def __init__(
         self,
         n_envs: int,
-        opponent: OpponentLike | Sequence[Any] = "random",
+        options: GameOptions = DEFAULTS,
         *,
-        seeds: int = 4,
         seat: int | None = None,
-        empty_capture: bool = False,
-        store_diff_coef: float = 0.0,
-        extra_turn_coef: float = 0.0,
-        opening_plies: int = 0,
-        opponent_weights: Sequence[float] | None = None,
         seed: int | None = None,
     ) -> None:
         if not isinstance(n_envs, int) or n_envs < 1:
             raise ValueError(f"n_envs must be a positive integer, but got {n_envs!r}")
-        self.table = GameTable(
-            n_envs,
-            opponent,
-            opponent_weights,
-            seeds=seeds,
-            seat=seat,
-            empty_capture=empty_capture,
-            store_diff_coef=store_diff_coef,
-            extra_turn_coef=extra_turn_coef,
-            opening_plies=opening_plies,
-        )
+        self.table = GameTable(n_envs, options, seat=seat)
+        self.options = options
         self.render_mode = None  # read by VecEnv.__init__; the table draws no images
-        super().__init__(n_envs, observation_space(seeds), spaces.Discrete(N_PITS))
+        super().__init__(n_envs, observation_space(options.stones), spaces.Discrete(N_PITS))
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(n_envs, dtype=np.float64)
         self._lengths = np.zeros(n_envs, dtype=np.int64)

@@ -18,12 +18,12 @@ from typing import Any, NoReturn
 
 from tuner.base.errors import EXIT_BAD_INPUT, UserError
 from tuner.base.settings import Settings
-from tuner.storage.record import StudyAttr
 
-# The arena's defaults, written out so that --help starts without numba; a test checks
-# them against env.arena.
+# The game's defaults (env.options), written out so that --help starts without env; a
+# test checks them against env.options.
 DEFAULT_EVAL_GAMES = 200
 DEFAULT_OPENING_PLIES = 4
+DEFAULT_STONES = 4
 OPENING_HELP = f"random plies of each opening (default {DEFAULT_OPENING_PLIES})"
 SEARCH_HELP = (
     "'ab:D' (alpha-beta on the value head, D plies, an extra turn counts as one), "
@@ -33,13 +33,14 @@ GAMES_HELP = (
     f"games per opponent, even: each opening from both seats (default {DEFAULT_EVAL_GAMES}, "
     "as a study's evaluation.games)"
 )
+STONES_HELP = f"stones per pit (default {DEFAULT_STONES})"
 STUDY_HELP = "study name (studies/NAME.yaml) or path to a study file"
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _opening_plies(args: argparse.Namespace) -> int:
-    """The arena's default unless given (imported late: the CLI starts without numba)."""
-    from env.arena import DEFAULT_OPENING_PLIES
+    """The game's one default unless given (imported late: the CLI starts without env)."""
+    from env.options import DEFAULT_OPENING_PLIES
 
     return DEFAULT_OPENING_PLIES if args.opening_plies is None else args.opening_plies
 
@@ -57,9 +58,16 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
+def _stones(args: argparse.Namespace) -> int:
+    """``--stones``, else the game's one default (imported late, as above)."""
+    from env.options import DEFAULT_STONES
+
+    return DEFAULT_STONES if args.stones is None else args.stones
+
+
 def _eval_games(args: argparse.Namespace) -> int:
     """The one default of evaluation games unless given (imported late, as above)."""
-    from env.arena import DEFAULT_EVAL_GAMES
+    from env.options import DEFAULT_EVAL_GAMES
 
     return DEFAULT_EVAL_GAMES if args.games is None else args.games
 
@@ -129,7 +137,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings.storage,
         # A population-based study's units train one interval each.
         progress=ProgressDisplay(
-            spec.pbt.interval if spec.pbt else spec.budget.total_timesteps * spec.budget.seeds
+            spec.pbt.interval if spec.pbt else spec.budget.total_timesteps * spec.budget.runs
         ),
         runs_dir=settings.runs_dir,
         accept_changes=args.accept_changes,
@@ -174,7 +182,7 @@ def _budget_spent_line(spec: Any, study: Any, given: str) -> str:
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.config.spec import load_spec
+    from tuner.config.loading import load_spec
     from tuner.config.study import create_study
     from tuner.storage.rdb import make_storage
 
@@ -188,18 +196,14 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 def _load_existing(study_name_or_file: str, storage_url: str | None, settings: Settings):
     import optuna
 
-    from tuner.config.spec import resolve_study_path
+    from tuner.config.loading import resolve_study_path, study_name_in
     from tuner.storage.rdb import describe, make_storage, require_existing, study_names
 
     url = settings.storage_url_for(storage_url)
     require_existing(url)
     storage = make_storage(url, settings.storage)
     path = resolve_study_path(study_name_or_file, settings.studies_dir)
-    name = study_name_or_file
-    if path.exists():
-        from tuner.config.spec import load_spec
-
-        name = load_spec(path).study_name
+    name = study_name_in(path) if path.exists() else study_name_or_file
     stored = study_names(storage)
     if name not in stored:
         raise UserError(_missing_study(name, stored, describe(url), path.exists(), settings))
@@ -257,17 +261,12 @@ def cmd_trials(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.export import best_path, export_document, replacing, write_export
     from tuner.commands.verify.export_choice import select_for_export
-    from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
+    from tuner.config.loading import load_spec, stored_spec
 
     study, _ = _load_existing(args.study, args.storage, settings)
     chosen = select_for_export(study)
     trial = chosen.trial
-    spec_data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
-    spec = (
-        parse_spec(spec_data, f"study {study.study_name!r}")
-        if spec_data
-        else load_spec(args.study, settings.studies_dir)
-    )
+    spec = stored_spec(study) or load_spec(args.study, settings.studies_dir)
     doc = {**export_document(spec, trial), **chosen.record()}
     out = Path(args.out) if args.out else best_path(spec.study_name, settings.studies_dir)
     replaced = replacing(doc, out, args.force)
@@ -297,7 +296,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.trial.progress import ProgressDisplay
 
     positive(args.top, "--top", "configurations")
-    positive(args.seeds, "--seeds", "seeds")
+    positive(args.fresh_seeds, "--fresh-seeds", "fresh seeds")
     if base_name(args.study) is not None:
         raise UserError(
             f"expected the name of a study to verify, but got its companion {args.study!r}; "
@@ -305,10 +304,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         )
     study, storage = _load_existing(args.study, args.storage, settings)
     spec = study_spec(study)
-    queued = queue_jobs(study, storage, args.top, args.seeds, spec)
+    queued = queue_jobs(study, storage, args.top, args.fresh_seeds, spec)
     print(
         f"verify {args.top} configurations (trials "
-        f"{', '.join(str(t.number) for t in queued.configurations)}) x {args.seeds} seeds "
+        f"{', '.join(str(t.number) for t in queued.configurations)}) x {args.fresh_seeds} "
+        "fresh seeds "
         f"{queued.seeds}: {queued.queued} jobs queued, {queued.already} already there, "
         f"in study {queued.companion!r}",
         flush=True,
@@ -325,7 +325,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         device=_device(args, settings),
         worker_index=args.worker_index,  # not $WORKER_INDEX: by a hash (see --help)
         settings=settings.storage,
-        progress=ProgressDisplay(cspec.budget.total_timesteps * cspec.budget.seeds),
+        progress=ProgressDisplay(cspec.budget.total_timesteps * cspec.budget.runs),
         runs_dir=settings.runs_dir,
         role=VERIFYING,
     )
@@ -431,17 +431,17 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             f"but got {args.opponents!r}"
         )
     if args.search is not None:
-        _searching(None, args.search, args.seeds)  # a bad spec fails before any download
+        _searching(None, args.search, _stones(args))  # a bad spec fails before any download
     model_path = _model_to_evaluate(args, settings)
     try:
         loaded = load_policy(model_path, device="cpu", trust_pickle=args.trust_pickle)
     except PolicyFileError as err:
         raise UserError(str(err)) from None
-    policy = PolicyOpponent(loaded, seeds=args.seeds, name=f"policy:{model_path}")
+    policy = PolicyOpponent(loaded, stones=_stones(args), name=f"policy:{model_path}")
     if args.perfect:
-        if args.seeds != 4:
+        if _stones(args) != 4:
             raise UserError(
-                f"--perfect: the solved set is Kalah(6,4), so expected --seeds 4, but got {args.seeds}"
+                f"--perfect: the solved set is Kalah(6,4), so expected --stones 4, but got {_stones(args)}"
             )
         if args.search is not None:
             raise UserError(
@@ -450,11 +450,11 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         _print_perfect(model_path, policy)
         return 0
     if args.search is not None:
-        policy = _searching(loaded, args.search, args.seeds)
+        policy = _searching(loaded, args.search, _stones(args))
     plies = _opening_plies(args)
     if args.rating:
         rated = rate_policy(
-            policy, games=games, seeds=args.seeds, opening_plies=plies, seed=args.seed
+            policy, games=games, stones=_stones(args), opening_plies=plies, seed=args.seed
         )
         print(
             f"{model_path}{_with(args.search)}: rated on the reference ladder from {rated.games} games"
@@ -463,7 +463,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     try:
         results = evaluate_policy(
-            policy, opponents, games, seeds=args.seeds, opening_plies=plies, seed=args.seed
+            policy, opponents, games, stones=_stones(args), opening_plies=plies, seed=args.seed
         )
     except ValueError as err:  # an unknown opponent, too many opening plies
         raise UserError(str(err)) from None
@@ -540,18 +540,18 @@ def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--seat: expected 0 (move first) or 1 (move second), but got {args.seat}")
     search = None if args.search is None else args.search or DEFAULT_SEARCH
     if search is not None:
-        _searching(None, search, args.seeds)
+        _searching(None, search, _stones(args))
     try:
-        agent = PolicyOpponent(args.model, seeds=args.seeds, name="AI")
+        agent = PolicyOpponent(args.model, stones=_stones(args), name="AI")
     except ValueError as err:
         raise UserError(f"{args.model}: {err}") from None
     if search is not None:
         _threads(1)  # the move times in README's table are one core's
-        agent = _searching(agent.model, search, args.seeds)
-        _warm_up(agent, args.seeds)
+        agent = _searching(agent.model, search, _stones(args))
+        _warm_up(agent, _stones(args))
         print(f"The agent searches with {search} at each move.")
     try:
-        play(agent, human_seat=args.seat, seeds=args.seeds)
+        play(agent, human_seat=args.seat, stones=_stones(args))
     except (EOFError, KeyboardInterrupt):
         print("\ngame abandoned")
     return 0
@@ -631,6 +631,28 @@ def _accept_changes_arg(p: argparse.ArgumentParser) -> None:
         help="go on although the study file differs from the one the study was created "
         "with (the change is recorded in the study's spec_changes)",
     )
+
+
+class _RenamedFlag(argparse.Action):
+    """A flag that was renamed: its old name is one line that names the new one, exit 2."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        self.new, self.meaning = kwargs.pop("new"), kwargs.pop("meaning")
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(f"{self.option_strings[0]} is now {self.new} ({self.meaning})")
+
+
+def _renamed_flag(p: argparse.ArgumentParser, old: str, new: str, meaning: str) -> None:
+    dest = f"renamed_{old.strip('-')}"
+    p.add_argument(old, action=_RenamedFlag, dest=dest, new=new, meaning=meaning)
+
+
+def _stones_arg(p: argparse.ArgumentParser) -> None:
+    """``--stones``: stones per pit, the game's one default unless given."""
+    p.add_argument("--stones", type=_bounded(int, 1, 12), default=None, help=STONES_HELP)
+    _renamed_flag(p, "--seeds", "--stones", "stones per pit")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -758,7 +780,7 @@ def _add_verify(sub: Any) -> None:
         "verify",
         help="re-train the top K configurations with S fresh seeds (study STUDY:verify)",
         epilog=_examples(
-            "tuner verify net_arch --top 5 --seeds 3",
+            "tuner verify net_arch --top 5 --fresh-seeds 3",
             "tuner verify net_arch --queue-only   # then workers: tuner tune net_arch:verify",
         ),
     )
@@ -766,7 +788,14 @@ def _add_verify(sub: Any) -> None:
     _storage_arg(p)
     _run_args(p)
     p.add_argument("--top", type=int, default=3, help="configurations to verify (default 3)")
-    p.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default 3)")
+    p.add_argument(
+        "--fresh-seeds",
+        type=int,
+        default=3,
+        metavar="S",
+        help="re-train each S times, each time with a fresh seed (default 3)",
+    )
+    _renamed_flag(p, "--seeds", "--fresh-seeds S", "the fresh seeds of each configuration")
     p.add_argument(
         "--queue-only",
         action="store_true",
@@ -848,9 +877,7 @@ def _add_evaluate(sub: Any) -> None:
         "optimal share, regret in seeds, blunders, by phase (no games, under 2 s)",
     )
     p.add_argument("--games", type=_bounded(int, 2), default=None, help=GAMES_HELP)
-    p.add_argument(
-        "--seeds", type=_bounded(int, 1, 12), default=4, help="seeds per pit (default 4)"
-    )
+    _stones_arg(p)
     p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
     p.add_argument("--seed", type=int, default=0, help="seed of the random openings (default 0)")
     p.add_argument(
@@ -877,7 +904,7 @@ def _add_game_commands(sub: Any) -> None:
     )
     p.add_argument("model", help="the agent's .zip file (e.g. studies/best/selfplay.zip)")
     p.add_argument("--seat", type=int, default=0, help="0: you move first (default), 1: second")
-    p.add_argument("--seeds", type=int, default=4, help="seeds per pit (default 4)")
+    _stones_arg(p)
     p.add_argument(
         "--search",
         nargs="?",

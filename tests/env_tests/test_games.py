@@ -7,6 +7,7 @@ import pytest
 
 from env.games import GameStreams, GameTable
 from env.opponents import GreedyOpponent, RandomOpponent
+from env.options import GameOptions, opponent_mix
 
 
 def seeded(table: GameTable, seed: int) -> GameTable:
@@ -17,7 +18,8 @@ def seeded(table: GameTable, seed: int) -> GameTable:
 
 
 def test_opponents_are_drawn_per_episode_by_their_weights():
-    table = seeded(GameTable(2000, [RandomOpponent(), GreedyOpponent()], [0.8, 0.2]), 0)
+    mix = opponent_mix([RandomOpponent(), GreedyOpponent()], [0.8, 0.2])
+    table = seeded(GameTable(2000, GameOptions(opponents=mix)), 0)
     table.start(np.arange(table.n))
     share = np.bincount(table.source, minlength=2) / table.n
     assert share == pytest.approx([0.8, 0.2], abs=0.03)
@@ -27,7 +29,7 @@ def test_opponents_are_drawn_per_episode_by_their_weights():
 
 def test_every_episode_starts_at_the_agents_turn_with_a_legal_move():
     """The opponent's replies are played inside the table: the agent always has a move."""
-    table = seeded(GameTable(200, ["greedy"], opening_plies=3), 1)
+    table = seeded(GameTable(200, GameOptions(opponents=("greedy",), opening_plies=3)), 1)
     table.start(np.arange(table.n))
     assert (table.to_move == table.seat).all()
     assert table.masks().any(axis=1).all()
@@ -35,7 +37,7 @@ def test_every_episode_starts_at_the_agents_turn_with_a_legal_move():
 
 
 def test_a_fixed_seat_is_kept_and_steps_reach_the_end():
-    table = seeded(GameTable(16, ["random"], seat=1), 2)
+    table = seeded(GameTable(16, GameOptions(), seat=1), 2)
     table.start(np.arange(table.n))
     assert (table.seat == 1).all()
     done = np.zeros(table.n, dtype=bool)
@@ -60,18 +62,19 @@ def test_a_fixed_seat_is_kept_and_steps_reach_the_end():
     ("weights", "message"),
     [
         ([1.0], "one non-negative weight per opponent"),
-        ([1.0, -0.5], "one non-negative weight per opponent"),
+        ([1.0, -0.5], "finite shares >= 0"),
         ([0.0, 0.0], "positive sum"),
     ],
 )
 def test_bad_weights_are_refused(weights, message):
+    """The shares are checked once, where the options are built: no table gets bad ones."""
     with pytest.raises(ValueError, match=message):
-        GameTable(2, ["random", "greedy"], weights)
+        GameOptions(opponents=opponent_mix(["random", "greedy"], weights))
 
 
 def test_a_seat_other_than_0_1_or_none_is_refused():
     with pytest.raises(ValueError, match="seat must be 0, 1 or None"):
-        GameTable(2, ["random"], seat=2)
+        GameTable(2, GameOptions(), seat=2)
 
 
 def test_a_games_stream_does_not_depend_on_its_batch():

@@ -31,11 +31,11 @@ class RecordingOpponent:
         return pits
 
 
-def view(board, seat, seeds=4):
+def view(board, seat, stones=4):
     """The observation the agent in ``seat`` should see: own pits and store first."""
     board = list(board)
     ordered = board[7:] + board[:7] if seat == 1 else board
-    return np.array(ordered, dtype=np.float32) / seeds
+    return np.array(ordered, dtype=np.float32) / stones
 
 
 def play_random_episode(kalaha, rng, seed=None, options=None):
@@ -99,9 +99,9 @@ def test_registered_id_works_with_gym_make():
     """The namespaced id is registered on `import env` and passes kwargs through."""
     assert env.ENV_ID == "kalaha/Kalaha-v0"
     assert env.ENV_ID in gym.registry
-    made = gym.make("kalaha/Kalaha-v0", opponent="greedy", seat=1, seeds=5)
+    made = gym.make("kalaha/Kalaha-v0", opponent="greedy", seat=1, stones=5)
     assert isinstance(made.unwrapped, KalahaEnv)
-    assert made.unwrapped.seeds == 5
+    assert made.unwrapped.options.stones == 5
     obs, info = made.reset(seed=0)
     assert made.observation_space.contains(obs)
     assert info["seat"] == 1 and info["opponent"] == "greedy"
@@ -117,7 +117,7 @@ def test_registered_id_works_with_gym_make():
         ({"illegal_action": "ignore"}, "illegal_action"),
         ({"seat": 2}, "seat"),
         ({"render_mode": "human"}, "render_mode"),
-        ({"seeds": 0}, "seeds"),
+        ({"stones": 0}, "stones"),
         ({"opponent": "minimax:0"}, "opponent"),
         ({"opponent": []}, "opponent"),
     ],
@@ -136,7 +136,7 @@ def test_masked_action_raises_a_clear_value_error_by_default():
     the legal pits and action_masks(); the game is left as it was."""
     kalaha = KalahaEnv(seat=0)
     kalaha.reset(seed=0)
-    kalaha.step(2)  # 4 seeds from pit 2 end in the store: an extra turn, pit 2 now empty
+    kalaha.step(2)  # 4 stones from pit 2 end in the store: an extra turn, pit 2 now empty
     with pytest.raises(ValueError, match=r"action 2\b.*\[0, 1, 3, 4, 5\].*action_masks"):
         kalaha.step(2)
     with pytest.raises(ValueError, match=r"action 6\b"):
@@ -209,7 +209,7 @@ def test_same_seed_same_episode():
 
 
 def test_observation_space_is_a_box_of_fourteen_scaled_counts():
-    """Observations: 14 float32 counts divided by the seeds per pit, within [0, 12]."""
+    """Observations: 14 float32 counts divided by the stones per pit, within [0, 12]."""
     kalaha = KalahaEnv()
     assert kalaha.action_space == gym.spaces.Discrete(6)
     assert kalaha.observation_space.shape == (14,)
@@ -227,22 +227,22 @@ def test_observation_with_seat_0_is_the_board_itself():
     assert obs.dtype == np.float32
 
 
-@pytest.mark.parametrize("seeds", [3, 4, 6])
-def test_observation_with_seat_1_puts_own_pits_and_store_first(seeds):
-    """Seat 1: the first 7 entries are p1's pits and store, then p0's, all / seeds;
+@pytest.mark.parametrize("stones", [3, 4, 6])
+def test_observation_with_seat_1_puts_own_pits_and_store_first(stones):
+    """Seat 1: the first 7 entries are p1's pits and store, then p0's, all / stones;
     and the opponent (p0) has already played its opening move(s) at reset."""
     opponent = RecordingOpponent()
-    kalaha = KalahaEnv(opponent=opponent, seat=1, seeds=seeds)
+    kalaha = KalahaEnv(opponent=opponent, seat=1, stones=stones)
     obs, info = kalaha.reset(seed=0)
     assert info["seat"] == 1
     assert opponent.moves, "the opponent moved first, inside reset"
-    board, player = initial_board(seeds), 0
+    board, player = initial_board(stones), 0
     for pit in opponent.moves:
         assert player == 0
         board, player, _ = apply_move(board, 0, pit)
     assert player == 1
-    np.testing.assert_allclose(obs[:7], np.array(board[7:14]) / seeds)
-    np.testing.assert_allclose(obs[7:], np.array(board[0:7]) / seeds)
+    np.testing.assert_allclose(obs[:7], np.array(board[7:14]) / stones)
+    np.testing.assert_allclose(obs[7:], np.array(board[0:7]) / stones)
     assert info["own_store"] == board[13] and info["opponent_store"] == board[6]
 
 
@@ -339,10 +339,10 @@ def test_terminal_reward_matches_winner_and_final_stores():
 @pytest.mark.parametrize("coef", [0.5, 2.0])
 def test_store_diff_shaping_rewards_the_change_in_store_difference(coef):
     """store_diff_coef: each step adds coef * (change of own - opponent store) / total
-    seeds, on top of the terminal +1/-1/0."""
+    stones, on top of the terminal +1/-1/0."""
     rng = np.random.default_rng(1)
-    seeds = 5
-    kalaha = KalahaEnv(opponent="random", store_diff_coef=coef, seeds=seeds)
+    stones = 5
+    kalaha = KalahaEnv(opponent="random", store_diff_coef=coef, stones=stones)
     for seed in range(10):
         records = play_random_episode(kalaha, rng, seed=seed)
         for before, _, _, reward, terminated, info in records:
@@ -352,7 +352,7 @@ def test_store_diff_shaping_rewards_the_change_in_store_difference(coef):
             terminal = 0.0
             if terminated:
                 terminal = {"agent": 1.0, "opponent": -1.0, "draw": 0.0}[info["winner"]]
-            assert reward == pytest.approx(coef * change / (12 * seeds) + terminal)
+            assert reward == pytest.approx(coef * change / (12 * stones) + terminal)
 
 
 def test_extra_turn_shaping_pays_for_each_extra_turn_earned():
@@ -360,9 +360,9 @@ def test_extra_turn_shaping_pays_for_each_extra_turn_earned():
     coefficient; a move that passes the turn does not."""
     kalaha = KalahaEnv(opponent="random", seat=0, extra_turn_coef=0.25)
     kalaha.reset(seed=0)
-    _, reward, *_ = kalaha.step(2)  # 4 seeds from pit 2: the last lands in the store
+    _, reward, *_ = kalaha.step(2)  # 4 stones from pit 2: the last lands in the store
     assert reward == pytest.approx(0.25)
-    _, reward, *_ = kalaha.step(5)  # 5 seeds from pit 5: store, then the opponent's pits
+    _, reward, *_ = kalaha.step(5)  # 5 stones from pit 5: store, then the opponent's pits
     assert reward == pytest.approx(0.0)
 
 
@@ -413,7 +413,7 @@ def test_no_shaping_by_default():
     assert kalaha.step(2)[1] == 0.0
 
 
-# --- render, seeds, opponents ------------------------------------------------------
+# --- render, stones, opponents ------------------------------------------------------
 
 
 def test_render_ansi_returns_the_board_as_text():
@@ -433,19 +433,19 @@ def test_render_ansi_returns_the_board_as_text():
     assert KalahaEnv().render() is None, "no render_mode: render() draws nothing"
 
 
-@pytest.mark.parametrize("seeds", [3, 4, 5, 6])
-def test_seeds_option_sets_the_seeds_per_pit(seeds):
-    """seeds=n: the game starts with n per pit (reading 1.0), and ends with 12 n stored."""
-    kalaha = KalahaEnv(seeds=seeds, seat=0, opponent="greedy")
+@pytest.mark.parametrize("stones", [3, 4, 5, 6])
+def test_stones_option_sets_the_stones_per_pit(stones):
+    """stones=n: the game starts with n per pit (reading 1.0), and ends with 12 n stored."""
+    kalaha = KalahaEnv(stones=stones, seat=0, opponent="greedy")
     obs, _ = kalaha.reset(seed=0)
-    np.testing.assert_array_equal(obs, view(initial_board(seeds), 0, seeds))
+    np.testing.assert_array_equal(obs, view(initial_board(stones), 0, stones))
     assert kalaha.observation_space.contains(obs)
-    records = play_random_episode(kalaha, np.random.default_rng(seeds), seed=seeds)
+    records = play_random_episode(kalaha, np.random.default_rng(stones), seed=stones)
     for _, _, obs, *_ in records:
         assert kalaha.observation_space.contains(obs)
-        assert np.isclose(obs.sum() * seeds, 12 * seeds)
+        assert np.isclose(obs.sum() * stones, 12 * stones)
     info = records[-1][-1]
-    assert info["own_store"] + info["opponent_store"] == 12 * seeds
+    assert info["own_store"] + info["opponent_store"] == 12 * stones
 
 
 def test_too_many_opening_plies_is_an_error_not_a_hang(monkeypatch):
@@ -456,11 +456,11 @@ def test_too_many_opening_plies_is_an_error_not_a_hang(monkeypatch):
     """
     calls = []
 
-    def counting_initial_board(seeds=4):
-        calls.append(seeds)
+    def counting_initial_board(stones=4):
+        calls.append(stones)
         if len(calls) > 200:
             raise RuntimeError("reset() redrew the opening 200 times: it would never end")
-        return initial_board(seeds)
+        return initial_board(stones)
 
     monkeypatch.setattr("env.games.initial_board", counting_initial_board)
     with pytest.raises(ValueError, match="opening_plies"):

@@ -11,6 +11,7 @@ from sb3_contrib import MaskablePPO
 from env.games import GameTable
 from env.league import Learner, SnapshotPool, attach_learner, build_sources
 from env.opponents import GreedyOpponent, _greedy_scores, make_opponent
+from env.options import GameOptions
 from env.rules import legal_masks
 from env.vec_env import KalahaVecEnv
 
@@ -84,7 +85,7 @@ class CountingGreedy(GreedyOpponent):
 def test_each_opponent_acts_once_per_ply_for_all_games_facing_it():
     """16 games against one opponent: every reply is one call over all waiting games."""
     counting = CountingGreedy()
-    table = GameTable(16, [counting], seat=1)
+    table = GameTable(16, GameOptions(opponents=(counting,)), seat=1)
     for i in range(16):
         table.streams.reseed(i, np.random.default_rng(i))
     table.start(np.arange(16))
@@ -92,10 +93,15 @@ def test_each_opponent_acts_once_per_ply_for_all_games_facing_it():
 
 
 def test_league_sources_play_and_hear_results():
-    """pool and self need the learner; once attached, episodes against them are recorded."""
-    sources, weights = build_sources({"pool": 0.5, "self": 0.5}, pool_size=2)
-    assert weights == [0.5, 0.5]
-    vec = KalahaVecEnv(8, sources, opponent_weights=weights, seed=0)
+    """pool and self need the learner; once attached, episodes against them are recorded.
+
+    The vec env builds the league from the options (the pool with their size), and hands
+    its sources back for the learner to be attached."""
+    options = GameOptions(opponents={"pool": 0.5, "self": 0.5}, pool_size=2)
+    assert build_sources(options)[1] == [0.5, 0.5]
+    vec = KalahaVecEnv(8, options, seed=0)
+    sources = vec.sources
+    assert next(s for s in sources if isinstance(s, SnapshotPool)).size == 2
     with pytest.raises(RuntimeError, match=r"attach|empty"):
         vec.reset()
     model = _model()

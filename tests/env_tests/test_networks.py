@@ -14,6 +14,7 @@ import torch
 from env import rules
 from env.networks import Lookahead, _sow_all
 from env.observation import observation_space, observe
+from env.options import GameOptions
 
 
 def _reachable(rng: np.random.Generator, n: int, empty_capture: bool) -> list[tuple]:
@@ -68,7 +69,7 @@ def test_two_ply_features_are_the_next_movers_best_gain() -> None:
     positions = _reachable(np.random.default_rng(3), 300, False)
     boards = np.array([b for b, _ in positions])
     players = np.array([p for _, p in positions])
-    extractor = Lookahead(observation_space(4), plies=2, seeds=4)
+    extractor = Lookahead(observation_space(4), plies=2, stones=4)
     feats = extractor(torch.as_tensor(observe(boards, players, 4)))
     per_move = feats[:, 14:].reshape(len(positions), 6, Lookahead.PER_MOVE[2])
     for i, (board, player) in enumerate(positions):
@@ -93,12 +94,12 @@ def test_features_keep_the_observation_and_have_the_declared_width() -> None:
 def test_a_study_asks_for_lookahead_by_plies_with_or_without_a_trunk() -> None:
     from tuner.config.space import materialize
 
-    env = {"seeds": 5, "empty_capture": True}
-    plain = materialize({"policy_kwargs": {"lookahead": 1}}, env)["policy_kwargs"]
+    game = GameOptions(stones=5, empty_capture=True)
+    plain = materialize({"policy_kwargs": {"lookahead": 1}}, game)["policy_kwargs"]
     assert plain["features_extractor_class"] is Lookahead
-    assert plain["features_extractor_kwargs"] == {"plies": 1, "seeds": 5, "empty_capture": True}
-    both = materialize({"policy_kwargs": {"lookahead": 2, "shared_trunk": [32]}}, env)
+    assert plain["features_extractor_kwargs"] == {"plies": 1, "stones": 5, "empty_capture": True}
+    both = materialize({"policy_kwargs": {"lookahead": 2, "shared_trunk": [32]}}, game)
     kwargs = both["policy_kwargs"]["features_extractor_kwargs"]
     assert kwargs["hidden"] == [32] and both["policy_kwargs"]["share_features_extractor"]
-    off = materialize({"policy_kwargs": {"lookahead": 0, "net_arch": [8]}}, env)
+    off = materialize({"policy_kwargs": {"lookahead": 0, "net_arch": [8]}}, game)
     assert off["policy_kwargs"] == {"net_arch": [8]}

@@ -18,10 +18,10 @@ from env.policy_files import save_model
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
 
 
-def random_positions(n_games=60, seeds=4, rng=0):
+def random_positions(n_games=60, stones=4, rng=0):
     """Every position (board, player to move) met in ``n_games`` random games."""
     rng = np.random.default_rng(rng)
-    boards = np.tile(np.asarray(initial_board(seeds), dtype=BOARD_DTYPE), (n_games, 1))
+    boards = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n_games, 1))
     players = np.zeros(n_games, dtype=np.int64)
     live = np.ones(n_games, dtype=bool)
     seen_boards, seen_players = [], []
@@ -102,10 +102,10 @@ def test_opponent_returns_legal_pits_for_a_batch_of_positions(opponent):
     np.testing.assert_array_equal(pits, legal_masks(boards[one], players[one]).argmax(axis=1))
 
 
-@pytest.mark.parametrize("seeds", [3, 6])
-def test_opponents_are_legal_with_other_seed_counts(seeds):
-    """Legal pits also when the game starts with 3 or 6 seeds per pit."""
-    boards, players = random_positions(n_games=20, seeds=seeds, rng=seeds)
+@pytest.mark.parametrize("stones", [3, 6])
+def test_opponents_are_legal_with_other_stone_counts(stones):
+    """Legal pits also when the game starts with 3 or 6 stones per pit."""
+    boards, players = random_positions(n_games=20, stones=stones, rng=stones)
     for opponent in (RandomOpponent(), GreedyOpponent(), MinimaxOpponent(2)):
         assert_legal(opponent, boards, players)
 

@@ -96,7 +96,7 @@ def plant_payload(path: Path, out: Path, marker: Path) -> Path:
             "features_extractor_class": __import__(
                 "env.networks", fromlist=["Lookahead"]
             ).Lookahead,
-            "features_extractor_kwargs": {"plies": 2, "seeds": 4, "hidden": [16]},
+            "features_extractor_kwargs": {"plies": 2, "stones": 4, "hidden": [16]},
             "share_features_extractor": True,
         },
     ],
@@ -204,3 +204,19 @@ def test_missing_truncated_and_directory_model_files_are_one_line_errors(tmp_pat
         result = run_cli("evaluate", str(path), runs_path=tmp_path / "runs")
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_model_saved_before_stones_were_called_stones_still_loads():
+    """The committed selfplay agent names its lookahead's stones per pit ``seeds``, in its
+    metadata and in SB3's pickled settings: both loaders still build it, with 4 stones."""
+    path = Path(__file__).resolve().parents[2] / "studies" / "best" / "selfplay.zip"
+    with zipfile.ZipFile(path) as zf:
+        assert json.loads(zf.read(META_ENTRY))["features_extractor_kwargs"]["seeds"] == 4
+    policy = load_policy(path)
+    assert policy.features_extractor.stones == 4
+    trusted = MaskablePPO.load(path, device="cpu").policy
+    assert trusted.features_extractor.stones == 4
+    boards, players = positions()
+    agent = PolicyOpponent(policy)
+    pits = agent.act(boards, players, np.random.default_rng(0))
+    assert (pits == PolicyOpponent(trusted).act(boards, players, np.random.default_rng(0))).all()

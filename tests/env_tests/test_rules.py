@@ -3,7 +3,7 @@
 Every board is drawn as ASCII art in the layout of ``env.kalaha_env.render_board``:
 player 1's pits along the top, right to left (p1 pit 5 .. p1 pit 0), player 1's
 store on the left, player 0's store on the right, player 0's pits along the bottom,
-left to right (p0 pit 0 .. p0 pit 5). Seeds travel counter-clockwise: along the
+left to right (p0 pit 0 .. p0 pit 5). Stones travel counter-clockwise: along the
 bottom to the right, up into p0's store, along the top to the left, into p1's store.
 
 ::
@@ -62,7 +62,7 @@ def check_move(before, player, pit, after, next_player, game_over, empty_capture
     )
     assert got_next == next_player
     assert got_over is game_over
-    assert sum(got_board) == sum(before), "seeds are conserved"
+    assert sum(got_board) == sum(before), "stones are conserved"
     assert is_over(got_board) is game_over
     return got_board
 
@@ -115,40 +115,40 @@ def test_layout_helpers_name_the_pictured_indices():
 # --- the start ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seeds", [3, 4, 5, 6])
-def test_initial_board_has_seeds_in_every_pit_and_empty_stores(seeds):
-    """initial_board(n): n seeds in each of the twelve pits, both stores empty."""
-    board = initial_board(seeds)
-    assert board == [seeds] * 6 + [0] + [seeds] * 6 + [0]
-    assert sum(board) == 12 * seeds
+@pytest.mark.parametrize("stones", [3, 4, 5, 6])
+def test_initial_board_has_stones_in_every_pit_and_empty_stores(stones):
+    """initial_board(n): n stones in each of the twelve pits, both stores empty."""
+    board = initial_board(stones)
+    assert board == [stones] * 6 + [0] + [stones] * 6 + [0]
+    assert sum(board) == 12 * stones
     assert legal_pits(board, 0) == legal_pits(board, 1) == [0, 1, 2, 3, 4, 5]
     assert not is_over(board)
 
 
-def test_initial_board_defaults_to_four_seeds():
-    """Kalah(6, 4) is the default: 48 seeds in all."""
+def test_initial_board_defaults_to_four_stones():
+    """Kalah(6, 4) is the default: 48 stones in all."""
     assert initial_board() == initial_board(4)
     assert sum(initial_board()) == 48
 
 
-@pytest.mark.parametrize("seeds", [0, -1, 13, 4.5, "4", None])
-def test_initial_board_rejects_bad_seed_counts(seeds):
-    """A seed count that is not a whole number in range is a ValueError naming the value."""
-    with pytest.raises(ValueError, match="seeds"):
-        initial_board(seeds)
+@pytest.mark.parametrize("stones", [0, -1, 13, 4.5, "4", None])
+def test_initial_board_rejects_bad_stone_counts(stones):
+    """A stone count that is not a whole number in range is a ValueError naming the value."""
+    with pytest.raises(ValueError, match="stones"):
+        initial_board(stones)
 
 
-def test_initial_board_rejects_a_bool_seed_count():
-    """True is not a seed count, although bool is a subclass of int."""
-    with pytest.raises(ValueError, match="seeds"):
+def test_initial_board_rejects_a_bool_stone_count():
+    """True is not a stone count, although bool is a subclass of int."""
+    with pytest.raises(ValueError, match="stones"):
         initial_board(True)
 
 
 # --- rule 1: sowing ----------------------------------------------------------------
 
 
-def test_plain_sowing_one_seed_per_hole_counter_clockwise():
-    """Rule 1: the chosen pit is emptied and its seeds go one by one into the next pits."""
+def test_plain_sowing_one_stone_per_hole_counter_clockwise():
+    """Rule 1: the chosen pit is emptied and its stones go one by one into the next pits."""
     before = art(
         """
           p1:  [ 4][ 4][ 4][ 4][ 4][ 4]
@@ -156,7 +156,7 @@ def test_plain_sowing_one_seed_per_hole_counter_clockwise():
           p0:  [ 4][ 4][ 4][ 4][ 4][ 4]
         """
     )
-    # p0 plays pit 0: its 4 seeds go to p0 pits 1, 2, 3, 4.
+    # p0 plays pit 0: its 4 stones go to p0 pits 1, 2, 3, 4.
     after = art(
         """
           p1:  [ 4][ 4][ 4][ 4][ 4][ 4]
@@ -168,7 +168,7 @@ def test_plain_sowing_one_seed_per_hole_counter_clockwise():
 
 
 def test_sowing_passes_own_store_and_goes_on_to_the_opponent_side():
-    """Rule 1: sowing drops a seed in the mover's own store and carries on across."""
+    """Rule 1: sowing drops a stone in the mover's own store and carries on across."""
     before = art(
         """
           p1:  [ 4][ 4][ 4][ 4][ 4][ 4]
@@ -188,7 +188,7 @@ def test_sowing_passes_own_store_and_goes_on_to_the_opponent_side():
 
 
 def test_player0_skips_the_opponents_store():
-    """Rule 1: p0's seeds go round past p1's store (left) without dropping one in it."""
+    """Rule 1: p0's stones go round past p1's store (left) without dropping one in it."""
     before = art(
         """
           p1:  [ 1][ 1][ 1][ 1][ 1][ 1]
@@ -196,7 +196,7 @@ def test_player0_skips_the_opponents_store():
           p0:  [ 2][ 1][ 1][ 1][ 1][ 8]
         """
     )
-    # p0 plays pit 5 (8 seeds): own store, the six p1 pits, skip p1's store, p0 pit 0.
+    # p0 plays pit 5 (8 stones): own store, the six p1 pits, skip p1's store, p0 pit 0.
     after = art(
         """
           p1:  [ 2][ 2][ 2][ 2][ 2][ 2]
@@ -208,7 +208,7 @@ def test_player0_skips_the_opponents_store():
 
 
 def test_player1_skips_the_opponents_store():
-    """Rule 1: p1's seeds go round past p0's store (right) without dropping one in it."""
+    """Rule 1: p1's stones go round past p0's store (right) without dropping one in it."""
     before = art(
         """
           p1:  [ 8][ 1][ 1][ 1][ 1][ 2]
@@ -216,7 +216,7 @@ def test_player1_skips_the_opponents_store():
           p0:  [ 1][ 1][ 1][ 1][ 1][ 1]
         """
     )
-    # p1 plays its pit 5 (8 seeds): own store, the six p0 pits, skip p0's store, p1 pit 0.
+    # p1 plays its pit 5 (8 stones): own store, the six p0 pits, skip p0's store, p1 pit 0.
     after = art(
         """
           p1:  [ 0][ 1][ 1][ 1][ 1][ 3]
@@ -227,8 +227,8 @@ def test_player1_skips_the_opponents_store():
     check_move(before, 1, 5, after, next_player=0, game_over=False)
 
 
-def test_lap_of_thirteen_or_more_drops_a_seed_into_the_origin_pit():
-    """Rule 1: a pit of 14 seeds laps the board; the emptied origin pit gets a seed too."""
+def test_lap_of_thirteen_or_more_drops_a_stone_into_the_origin_pit():
+    """Rule 1: a pit of 14 stones laps the board; the emptied origin pit gets a stone too."""
     before = art(
         """
           p1:  [ 1][ 1][ 1][ 1][ 1][ 1]
@@ -237,7 +237,7 @@ def test_lap_of_thirteen_or_more_drops_a_seed_into_the_origin_pit():
         """
     )
     # p0 plays pit 2: pits 3, 4, 5, store, six p1 pits, (skip), pits 0, 1, the origin
-    # pit 2 itself (seed 13) and pit 3 again (seed 14, the last).
+    # pit 2 itself (stone 13) and pit 3 again (stone 14, the last).
     after = art(
         """
           p1:  [ 2][ 2][ 2][ 2][ 2][ 2]
@@ -249,10 +249,10 @@ def test_lap_of_thirteen_or_more_drops_a_seed_into_the_origin_pit():
 
 
 def test_lap_of_thirteen_ending_in_the_emptied_origin_pit_captures():
-    """Rules 1 and 3: 13 seeds end in the origin pit, emptied by the move, so it captures.
+    """Rules 1 and 3: 13 stones end in the origin pit, emptied by the move, so it captures.
 
-    The origin pit held 0 seeds after being picked up, so the 13th seed lands in an
-    empty own pit; the opposite pit got a seed on the way round, so it is non-empty.
+    The origin pit held 0 stones after being picked up, so the 13th stone lands in an
+    empty own pit; the opposite pit got a stone on the way round, so it is non-empty.
     """
     before = art(
         """
@@ -262,7 +262,7 @@ def test_lap_of_thirteen_ending_in_the_emptied_origin_pit_captures():
         """
     )
     # Sowing alone gives p0 pits [1 1 1 1 1 1], store 1, p1 pits [2 2 2 2 2 3]; then the
-    # last seed (p0 pit 0) and the 3 seeds opposite (p1 pit 5) go to p0's store.
+    # last stone (p0 pit 0) and the 3 stones opposite (p1 pit 5) go to p0's store.
     after = art(
         """
           p1:  [ 0][ 2][ 2][ 2][ 2][ 2]
@@ -276,8 +276,8 @@ def test_lap_of_thirteen_ending_in_the_emptied_origin_pit_captures():
 # --- rule 2: extra turns -----------------------------------------------------------
 
 
-def test_last_seed_in_own_store_gives_an_extra_turn():
-    """Rule 2: p0's pit 2 (4 seeds) ends in p0's store, so p0 moves again."""
+def test_last_stone_in_own_store_gives_an_extra_turn():
+    """Rule 2: p0's pit 2 (4 stones) ends in p0's store, so p0 moves again."""
     before = art(
         """
           p1:  [ 4][ 4][ 4][ 4][ 4][ 4]
@@ -295,8 +295,8 @@ def test_last_seed_in_own_store_gives_an_extra_turn():
     check_move(before, 0, 2, after, next_player=0, game_over=False)
 
 
-def test_player1_last_seed_in_own_store_gives_an_extra_turn():
-    """Rule 2 for p1: p1's pit 2 (4 seeds) ends in p1's store (left), so p1 moves again."""
+def test_player1_last_stone_in_own_store_gives_an_extra_turn():
+    """Rule 2 for p1: p1's pit 2 (4 stones) ends in p1's store (left), so p1 moves again."""
     before = art(
         """
           p1:  [ 4][ 4][ 4][ 4][ 4][ 4]
@@ -315,8 +315,8 @@ def test_player1_last_seed_in_own_store_gives_an_extra_turn():
 
 
 def test_extra_turn_chain_two_in_a_row():
-    """Rule 2 twice: pit 5 (1 seed) then pit 4 (2 seeds) both end in the store; then
-    pit 3 (4 seeds) runs past the store and the turn passes to p1."""
+    """Rule 2 twice: pit 5 (1 stone) then pit 4 (2 stones) both end in the store; then
+    pit 3 (4 stones) runs past the store and the turn passes to p1."""
     board = art(
         """
           p1:  [ 1][ 1][ 1][ 1][ 1][ 1]
@@ -371,8 +371,8 @@ def test_extra_turn_chain_two_in_a_row():
 # --- rule 3: captures --------------------------------------------------------------
 
 
-def test_capture_last_seed_in_own_empty_pit_takes_the_opposite_seeds():
-    """Rule 3: last seed in p0's empty pit 3, p1's pit 2 opposite holds 2: all 3 seeds
+def test_capture_last_stone_in_own_empty_pit_takes_the_opposite_stones():
+    """Rule 3: last stone in p0's empty pit 3, p1's pit 2 opposite holds 2: all 3 stones
     go to p0's store, and there is no extra turn."""
     before = art(
         """
@@ -381,7 +381,7 @@ def test_capture_last_seed_in_own_empty_pit_takes_the_opposite_seeds():
           p0:  [ 0][ 2][ 0][ 0][ 0][ 3]
         """
     )
-    # p0 plays pit 1: seeds to pits 2 and 3; pit 3 was empty and captures.
+    # p0 plays pit 1: stones to pits 2 and 3; pit 3 was empty and captures.
     after = art(
         """
           p1:  [ 2][ 2][ 2][ 0][ 2][ 2]
@@ -393,7 +393,7 @@ def test_capture_last_seed_in_own_empty_pit_takes_the_opposite_seeds():
 
 
 def test_player1_capture_goes_to_player1_store():
-    """Rule 3 for p1: last seed in p1's empty pit 1; p0's pit 4 opposite holds 5."""
+    """Rule 3 for p1: last stone in p1's empty pit 1; p0's pit 4 opposite holds 5."""
     before = art(
         """
           p1:  [ 3][ 3][ 3][ 3][ 0][ 1]
@@ -401,7 +401,7 @@ def test_player1_capture_goes_to_player1_store():
           p0:  [ 3][ 3][ 3][ 3][ 5][ 3]
         """
     )
-    # p1 plays its pit 0 (absolute 7): one seed into p1 pit 1 (absolute 8), empty.
+    # p1 plays its pit 0 (absolute 7): one stone into p1 pit 1 (absolute 8), empty.
     after = art(
         """
           p1:  [ 3][ 3][ 3][ 3][ 0][ 0]
@@ -413,7 +413,7 @@ def test_player1_capture_goes_to_player1_store():
 
 
 def test_no_capture_when_the_opposite_pit_is_empty():
-    """Rule 3 (default rules): the opposite pit is empty, so the last seed just stays."""
+    """Rule 3 (default rules): the opposite pit is empty, so the last stone just stays."""
     before = art(
         """
           p1:  [ 2][ 2][ 2][ 0][ 2][ 2]
@@ -431,8 +431,8 @@ def test_no_capture_when_the_opposite_pit_is_empty():
     check_move(before, 0, 1, after, next_player=1, game_over=False)
 
 
-def test_empty_capture_variant_captures_the_lone_seed():
-    """The empty_capture variant: the lone last seed goes to the store even though the
+def test_empty_capture_variant_captures_the_lone_stone():
+    """The empty_capture variant: the lone last stone goes to the store even though the
     opposite pit is empty (same position as the test above)."""
     before = art(
         """
@@ -471,8 +471,8 @@ def test_empty_capture_variant_still_captures_a_non_empty_opposite_pit():
 
 
 @pytest.mark.parametrize("empty_capture", [False, True])
-def test_no_capture_when_last_seed_lands_in_an_opponents_empty_pit(empty_capture):
-    """Rule 3 is about the mover's own pits: p0's last seed in p1's empty pit 0 stays
+def test_no_capture_when_last_stone_lands_in_an_opponents_empty_pit(empty_capture):
+    """Rule 3 is about the mover's own pits: p0's last stone in p1's empty pit 0 stays
     there, although p0's pit 5 opposite is full (with or without empty_capture)."""
     before = art(
         """
@@ -492,8 +492,8 @@ def test_no_capture_when_last_seed_lands_in_an_opponents_empty_pit(empty_capture
     check_move(before, 0, 4, after, next_player=1, game_over=False, empty_capture=empty_capture)
 
 
-def test_no_capture_when_last_seed_lands_in_a_non_empty_own_pit():
-    """Rule 3 needs the own pit to have been empty: a pit that held seeds does not capture."""
+def test_no_capture_when_last_stone_lands_in_a_non_empty_own_pit():
+    """Rule 3 needs the own pit to have been empty: a pit that held stones does not capture."""
     before = art(
         """
           p1:  [ 2][ 2][ 2][ 2][ 2][ 2]
@@ -515,8 +515,8 @@ def test_no_capture_when_last_seed_lands_in_a_non_empty_own_pit():
 
 
 def test_game_ends_when_the_mover_empties_their_own_side():
-    """Rule 4: p0 sows its last 2 seeds (store, p1 pit 0); p0's side is empty, so the
-    game ends and p1's remaining seeds are swept into p1's own store."""
+    """Rule 4: p0 sows its last 2 stones (store, p1 pit 0); p0's side is empty, so the
+    game ends and p1's remaining stones are swept into p1's own store."""
     before = art(
         """
           p1:  [ 0][ 0][ 0][ 3][ 2][ 1]
@@ -524,7 +524,7 @@ def test_game_ends_when_the_mover_empties_their_own_side():
           p0:  [ 0][ 0][ 0][ 0][ 0][ 2]
         """
     )
-    # After sowing p1 has pits [2 2 3 0 0 0]: 7 seeds swept into p1's store.
+    # After sowing p1 has pits [2 2 3 0 0 0]: 7 stones swept into p1's store.
     after = art(
         """
           p1:  [ 0][ 0][ 0][ 0][ 0][ 0]
@@ -537,8 +537,8 @@ def test_game_ends_when_the_mover_empties_their_own_side():
 
 
 def test_game_ends_on_an_extra_turn_that_empties_the_movers_side():
-    """Rule 4 beats rule 2: the last seed earns an extra turn, but p0's side is empty,
-    so the game is over anyway and p1's seeds go to p1's store."""
+    """Rule 4 beats rule 2: the last stone earns an extra turn, but p0's side is empty,
+    so the game is over anyway and p1's stones go to p1's store."""
     before = art(
         """
           p1:  [ 1][ 0][ 0][ 0][ 0][ 2]
@@ -558,8 +558,8 @@ def test_game_ends_on_an_extra_turn_that_empties_the_movers_side():
 
 
 def test_game_ends_when_a_capture_empties_the_opponents_side():
-    """Rule 4 after rule 3: p0 captures p1's only seeds; p1's side is empty, so the game
-    ends and p0's remaining seeds are swept into p0's store."""
+    """Rule 4 after rule 3: p0 captures p1's only stones; p1's side is empty, so the game
+    ends and p0's remaining stones are swept into p0's store."""
     before = art(
         """
           p1:  [ 0][ 0][ 4][ 0][ 0][ 0]
@@ -567,7 +567,7 @@ def test_game_ends_when_a_capture_empties_the_opponents_side():
           p0:  [ 0][ 1][ 0][ 0][ 0][ 3]
         """
     )
-    # p0 plays pit 1: one seed into empty pit 2; it and p1's 4 seeds opposite go to
+    # p0 plays pit 1: one stone into empty pit 2; it and p1's 4 stones opposite go to
     # p0's store (15); then p1's side is empty and p0's pit 5 (3) is swept to p0 (18).
     after = art(
         """
@@ -581,8 +581,8 @@ def test_game_ends_when_a_capture_empties_the_opponents_side():
 
 
 def test_game_ends_when_a_capture_empties_the_movers_own_side():
-    """Rule 4 after rule 3: p0's last seed captures, which takes p0's last seed off its
-    own side; the game ends and p1's seeds go to p1's store."""
+    """Rule 4 after rule 3: p0's last stone captures, which takes p0's last stone off its
+    own side; the game ends and p1's stones go to p1's store."""
     before = art(
         """
           p1:  [ 1][ 3][ 1][ 1][ 1][ 1]
@@ -590,8 +590,8 @@ def test_game_ends_when_a_capture_empties_the_movers_own_side():
           p0:  [ 1][ 0][ 0][ 0][ 0][ 0]
         """
     )
-    # p0 plays pit 0: one seed into empty pit 1; it and the 3 seeds in p1's pit 4
-    # (opposite) go to p0's store (24). p0's side is empty: p1's 5 seeds go to p1 (15).
+    # p0 plays pit 0: one stone into empty pit 1; it and the 3 stones in p1's pit 4
+    # (opposite) go to p0's store (24). p0's side is empty: p1's 5 stones go to p1 (15).
     after = art(
         """
           p1:  [ 0][ 0][ 0][ 0][ 0][ 0]
@@ -603,8 +603,8 @@ def test_game_ends_when_a_capture_empties_the_movers_own_side():
     assert winner(after) == 0
 
 
-def test_sweep_sends_seeds_to_the_store_of_the_side_they_lie_on():
-    """Rule 4: when p1 empties its own side, p0's remaining seeds go to p0's store (not
+def test_sweep_sends_stones_to_the_store_of_the_side_they_lie_on():
+    """Rule 4: when p1 empties its own side, p0's remaining stones go to p0's store (not
     to the mover's)."""
     before = art(
         """
@@ -613,9 +613,9 @@ def test_sweep_sends_seeds_to_the_store_of_the_side_they_lie_on():
           p0:  [ 1][ 2][ 3][ 1][ 0][ 5]
         """
     )
-    # p1 plays its pit 1 (absolute 8): one seed into p1 pit 2 (absolute 9), empty; the
+    # p1 plays its pit 1 (absolute 8): one stone into p1 pit 2 (absolute 9), empty; the
     # opposite p0 pit 3 holds 1: both go to p1's store (22). p1's side is empty, so p0's
-    # pits 1+2+3+0+0+5 = 11 seeds go to p0's store (26).
+    # pits 1+2+3+0+0+5 = 11 stones go to p0's store (26).
     after = art(
         """
           p1:  [ 0][ 0][ 0][ 0][ 0][ 0]
@@ -630,7 +630,7 @@ def test_sweep_sends_seeds_to_the_store_of_the_side_they_lie_on():
 
 
 def test_draw_when_stores_are_equal():
-    """Rule 5: the game ends with 24 seeds in each store, a draw: winner() is None."""
+    """Rule 5: the game ends with 24 stones in each store, a draw: winner() is None."""
     before = art(
         """
           p1:  [ 0][ 0][ 0][ 0][ 0][ 1]
@@ -654,7 +654,7 @@ def test_draw_when_stores_are_equal():
     [(25, 23, 0), (23, 25, 1), (24, 24, None), (0, 48, 1), (48, 0, 0)],
 )
 def test_winner_is_the_larger_store(p0_store, p1_store, expected):
-    """Rule 5: winner() names the player with more seeds in their store, None on a tie."""
+    """Rule 5: winner() names the player with more stones in their store, None on a tie."""
     board = [0] * 6 + [p0_store] + [0] * 6 + [p1_store]
     assert winner(board) == expected
 
@@ -767,15 +767,15 @@ def test_apply_move_returns_plain_python_types():
     assert type(nxt) is int and type(over) is bool
 
 
-@pytest.mark.parametrize("seeds", [3, 4, 5, 6])
-def test_seeds_are_conserved_over_a_whole_game(seeds):
-    """Seed conservation: every move of a game keeps the total at 12 * seeds."""
-    rng = np.random.default_rng(seeds)
+@pytest.mark.parametrize("stones", [3, 4, 5, 6])
+def test_stones_are_conserved_over_a_whole_game(stones):
+    """Seed conservation: every move of a game keeps the total at 12 * stones."""
+    rng = np.random.default_rng(stones)
     for _ in range(20):
-        board, player, over = initial_board(seeds), 0, False
+        board, player, over = initial_board(stones), 0, False
         while not over:
             pit = int(rng.choice(legal_pits(board, player)))
             board, player, over = apply_move(board, player, pit)
-            assert sum(board) == 12 * seeds
+            assert sum(board) == 12 * stones
             assert min(board) >= 0
-        assert board[6] + board[13] == 12 * seeds
+        assert board[6] + board[13] == 12 * stones

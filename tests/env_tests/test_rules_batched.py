@@ -3,7 +3,7 @@
 Thousands of random games are stepped together through ``apply_moves`` /
 ``legal_masks`` on an ``(n, 14)`` batch, and each game is replayed one move at a
 time through ``apply_move`` / ``legal_pits``. Every board, next player and end
-flag must agree, and no seed may appear or vanish.
+flag must agree, and no stone may appear or vanish.
 
 The two APIs share one compiled kernel, so each move is also checked against
 :func:`reference_move`, a plain transcription of the rules in DESIGN.md written
@@ -44,12 +44,12 @@ def reference_move(board, player, pit, empty_capture):
         next_player = player
     else:
         next_player = 1 - player
-        # 3. capture: last seed in an own pit that was empty
+        # 3. capture: last stone in an own pit that was empty
         if pos in own_pits and b[pos] == 1 and (b[12 - pos] > 0 or empty_capture):
             b[own_store] += b[pos] + b[12 - pos]
             b[pos] = b[12 - pos] = 0
     over = not any(b[0:6]) or not any(b[7:13])
-    if over:  # 4. the sweep: seeds go to the store of their own side
+    if over:  # 4. the sweep: stones go to the store of their own side
         b[6] += sum(b[0:6])
         b[13] += sum(b[7:13])
         b[0:6] = b[7:13] = [0] * 6
@@ -61,8 +61,8 @@ def reference_move(board, player, pit, empty_capture):
 def test_batched_engine_agrees_with_single_game_api(empty_capture):
     """Batch and scalar API: same legal pits, boards, next players and game-over flags."""
     rng = np.random.default_rng(20240 + int(empty_capture))
-    seeds = rng.integers(3, 7, size=N_GAMES)  # 3..6 seeds per pit, mixed in one batch
-    boards = np.array([initial_board(int(s)) for s in seeds], dtype=BOARD_DTYPE)
+    stones = rng.integers(3, 7, size=N_GAMES)  # 3..6 stones per pit, mixed in one batch
+    boards = np.array([initial_board(int(s)) for s in stones], dtype=BOARD_DTYPE)
     totals = boards.sum(axis=1)
     players = np.zeros(N_GAMES, dtype=np.int64)
     live = np.ones(N_GAMES, dtype=bool)
@@ -105,12 +105,12 @@ def test_batched_engine_agrees_with_single_game_api(empty_capture):
         moves += idx.size
         game_ends += int(over.sum())
 
-        np.testing.assert_array_equal(boards.sum(axis=1), totals, "seeds are conserved")
+        np.testing.assert_array_equal(boards.sum(axis=1), totals, "stones are conserved")
         assert (boards >= 0).all()
 
     assert not live.any(), f"every game ends within {MAX_PLIES} plies"
     assert game_ends == N_GAMES
-    # A finished game has every seed in a store (the sweep).
+    # A finished game has every stone in a store (the sweep).
     np.testing.assert_array_equal(boards[:, :6], 0)
     np.testing.assert_array_equal(boards[:, 7:13], 0)
     np.testing.assert_array_equal(boards[:, 6] + boards[:, 13], totals)
@@ -119,7 +119,7 @@ def test_batched_engine_agrees_with_single_game_api(empty_capture):
     assert extra_turns > N_GAMES
 
 
-def test_random_playouts_finish_games_and_conserve_seeds():
+def test_random_playouts_finish_games_and_conserve_stones():
     """random_playouts (the benchmark kernel) plays legal games to a swept end."""
     rng = np.random.default_rng(7)
     n = 500

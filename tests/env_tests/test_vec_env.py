@@ -1,4 +1,4 @@
-"""KalahaVecEnv plays, from the same seeds, exactly the games of the single-game KalahaEnv.
+"""KalahaVecEnv plays, from the same RNG seeds, exactly the games of the single-game KalahaEnv.
 
 Both envs sit on one ``GameTable``, so this is the check that the VecEnv layer
 (auto-restart, terminal observations, episode statistics, masks in one call)
@@ -16,6 +16,7 @@ from sb3_contrib.common.maskable.utils import get_action_masks
 
 from env.kalaha_env import KalahaEnv
 from env.opponents import PolicyOpponent
+from env.options import GameOptions
 from env.vec_env import KalahaVecEnv
 
 N_ENVS = 4
@@ -29,9 +30,13 @@ def _policy_opponent() -> PolicyOpponent:
 
 
 def _compare(options: dict, seed: int = 7) -> int:
-    """Step both envs with the same legal actions; return the episodes finished."""
-    vec = KalahaVecEnv(N_ENVS, seed=seed, **options)
+    """Step both envs with the same legal actions; return the episodes finished.
+
+    The single envs take ``options`` as gym.make's keywords; the vec env takes the
+    GameOptions they built, as it is.
+    """
     singles = [KalahaEnv(**options) for _ in range(N_ENVS)]
+    vec = KalahaVecEnv(N_ENVS, singles[0].options, seat=options.get("seat"), seed=seed)
     obs = vec.reset()
     single_obs = [e.reset(seed=seed + i)[0] for i, e in enumerate(singles)]
     np.testing.assert_array_equal(obs, np.stack(single_obs))
@@ -63,7 +68,7 @@ def _compare(options: dict, seed: int = 7) -> int:
         {"opponent": "random"},
         {"opponent": "greedy", "opening_plies": 4},
         {"opponent": ["random", "greedy", "minimax:2"], "store_diff_coef": 0.5},
-        {"opponent": "minimax:3", "seat": 1, "extra_turn_coef": 0.05, "seeds": 3},
+        {"opponent": "minimax:3", "seat": 1, "extra_turn_coef": 0.05, "stones": 3},
         {"opponent": ["random", "greedy"], "opponent_weights": [0.8, 0.2], "opening_plies": 2},
     ],
     ids=["random", "greedy-openings", "mix-shaping", "minimax-seat1", "weighted"],
@@ -79,7 +84,7 @@ def test_same_games_against_a_policy_opponent():
 
 def test_episode_statistics_as_vecmonitor_gives_them():
     """info['episode'] holds the summed reward and the length of each finished episode."""
-    vec = KalahaVecEnv(3, opponent="random", store_diff_coef=1.0, seed=1)
+    vec = KalahaVecEnv(3, GameOptions(store_diff_coef=1.0), seed=1)
     vec.reset()
     totals = np.zeros(3)
     lengths = np.zeros(3, dtype=int)
@@ -101,14 +106,14 @@ def test_episode_statistics_as_vecmonitor_gives_them():
 def test_illegal_action_names_the_env_and_the_legal_pits():
     vec = KalahaVecEnv(2, seat=0, seed=0)
     vec.reset()
-    vec.step(np.array([2, 0]))  # pit 2 of 4 seeds ends in the store: an extra turn, pit 2 empty
+    vec.step(np.array([2, 0]))  # pit 2 of 4 stones ends in the store: an extra turn, pit 2 empty
     with pytest.raises(ValueError, match=r"env 0: action 2 is not legal"):
         vec.step(np.array([2, 0]))
 
 
 def test_maskable_ppo_trains_on_it():
     """MaskablePPO learns on the VecEnv as on any VecEnv: masks in one call, episodes logged."""
-    vec = KalahaVecEnv(8, opponent="random", seed=0)
+    vec = KalahaVecEnv(8, GameOptions(opponents=("random",)), seed=0)
     model = MaskablePPO(
         "MlpPolicy",
         vec,

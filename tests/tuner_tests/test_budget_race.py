@@ -23,7 +23,7 @@ from fault_support import by_state, load_trials
 from optuna.trial import TrialState
 
 from tuner.commands.worker import Worker
-from tuner.config.spec import parse_spec
+from tuner.config.loading import parse_spec
 from tuner.trial.lifecycle import budget_used
 
 CLAIMERS = 4

@@ -45,6 +45,23 @@ def test_an_unknown_command_or_flag_is_one_line_pointing_to_the_help(capsys):
         assert err.startswith("error: tuner") and err.endswith("--help`"), err
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["evaluate", "m.zip", "--seeds", "5"], "--seeds is now --stones (stones per pit)"),
+        (["play", "m.zip", "--seeds", "5"], "--seeds is now --stones (stones per pit)"),
+        (["verify", "smoke", "--seeds", "2"], "--seeds is now --fresh-seeds S"),
+    ],
+)
+def test_a_renamed_flag_names_its_new_name(capsys, argv, expected):
+    """One meaning per word: --seeds was stones per pit in evaluate and play, fresh seeds in
+    verify; the old flag is one line that says which new one to use, exit 2."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and expected in err and err.count("\n") == 1, err
+
+
 def test_a_users_mistake_inside_a_command_is_one_line(runs, tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip()

@@ -17,10 +17,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import create_trial
 from support import run_cli
 
-from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES
+from env.options import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, DEFAULT_STONES
 from tuner import cli
 from tuner.cli import build_parser, main
-from tuner.config.spec import load_spec, parse_spec
+from tuner.config.loading import load_spec, parse_spec
 from tuner.config.study import create_study
 from tuner.storage.rdb import make_storage
 from tuner.storage.record import TrialAttr
@@ -41,13 +41,14 @@ def test_every_argument_of_every_command_has_help():
     ]
     assert not missing, missing
     texts = [a.help for p in subparsers().values() for a in p._actions if a.help]
-    assert not [t for t in texts if "env.arena" in t], "an internal name as a default"
+    assert not [t for t in texts if "env." in t], "an internal name as a default"
 
 
-def test_the_defaults_help_states_are_the_arenas():
-    assert (cli.DEFAULT_EVAL_GAMES, cli.DEFAULT_OPENING_PLIES) == (
+def test_the_defaults_help_states_are_the_games():
+    assert (cli.DEFAULT_EVAL_GAMES, cli.DEFAULT_OPENING_PLIES, cli.DEFAULT_STONES) == (
         DEFAULT_EVAL_GAMES,
         DEFAULT_OPENING_PLIES,
+        DEFAULT_STONES,
     )
     games = next(a for a in subparsers()["evaluate"]._actions if a.dest == "games")
     assert f"default {DEFAULT_EVAL_GAMES}" in games.help

@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 from support import REPO_ROOT, wait_for_line
 
 from tuner.cli import build_parser
-from tuner.config.spec import load_spec
+from tuner.config.loading import load_spec
 from tuner.storage.rdb import worker_connections
 from tuner.storage.record import StudyAttr, TrialAttr
 from tuner.trial.lifecycle import budget_used

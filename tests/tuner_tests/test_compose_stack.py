@@ -35,7 +35,7 @@ from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from support import REPO_ROOT
 
-from tuner.config.spec import load_spec
+from tuner.config.loading import load_spec
 from tuner.storage.record import TrialAttr
 from tuner.trial.lifecycle import budget_used
 

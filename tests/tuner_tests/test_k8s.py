@@ -35,7 +35,7 @@ from support import REPO_ROOT
 
 from tuner.base.settings import Settings
 from tuner.cli import build_parser
-from tuner.config.spec import load_spec
+from tuner.config.loading import load_spec
 
 # Elastic Indexed Jobs (parallelism and completions changed together) need 1.27.
 K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())

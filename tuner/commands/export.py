@@ -2,9 +2,10 @@
 
 The export holds the MaskablePPO keyword arguments exactly as the best trial
 built its model (recomputed by the same pure ``to_config`` from the trial's
-params and checked against what the trial recorded), the env options, the
-budget and the evaluation, plus metadata. ``tuner train`` feeds that file back
-to the same ``train`` function the trials used.
+params and checked against what the trial recorded), the game options (the
+fields of :class:`env.options.GameOptions`, named as a study file's ``env:``
+section names them), the budget and the evaluation, plus metadata. ``tuner
+train`` feeds that file back to the same ``train`` function the trials used.
 
 One schema for both directions, :class:`ExportDocument`: ``tuner export`` builds the
 document through it and ``tuner train`` reads the file through it, so an export the
@@ -33,19 +34,17 @@ from env.policy_files import save_model
 from tuner.base.errors import UserError
 from tuner.base.runs import confined, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
-from tuner.config.space import to_config
+from tuner.config.checks import check_opponent_names, check_ppo_values, ppo_argument_keys
+from tuner.config.loading import STUDIES_DIR, read_yaml
+from tuner.config.space import game_options, to_config
 from tuner.config.spec import (
-    ENV_KEYS,
     SCHEDULE_KEYS,
-    STUDIES_DIR,
+    SCHEDULES,
     BudgetSpec,
     EnvSpec,
     EvaluationSpec,
     StudySpec,
-    check_ppo_values,
     format_error,
-    ppo_argument_keys,
-    read_yaml,
 )
 from tuner.pbt.replay import PbtExport, export_section, replay
 from tuner.storage.record import TrialAttr, shown_results
@@ -75,7 +74,7 @@ def _versions() -> dict[str, str]:
 def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The export as data: what to train, and where it came from."""
     config = to_config(spec, dict(trial.params))
-    recorded = trial.user_attrs.get(TrialAttr.CONFIG)
+    recorded = upgrade_export(trial.user_attrs.get(TrialAttr.CONFIG))
     if recorded is not None and recorded != _plain(config.as_dict()):
         raise UserError(
             f"trial {trial.number}'s recorded config differs from what the study file gives "
@@ -93,7 +92,7 @@ def export_document(spec: StudySpec, trial: optuna.trial.FrozenTrial) -> dict[st
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "ppo_kwargs": config.ppo_kwargs,
-        "env_kwargs": config.env_kwargs,
+        "env_kwargs": config.game.as_dict(),
         "budget": spec.budget,
         "evaluation": spec.evaluation,
         "seed": spec.seed + trial.number,
@@ -200,7 +199,9 @@ class ExportDocument(BaseModel):
     optional, so that a hand-written file with only the settings still trains.
 
     ``ppo_kwargs`` are MaskablePPO's own keyword arguments (its signature, read when a
-    file is checked) plus ``lr_schedule``; ``env_kwargs`` are the env's options.
+    file is checked) plus ``lr_schedule``; ``env_kwargs`` are the game options, checked
+    by the model of a study file's ``env:`` section. A file written before keys were
+    renamed is read in today's keys (:func:`upgrade_export`).
     """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -220,7 +221,7 @@ class ExportDocument(BaseModel):
     algorithm: Literal["MaskablePPO"] = "MaskablePPO"
     policy: Literal["MlpPolicy"] = "MlpPolicy"
     ppo_kwargs: dict[str, Any]
-    env_kwargs: dict[str, Any]
+    env_kwargs: EnvSpec
     budget: BudgetSpec
     evaluation: EvaluationSpec
     seed: int = Field(ge=0, lt=2**32)
@@ -238,24 +239,38 @@ class ExportDocument(BaseModel):
                 )
         check_ppo_values(self.ppo_kwargs, "ppo_kwargs")
         schedule = self.ppo_kwargs.get("lr_schedule", "constant")
-        if schedule not in ("constant", "linear"):
+        if schedule not in SCHEDULES:
             raise ValueError(
                 f"ppo_kwargs.lr_schedule: expected 'constant' or 'linear', but got {schedule!r}"
             )
-        env = dict(self.env_kwargs)
-        opponents = env.pop("opponent", ["random"])
-        for key in env:
-            if key not in ENV_KEYS:
-                raise ValueError(
-                    f"env_kwargs.{key}: unknown env option; expected opponent or one of "
-                    f"{sorted(ENV_KEYS)}"
-                )
-        try:
-            EnvSpec.model_validate({**env, "opponents": opponents})
-        except ValidationError as err:
-            message = format_error("env_kwargs", err).replace("opponents", "opponent")
-            raise ValueError(message) from None
+        check_opponent_names(self.env_kwargs.opponents, "env_kwargs.opponents")
         return self
+
+
+# Keys an export (or a trial's recorded config) wrote before they were renamed, so that
+# one word has one meaning: section -> {old key: new key}.
+_RENAMED_EXPORT_KEYS = {
+    "env_kwargs": {"opponent": "opponents", "seeds": "stones"},
+    "budget": {"seeds": "runs"},
+}
+
+
+def upgrade_export(doc: Any) -> Any:
+    """An export, or a trial's recorded config, written before the renames, in today's keys.
+
+    ``env_kwargs`` once held KalahaEnv's keywords (``opponent``, ``seeds``): today they are
+    the game options, named as in a study file (``opponents``, ``stones``); the training
+    runs per trial are ``budget.runs``, no longer ``budget.seeds``. The committed exports
+    and the configs recorded on existing studies keep reading; anything else is as it was.
+    """
+    if not isinstance(doc, dict):
+        return doc
+    doc = dict(doc)
+    for section, renamed in _RENAMED_EXPORT_KEYS.items():
+        part = doc.get(section)
+        if isinstance(part, dict) and not set(renamed.values()) & set(part):
+            doc[section] = {renamed.get(k, k): v for k, v in part.items()}
+    return doc
 
 
 def load_export(path: str | Path) -> dict[str, Any]:
@@ -263,7 +278,7 @@ def load_export(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"export file {str(path)!r} does not exist; run `tuner export STUDY` first")
-    doc = read_yaml(path)
+    doc = upgrade_export(read_yaml(path))
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(
             f"{path}: expected an export with format: {FORMAT}, but got "
@@ -281,7 +296,7 @@ def checked_export(doc: ExportDocument | dict[str, Any]) -> ExportDocument:
     if isinstance(doc, ExportDocument):
         return doc
     try:
-        return ExportDocument.model_validate(doc)
+        return ExportDocument.model_validate(upgrade_export(doc))
     except ValidationError as err:  # e.g. an export from before objective: score|rating
         raise UserError(format_error(f"export of study {doc.get('study')!r}", err)) from None
 
@@ -316,16 +331,17 @@ def train_from_export(
     """
     export = checked_export(doc)
     budget = export.budget
+    game = game_options(export.env_kwargs)
     if export.pbt is not None:  # a population's winner: its schedule, replayed
         run = replay(
-            export.pbt, export.ppo_kwargs, export.env_kwargs, budget=budget,
+            export.pbt, export.ppo_kwargs, game, budget=budget,
             evaluation=export.evaluation, study=export.study, total_timesteps=total_timesteps,
             seed=seed, device=device, runs_dir=runs_dir, callbacks=callbacks,
         )  # fmt: skip
     else:
         run = train(
             export.ppo_kwargs,
-            export.env_kwargs,
+            game,
             total_timesteps=total_timesteps or budget.total_timesteps,
             n_envs=budget.n_envs,
             n_evaluations=budget.n_evaluations,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from env.opponents import Opponent
+from env.options import DEFAULT_STONES
 from env.rules import N_PITS, apply_move, initial_board, legal_pits, pit_index, store_of, winner
 
 
@@ -47,7 +48,7 @@ def play(
     agent: Opponent,
     *,
     human_seat: int = 0,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     ask: Callable[[str], str] = input,
     say: Callable[[str], None] = print,
     rng: np.random.Generator | None = None,
@@ -57,7 +58,7 @@ def play(
     ``ask`` reads the person's move (``q`` resigns); ``say`` prints.
     """
     rng = rng or np.random.default_rng()
-    board, to_move, over = initial_board(seeds), 0, False
+    board, to_move, over = initial_board(stones), 0, False
     say(f"You play seat {human_seat} ({'first' if human_seat == 0 else 'second'}).")
     say(draw(board, human_seat))
     while not over:

@@ -26,7 +26,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.base.runs import confined
 from tuner.commands.status import state_counts, top_trials
-from tuner.storage.record import StudyAttr, TrialAttr, shown_results
+from tuner.config.loading import stored_spec_data
+from tuner.storage.record import TrialAttr, shown_results
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"
@@ -43,13 +44,12 @@ def default_report_dir(runs_dir: Path, study_name: str) -> Path:
 def trial_budget(study: optuna.Study) -> int | None:
     """Timesteps one trial gets when it is not pruned (from the study's recorded spec).
 
-    With ``budget.seeds: S`` a trial trains S runs of ``total_timesteps`` each.
+    With ``budget.runs: S`` a trial trains S runs of ``total_timesteps`` each.
     """
-    spec = study.user_attrs.get(StudyAttr.SPEC) or {}
-    total = (spec.get("budget") or {}).get("total_timesteps")
-    seeds = (spec.get("budget") or {}).get("seeds", 1)
+    budget = stored_spec_data(study).get("budget") or {}
+    total, runs = budget.get("total_timesteps"), budget.get("runs", 1)
     if isinstance(total, int) and total > 0:
-        return total * (seeds if isinstance(seeds, int) and seeds > 0 else 1)
+        return total * (runs if isinstance(runs, int) and runs > 0 else 1)
     done = [
         int(t.user_attrs[TrialAttr.TIMESTEPS])
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -247,10 +247,10 @@ def _figure_specs(
     importances: dict[str, float],
     pruned: set[int],
 ) -> list[_FigureSpec]:
-    """The report's figures in the order they appear, with the reason any cannot be drawn."""
-    import optuna.visualization as vis
-    import optuna.visualization.matplotlib as vis_mpl
+    """The report's figures in the order they appear, with the reason any cannot be drawn.
 
+    Optuna's plotting modules are imported by the thunks, when a figure is drawn: a
+    study with nothing to draw yet does not pay a second for them."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     with_steps = [t for t in trials if t.intermediate_values]
     params = top_params(study, importances)
@@ -261,8 +261,8 @@ def _figure_specs(
             "Optimization history",
             "Objective value of each completed trial and the best value so far.",
             None if complete else "no completed trial yet",
-            lambda: vis.plot_optimization_history(study),
-            lambda: vis_mpl.plot_optimization_history(study),
+            lambda: _vis().plot_optimization_history(study),
+            lambda: _vis_mpl().plot_optimization_history(study),
         ),
         _FigureSpec(
             "intermediate_values",
@@ -272,24 +272,24 @@ def _figure_specs(
             f"Pruned trials ({len(pruned)}) are dashed red and end with an X where the pruner "
             "stopped them.",
             None if with_steps else "no trial has reported an intermediate value yet",
-            lambda: vis.plot_intermediate_values(study),
-            lambda: vis_mpl.plot_intermediate_values(study),
+            lambda: _vis().plot_intermediate_values(study),
+            lambda: _vis_mpl().plot_intermediate_values(study),
         ),
         _FigureSpec(
             "param_importances",
             "Parameter importances",
             "fANOVA importance of each parameter for the objective (seeded).",
             None if importances else "needs at least 2 completed trials with varying parameters",
-            lambda: vis.plot_param_importances(study, evaluator=_importance_evaluator()),
-            lambda: vis_mpl.plot_param_importances(study, evaluator=_importance_evaluator()),
+            lambda: _vis().plot_param_importances(study, evaluator=_importance_evaluator()),
+            lambda: _vis_mpl().plot_param_importances(study, evaluator=_importance_evaluator()),
         ),
         _FigureSpec(
             "parallel_coordinate",
             "Parallel coordinates",
             "Each completed trial as a line through its parameter values to its objective value.",
             None if complete else "no completed trial yet",
-            lambda: vis.plot_parallel_coordinate(study),
-            lambda: vis_mpl.plot_parallel_coordinate(study),
+            lambda: _vis().plot_parallel_coordinate(study),
+            lambda: _vis_mpl().plot_parallel_coordinate(study),
         ),
         _FigureSpec(
             "slice",
@@ -297,10 +297,27 @@ def _figure_specs(
             f"Objective value against each of the top parameters ({', '.join(params) or '-'}), "
             "coloured by trial number.",
             None if complete and params else "no completed trial with parameters yet",
-            lambda: vis.plot_slice(study, params=params),
-            lambda: vis_mpl.plot_slice(study, params=params),
+            lambda: _vis().plot_slice(study, params=params),
+            lambda: _vis_mpl().plot_slice(study, params=params),
         ),
     ]
+
+
+def _vis() -> Any:
+    import optuna.visualization
+
+    return optuna.visualization
+
+
+def _vis_mpl() -> Any:
+    """Optuna's matplotlib module, on the Agg backend (chosen before the import), so the
+    report draws on a machine without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna.visualization.matplotlib
+
+    return optuna.visualization.matplotlib
 
 
 def _population_spec(study: optuna.Study) -> list[_FigureSpec]:
@@ -346,15 +363,7 @@ def _draw(spec: _FigureSpec, pruned: set[int], out_dir: Path) -> Figure:
 def build_figures(
     study: optuna.Study, out_dir: Path, importances: dict[str, float]
 ) -> list[Figure]:
-    """Each figure with its plotly version and PNG; a reason instead when it cannot be drawn.
-
-    Matplotlib's Agg backend is chosen before Optuna's matplotlib module is
-    imported, so the report draws on a machine without a display.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-
+    """Each figure with its plotly version and PNG; a reason instead when it cannot be drawn."""
     trials = study.get_trials(deepcopy=False)
     pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
     specs = _figure_specs(study, trials, importances, pruned)
@@ -528,7 +537,7 @@ def _head_html(study: optuna.Study, figures: list[Figure], verification: str) ->
     trials = study.get_trials(deepcopy=False)
     counts = state_counts(trials)
     counts_text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "no trials"
-    spec = study.user_attrs.get(StudyAttr.SPEC) or {}
+    spec = stored_spec_data(study)
     generated = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return [
         "<!DOCTYPE html>",

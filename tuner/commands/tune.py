@@ -14,7 +14,8 @@ from tuner.base.settings import Settings
 from tuner.commands.verify.companion import base_name
 from tuner.commands.verify.jobs import VERIFYING, companion_worker_spec
 from tuner.commands.worker import TUNING, WorkerRole
-from tuner.config.spec import StudySpec, load_spec
+from tuner.config.loading import load_spec
+from tuner.config.spec import StudySpec
 
 
 def study_to_run(name: str, url: str, settings: Settings) -> tuple[StudySpec, WorkerRole]:

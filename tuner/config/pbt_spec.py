@@ -14,7 +14,7 @@ imports nothing from the spec (the checks read the spec they are given).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -134,21 +134,41 @@ def _check_pbt_budget(spec: StudySpec) -> None:
             f"n_trials: expected population * intervals = {pbt.population} * {n} = {units} "
             f"with pbt (each unit of one member's interval is a trial), but got {spec.n_trials}"
         )
-    if "n_evaluations" in budget.model_fields_set and budget.n_evaluations != n:
+    if budget.n_evaluations != n:
         raise ValueError(
             f"budget.n_evaluations: expected {n} or none with pbt (each unit is evaluated "
             f"once, at its end), but got {budget.n_evaluations}"
         )
-    if budget.seeds != 1:
-        raise ValueError(f"budget.seeds: expected 1 with pbt, but got {budget.seeds}")
-    if "pruner" in spec.model_fields_set and spec.pruner.type != "none":
+    if budget.runs != 1:
+        raise ValueError(f"budget.runs: expected 1 with pbt, but got {budget.runs}")
+    if spec.pruner.type != "none":
         raise ValueError(
             f"pruner.type: expected none with pbt (the population replaces its weakest "
             f"members itself), but got {spec.pruner.type}; remove the pruner"
         )
-    # What the study then runs, written into the spec so that status, the report and the
-    # spec stored on the study say it (and the stored spec reads back the same).
-    object.__setattr__(
-        spec, "pruner", spec.pruner.model_copy(update={"type": "none", "options": {}})
-    )
-    object.__setattr__(spec, "budget", budget.model_copy(update={"n_evaluations": n}))
+
+
+def pbt_defaults(data: Any) -> Any:
+    """What a PBT study runs, written into the file's data before the models read it: no
+    pruner, and one evaluation per interval (each unit is evaluated once, at its end).
+
+    Written into the data rather than into the validated spec (the models are frozen) so
+    that status, the report and the spec stored on the study say it, and the stored spec
+    reads back the same. An explicit pruner or ``n_evaluations`` is kept, for
+    :func:`check_pbt` to refuse if it does not fit.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("pbt"), dict):
+        return data
+    pruner = data.get("pruner")
+    if pruner is None or (isinstance(pruner, dict) and pruner.get("type") == "none"):
+        data = {**data, "pruner": {"type": "none", "options": {}}}
+    budget, interval = data.get("budget"), data["pbt"].get("interval")
+    if isinstance(budget, dict) and "n_evaluations" not in budget:
+        total = budget.get("total_timesteps")
+        if _positive_int(total) and _positive_int(interval) and total >= interval:
+            data = {**data, "budget": {**budget, "n_evaluations": total // interval}}
+    return data
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -1,8 +1,8 @@
 """Spec -> sampler and pruner: the Optuna objects a study file names.
 
-Apart from :mod:`tuner.config.study` so that the spec can build them while it validates a
-file (bad options fail before any storage is opened) without importing the study
-module, which imports the spec: imports between the two go one way. The spec is
+Apart from :mod:`tuner.config.study` so that the loader can build them while it validates
+a file (bad options fail before any storage is opened) without importing the study
+module, which imports the loader: imports between the two go one way. The spec is
 only a type here.
 """
 

@@ -1,10 +1,11 @@
-"""Spec + trial -> sampled values -> MaskablePPO keyword arguments.
+"""Spec + trial -> sampled values -> MaskablePPO keyword arguments and the game options.
 
 :func:`to_config` is the one conversion from searched values to what a model is
-built with. It is pure and its output is plain data (activation functions and
-schedules by name), so the objective records it, the export writes it, and
-``tuner train`` rebuilds exactly the model the trial trained; :func:`materialize`
-is the one place names become torch classes and callables.
+built with and trained on. It is pure and its output is plain data (activation
+functions and schedules by name) plus the frozen :class:`env.options.GameOptions`,
+so the objective records it, the export writes it, and ``tuner train`` rebuilds
+exactly the model the trial trained; :func:`materialize` is the one place names
+become torch classes and callables.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from typing import Any
 
 import optuna
 
+from env.options import DEFAULTS, GameOptions
 from env.policy_files import ACTIVATIONS
+from tuner.base.errors import ConfigError
 from tuner.config.spec import (
     ENV_KEYS,
     POLICY_KEYS,
     CategoricalParam,
+    EnvSpec,
     FloatParam,
     IntParam,
     StudySpec,
@@ -27,14 +31,33 @@ from tuner.config.spec import (
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything a trial's model is built from, as plain (YAML-ready) data."""
+    """Everything a trial's model is built from and trained on.
+
+    ``ppo_kwargs`` are plain (YAML-ready) data; ``game`` is the game and league the
+    envs, the evaluator and the export take as it is. :meth:`as_dict` is what a trial
+    records and an export writes (``env_kwargs``: the game options as a study file's
+    ``env:`` section writes them).
+    """
 
     ppo_kwargs: dict[str, Any]
-    env_kwargs: dict[str, Any]
+    game: GameOptions
     adjustments: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ppo_kwargs": self.ppo_kwargs, "env_kwargs": self.env_kwargs}
+        return {"ppo_kwargs": self.ppo_kwargs, "env_kwargs": self.game.as_dict()}
+
+
+def game_options(env: EnvSpec, searched: dict[str, Any] | None = None) -> GameOptions:
+    """A study's (or an export's) ``env:`` section, with searched env values, as the
+    game's options: the one place the file's form becomes the typed object.
+
+    A searched value the game refuses (``stones: 13``) is a :class:`ConfigError`: the
+    configuration's fault, recorded as such without spending the trial's budget.
+    """
+    try:
+        return GameOptions.from_dict({**env.model_dump(), **(searched or {})})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"the env cannot be built from the env options: {err}") from None
 
 
 def _active(condition: dict[str, list[Any]] | None, values: dict[str, Any]) -> bool:
@@ -73,7 +96,7 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
     ppo: dict[str, Any] = {k: v for k, v in fixed.items() if k not in POLICY_KEYS}
     policy: dict[str, Any] = dict(spec.ppo.get("policy_kwargs", {}))
     policy.update({k: v for k, v in fixed.items() if k in POLICY_KEYS})
-    env_kwargs: dict[str, Any] = spec.env.model_dump()
+    searched_env: dict[str, Any] = {}
 
     for name, raw in values.items():
         p = spec.search_space[name]
@@ -81,13 +104,10 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
         if name in POLICY_KEYS:
             policy[name] = value
         elif name in ENV_KEYS:
-            env_kwargs[name] = value
+            searched_env[name] = value
         else:
             ppo[name] = value
 
-    # KalahaEnv's name for it; a list stays a list, a mapping of shares stays a mapping.
-    opponents = env_kwargs.pop("opponents")
-    env_kwargs["opponent"] = dict(opponents) if isinstance(opponents, dict) else list(opponents)
     adjustments: dict[str, str] = {}
     n_steps = int(ppo.get("n_steps", 2048))
     rollout = n_steps * spec.budget.n_envs
@@ -99,16 +119,15 @@ def to_config(spec: StudySpec, values: dict[str, Any]) -> ModelConfig:
         policy["net_arch"] = list(policy["net_arch"])
     if policy:
         ppo["policy_kwargs"] = policy
-    return ModelConfig(ppo_kwargs=ppo, env_kwargs=env_kwargs, adjustments=adjustments)
+    game = game_options(spec.env, searched_env)
+    return ModelConfig(ppo_kwargs=ppo, game=game, adjustments=adjustments)
 
 
-def materialize(
-    ppo_kwargs: dict[str, Any], env_kwargs: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def materialize(ppo_kwargs: dict[str, Any], game: GameOptions = DEFAULTS) -> dict[str, Any]:
     """Plain kwargs -> what ``MaskablePPO(...)`` takes: classes, LR schedules.
 
-    ``env_kwargs`` tells the ``lookahead`` features which variant they simulate
-    (seeds per pit, empty captures).
+    ``game`` tells the ``lookahead`` features which variant they simulate (stones per
+    pit, empty captures).
     """
     import torch.nn as nn
 
@@ -124,13 +143,12 @@ def materialize(
     if plies or trunk:
         from env import networks
 
-        env_kwargs = env_kwargs or {}
         extractor: dict[str, Any] = {}
         if plies:  # the variant tells the features which rules to simulate
             extractor = {
                 "plies": int(plies),
-                "seeds": int(env_kwargs.get("seeds", 4)),
-                "empty_capture": bool(env_kwargs.get("empty_capture", False)),
+                "stones": game.stones,
+                "empty_capture": game.empty_capture,
             }
         if trunk:  # shared layers, over the counts or over the lookahead features
             extractor["hidden"] = list(trunk)

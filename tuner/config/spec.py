@@ -1,18 +1,29 @@
-"""Study file -> validated spec. The only module that reads study YAML.
+"""The models of a study file: what each key may hold, checked without touching the world.
 
 A study file is checked completely before anything trains or touches storage, so
 that a typo costs a second and one clear message (file, key, what was expected,
 what was found), never a crashed worker an hour into a study.
+
+This module is a leaf: pydantic models and the checks that read the file alone. It
+imports no env, torch, numba or optuna, so that a command that only reads a spec
+(``tuner status``, ``tuner report``) stays light. Beside it:
+
+- :mod:`tuner.config.checks`: the checks that touch the world (MaskablePPO's
+  signature, opponent policy files, the reference ladder).
+- :mod:`tuner.config.loading`: YAML -> spec (bounded reading, then the models, the
+  checks, the sampler and pruner built once), and the spec stored on a study.
+
+The game's options and their defaults are the game's (:mod:`env.options`): a field
+of :class:`EnvSpec` left out of a file takes the game's default, read when a file
+is validated.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,100 +34,49 @@ from pydantic import (
     model_validator,
 )
 
-from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES
-from env.kalaha_env import MAX_OPENING_PLIES
-from env.league import LEAGUE_NAMES, SAMPLINGS
-from env.opponents import make_opponent
-from env.policy_files import ACTIVATIONS
-from env.search import parse_search
-from tuner.base.errors import UserError, did_you_mean
-from tuner.base.settings import DEFAULT_STUDIES
-from tuner.config.pbt_spec import PbtSpec, check_pbt
-
-STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
+from tuner.config.pbt_spec import PbtSpec, check_pbt, pbt_defaults
+from tuner.config.renamed import RENAMED
 
 # Where a searched or fixed setting goes. Names not listed are MaskablePPO keyword
-# arguments (checked against its signature).
-POLICY_KEYS = {
-    "net_arch",
-    "activation_fn",
-    "ortho_init",
-    "share_features_extractor",
-    "shared_trunk",
-    "lookahead",
-}
-ENV_KEYS = {
-    "store_diff_coef",
-    "extra_turn_coef",
-    "opening_plies",
-    "seeds",
-    "empty_capture",
-    # the training opponents and the self-play league (env/league.py)
-    "opponents",
-    "snapshot_every",
-    "pool_size",
-    "pool_sampling",
-}
-SCHEDULE_KEYS = {"lr_schedule"}
+# arguments (checked against its signature by tuner.config.checks).
+POLICY_KEYS = frozenset(
+    {
+        "net_arch",
+        "activation_fn",
+        "ortho_init",
+        "share_features_extractor",
+        "shared_trunk",
+        "lookahead",
+    }
+)
+SCHEDULE_KEYS = frozenset({"lr_schedule"})
+SCHEDULES = ("constant", "linear")
 DEFAULT_EVAL_OPPONENTS = ("random", "greedy")
-NOT_TUNABLE = {"policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"}
 
 
-def _ppo_keys() -> set[str]:
-    from sb3_contrib import MaskablePPO
+def _game(name: str) -> Any:
+    """A name of the game's options module, read when first needed (no env import here)."""
+    import env.options
 
-    return set(inspect.signature(MaskablePPO.__init__).parameters) - {"self"} - NOT_TUNABLE
-
-
-# Policy constructor arguments a YAML file cannot give (classes, spaces) or that the
-# tuner sets itself (``shared_trunk`` sets the features extractor).
-_POLICY_NOT_SETTABLE = {
-    "self",
-    "observation_space",
-    "action_space",
-    "lr_schedule",
-    "features_extractor_class",
-    "features_extractor_kwargs",
-    "optimizer_class",
-}
+    return getattr(env.options, name)
 
 
-def policy_keys() -> set[str]:
-    """Keys ``ppo.policy_kwargs`` may hold: MaskableActorCriticPolicy's own, by name."""
-    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
-
-    params = set(inspect.signature(MaskableActorCriticPolicy.__init__).parameters)
-    return (params - _POLICY_NOT_SETTABLE) | POLICY_KEYS
+def _game_default(name: str) -> Callable[[], Any]:
+    """A default factory: the game's one default for option ``name`` (env.options)."""
+    return lambda: _game("default_of")(name)
 
 
-def check_policy_kwargs(value: Any, where: str = "ppo.policy_kwargs") -> None:
-    """A mapping whose keys the policy takes: a typo (``ortho_int``) fails here, not in
-    every trial."""
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a mapping of policy settings, but got {value!r}")
-    allowed = policy_keys()
-    for key in value:
-        if key not in allowed:
-            raise ValueError(
-                f"{where}.{key}: unknown policy setting; expected one of {sorted(allowed)}"
-            )
-    if "activation_fn" in value and value["activation_fn"] not in ACTIVATIONS:
-        raise ValueError(
-            f"{where}.activation_fn: expected one of {list(ACTIVATIONS)}, "
-            f"but got {value['activation_fn']!r}"
-        )
-
-
-def _check_finite(value: Any, where: str) -> None:
-    """No inf or nan in fixed settings (YAML reads .inf and .nan as floats)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where}: expected a finite number, but got {value}")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_finite(v, f"{where}.{k}")
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_finite(v, f"{where}[{i}]")
+def _renamed_error(section: str, data: Any) -> Any:
+    """Refuse a renamed key in a file, naming its new name (before the models read it)."""
+    if isinstance(data, dict):
+        for old, (new, meaning) in RENAMED.items():
+            where, _, key = old.partition(".")
+            if where == section and key in data:
+                raise ValueError(
+                    f"{old} is now {new} ({meaning}); rename the key: "
+                    f"{new.rpartition('.')[2]}: {data[key]!r}"
+                )
+    return data
 
 
 class _Strict(BaseModel):
@@ -125,7 +85,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class FloatParam(_Strict):
+class _Param(_Strict):
+    """What every searched parameter has: an optional condition on earlier ones."""
+
+    @field_validator("condition", mode="after", check_fields=False)
+    @classmethod
+    def _listed(cls, v: dict[str, Any] | None) -> dict[str, list[Any]] | None:
+        """A single allowed value of a condition is a list of one."""
+        if v is None:
+            return None
+        return {k: a if isinstance(a, list) else [a] for k, a in v.items()}
+
+
+class FloatParam(_Param):
     """A float drawn from [low, high], optionally on a log scale or a grid of ``step``."""
 
     type: Literal["float"]
@@ -148,7 +120,7 @@ class FloatParam(_Strict):
         return self
 
 
-class IntParam(_Strict):
+class IntParam(_Param):
     """An integer drawn from [low, high], optionally on a log scale or a grid of ``step``."""
 
     type: Literal["int"]
@@ -169,7 +141,7 @@ class IntParam(_Strict):
         return self
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(_Param):
     """One of ``choices``: a list of plain values, or a mapping of names to values.
 
     Named choices are how structured values are searched: Optuna stores the name
@@ -217,8 +189,19 @@ class PrunerSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def _check_opening_plies(v: int) -> int:
+    limit = _game("MAX_OPENING_PLIES")
+    if v > limit:
+        raise ValueError(
+            f"expected a number less than or equal to {limit} (longer random openings end "
+            f"most games before the agent moves), but got {v}"
+        )
+    return v
+
+
 class EnvSpec(_Strict):
-    """The training environment: opponents drawn per episode, and the env options.
+    """The game the agent trains on, and its opponents: :class:`env.options.GameOptions`'
+    fields, with their defaults, as a file writes them.
 
     ``opponents`` is a list (equal shares) or a mapping of opponent -> share of
     episodes, e.g. ``{pool: 0.7, "minimax:2@0.1": 0.2, random: 0.1}``; ``self`` (the
@@ -227,21 +210,36 @@ class EnvSpec(_Strict):
     make it self-play.
     """
 
-    # Any: check_training_opponents gives one message for both forms, not a union's two.
-    opponents: Any = Field(default_factory=lambda: ["random"])
-    seeds: int = Field(4, ge=3, le=6)
-    empty_capture: bool = False
-    opening_plies: int = Field(0, ge=0, le=MAX_OPENING_PLIES)
-    store_diff_coef: float = 0.0
-    extra_turn_coef: float = 0.0
-    snapshot_every: int = Field(50_000, ge=1)
-    pool_size: int = Field(10, ge=1, le=100)
-    pool_sampling: Literal["uniform", "recent", "pfsp"] = "pfsp"
+    # Any: check_opponent_mix gives one message for both forms, not a union's two.
+    opponents: Any = Field(default_factory=_game_default("opponents"))
+    stones: int = Field(default_factory=_game_default("stones"), ge=3, le=6)
+    empty_capture: bool = Field(default_factory=_game_default("empty_capture"))
+    opening_plies: int = Field(default_factory=_game_default("opening_plies"), ge=0)
+    store_diff_coef: float = Field(default_factory=_game_default("store_diff_coef"))
+    extra_turn_coef: float = Field(default_factory=_game_default("extra_turn_coef"))
+    snapshot_every: int = Field(default_factory=_game_default("snapshot_every"), ge=1)
+    pool_size: int = Field(default_factory=_game_default("pool_size"), ge=1, le=100)
+    pool_sampling: str = Field(default_factory=_game_default("pool_sampling"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_error("env", data)
 
     @field_validator("opponents")
     @classmethod
     def _opponents(cls, v: Any) -> Any:
-        return check_training_opponents(v)
+        return check_opponent_mix(v)
+
+    @field_validator("opening_plies")
+    @classmethod
+    def _plies(cls, v: int) -> int:
+        return _check_opening_plies(v)
+
+    @field_validator("pool_sampling")
+    @classmethod
+    def _sampling(cls, v: str) -> str:
+        return check_pool_sampling(v)
 
     @field_validator("store_diff_coef", "extra_turn_coef")
     @classmethod
@@ -251,12 +249,22 @@ class EnvSpec(_Strict):
         return v
 
 
+# The env options a study may fix under env: or search: the fields of EnvSpec.
+ENV_KEYS = frozenset(EnvSpec.model_fields)
+
+
 class BudgetSpec(_Strict):
     total_timesteps: int = Field(ge=1)
     n_evaluations: int = Field(3, ge=1)
     n_envs: int = Field(8, ge=1, le=256)
-    # Training runs (seeds) per trial; the trial's value is their mean (tuner.trial.objective).
-    seeds: int = Field(1, ge=1, le=32)
+    # Training runs per trial (each with its own seed); the trial's value is their mean
+    # (tuner.trial.objective).
+    runs: int = Field(1, ge=1, le=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_error("budget", data)
 
 
 class EvaluationSpec(_Strict):
@@ -281,11 +289,11 @@ class EvaluationSpec(_Strict):
     objective: Literal["score", "rating"] = "score"
     opponents: list[str] | None = None
     games: int = Field(
-        DEFAULT_EVAL_GAMES,
+        default_factory=lambda: _game("DEFAULT_EVAL_GAMES"),
         ge=2,
         description="per opponent (score) or in all (rating); even: each opening from both seats",
     )
-    opening_plies: int = Field(DEFAULT_OPENING_PLIES, ge=0, le=MAX_OPENING_PLIES)
+    opening_plies: int = Field(default_factory=lambda: _game("DEFAULT_OPENING_PLIES"), ge=0)
     combine: Literal["mean", "min", "weighted"] | None = None
     weights: dict[str, float] | None = None
     rounds: int = Field(4, ge=1, le=20)
@@ -296,8 +304,23 @@ class EvaluationSpec(_Strict):
     @classmethod
     def _search(cls, v: str | None) -> str | None:
         if v is not None:
+            from env.search import parse_search  # read when a search is given: spec stays a leaf
+
             parse_search(v)  # ValueError: "a search is 'ab:D' ... or 'mcts:S', but got ..."
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _score_defaults(cls, data: Any) -> Any:
+        """A score is measured against random and greedy, merged by their mean, unless told."""
+        if not isinstance(data, dict) or data.get("objective", "score") != "score":
+            return data
+        opponents, combine = data.get("opponents"), data.get("combine")
+        return {
+            **data,
+            "opponents": list(DEFAULT_EVAL_OPPONENTS) if opponents is None else opponents,
+            "combine": "mean" if combine is None else combine,
+        }
 
     @field_validator("objective", mode="before")
     @classmethod
@@ -318,8 +341,8 @@ class EvaluationSpec(_Strict):
                 f"reference ladder, env/ladder.yaml), but got {v!r}; remove it or use "
                 "objective: score"
             )
-        if info.field_name == "opponents" and v is not None:
-            return _check_opponents(v)
+        if info.field_name == "opponents" and v is not None and not v:
+            raise ValueError("expected at least one opponent, but got none")
         if info.field_name == "weights" and info.data.get("combine") == "weighted":
             opponents = info.data.get("opponents") or DEFAULT_EVAL_OPPONENTS
             if set(v or {}) != set(opponents):
@@ -338,16 +361,18 @@ class EvaluationSpec(_Strict):
             )
         return v
 
+    @field_validator("opening_plies")
+    @classmethod
+    def _plies(cls, v: int) -> int:
+        return _check_opening_plies(v)
+
     @model_validator(mode="after")
-    def _defaults(self) -> EvaluationSpec:
-        if self.objective == "score":
-            object.__setattr__(self, "opponents", self.opponents or list(DEFAULT_EVAL_OPPONENTS))
-            object.__setattr__(self, "combine", self.combine or "mean")
-            if self.combine == "weighted" and self.weights is None:
-                raise ValueError(
-                    f"evaluation.weights: expected weights for exactly the opponents "
-                    f"{self.opponents} with combine: weighted, but got none"
-                )
+    def _weights(self) -> EvaluationSpec:
+        if self.combine == "weighted" and self.weights is None:
+            raise ValueError(
+                f"evaluation.weights: expected weights for exactly the opponents "
+                f"{self.opponents} with combine: weighted, but got none"
+            )
         if self.weights and (min(self.weights.values()) < 0 or sum(self.weights.values()) <= 0):
             raise ValueError(f"expected weights >= 0 with a positive sum, but got {self.weights}")
         return self
@@ -371,6 +396,11 @@ class StudySpec(_Strict):
     # Population-based training instead of independent trials (tuner/config/pbt_spec.py).
     pbt: PbtSpec | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pbt_defaults(cls, data: Any) -> Any:
+        return pbt_defaults(data)
+
     @field_validator("study_name")
     @classmethod
     def _file_name(cls, v: str) -> str:
@@ -378,30 +408,25 @@ class StudySpec(_Strict):
             raise ValueError(f"expected a name that can name files, but got {v!r}")
         return v
 
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_error("search_space", data)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StudySpec:
         """The checks that read several fields, in the order their errors surface."""
-        self._check_setting_names()
+        self._check_placement()
         self._check_conditions()
         self._check_named_choices()
         self._check_budget()
         check_pbt(self)
         return self
 
-    def _check_setting_names(self) -> None:
-        """Every ``ppo`` and ``search_space`` key names a setting, in one place only."""
-        ppo_keys = _ppo_keys()
-        known = ppo_keys | POLICY_KEYS | SCHEDULE_KEYS | ENV_KEYS
-        for where, keys in (("ppo", self.ppo), ("search_space", self.search_space)):
-            for key in keys:
-                if key not in known:
-                    raise ValueError(
-                        f"{where}.{key}: unknown setting; expected a MaskablePPO argument "
-                        f"({', '.join(sorted(ppo_keys))}), a policy setting "
-                        f"({', '.join(sorted(POLICY_KEYS))}), lr_schedule or an env option "
-                        f"({', '.join(sorted(ENV_KEYS))})"
-                    )
-        check_ppo_values(self.ppo, "ppo")
+    def _check_placement(self) -> None:
+        """Fixed settings are numbers where numbers are meant; a setting is fixed or searched,
+        not both; env options live under env:."""
+        check_ppo_numbers(self.ppo, "ppo")
         both = set(self.ppo) & set(self.search_space)
         if both:
             raise ValueError(f"{sorted(both)} appear in both ppo and search_space; keep one")
@@ -412,19 +437,16 @@ class StudySpec(_Strict):
         """A condition names an earlier parameter and values it can take.
 
         Conditions are read in file order, so a later parameter cannot gate an
-        earlier one; a single allowed value is normalised to a list here.
+        earlier one.
         """
         order = list(self.search_space)
         for name, param in self.search_space.items():
-            condition = param.condition or {}
-            for other, allowed in condition.items():
+            for other, allowed in (param.condition or {}).items():
                 if other not in self.search_space or order.index(other) >= order.index(name):
                     raise ValueError(
                         f"search_space.{name}.condition: expected a parameter searched "
                         f"before {name!r} (conditions are read in file order), but got {other!r}"
                     )
-                if not isinstance(allowed, list):
-                    allowed = condition[other] = [allowed]
                 cond = self.search_space[other]
                 if isinstance(cond, CategoricalParam):
                     unknown = [a for a in allowed if a not in cond.option_names]
@@ -436,18 +458,12 @@ class StudySpec(_Strict):
                         )
 
     def _check_named_choices(self) -> None:
-        """Choices the tuner turns into objects name ones it knows.
+        """Searched opponent mixes, pool samplings and schedules have the forms they need.
 
-        Activations, opponent mixes, pool samplings and schedules: a typo fails when
-        the file is loaded, not in the one trial that happens to sample it.
+        A typo fails when the file is loaded, not in the one trial that happens to
+        sample it. (Opponent and activation names are checked against the game by
+        :mod:`tuner.config.checks`.)
         """
-        act = self.search_space.get("activation_fn")
-        names = act.option_names if isinstance(act, CategoricalParam) else []
-        for a in names:
-            if a not in ACTIVATIONS:
-                raise ValueError(
-                    f"activation_fn: expected one of {list(ACTIVATIONS)}, but got {a!r}"
-                )
         mix = self.search_space.get("opponents")
         if isinstance(mix, CategoricalParam):
             if not isinstance(mix.choices, dict):
@@ -457,18 +473,18 @@ class StudySpec(_Strict):
                 )
             for label, value in mix.choices.items():
                 try:
-                    check_training_opponents(value)
+                    check_opponent_mix(value)
                 except ValueError as err:
                     raise ValueError(f"search_space.opponents.{label}: {err}") from None
         sampling = self.search_space.get("pool_sampling")
         for s in sampling.option_names if isinstance(sampling, CategoricalParam) else []:
-            if s not in SAMPLINGS:
-                raise ValueError(
-                    f"search_space.pool_sampling: expected one of {list(SAMPLINGS)}, but got {s!r}"
-                )
+            try:
+                check_pool_sampling(s)
+            except ValueError as err:
+                raise ValueError(f"search_space.pool_sampling: {err}") from None
         sched = self.search_space.get("lr_schedule")
         for s in sched.option_names if isinstance(sched, CategoricalParam) else []:
-            if s not in ("constant", "linear"):
+            if s not in SCHEDULES:
                 raise ValueError(f"lr_schedule: expected 'constant' or 'linear', but got {s!r}")
 
     def _check_budget(self) -> None:
@@ -481,31 +497,33 @@ class StudySpec(_Strict):
                     f"ppo.batch_size: expected at most n_steps * n_envs = {rollout}, "
                     f"but got {batch}"
                 )
-        if self.evaluation.objective == "rating":
-            if self.direction != "maximize":
-                raise ValueError(
-                    "direction: expected maximize with evaluation.objective: rating (a higher "
-                    f"rating is a stronger agent), but got {self.direction}"
-                )
-            _check_ladder_game(self)
+        if self.evaluation.objective == "rating" and self.direction != "maximize":
+            raise ValueError(
+                "direction: expected maximize with evaluation.objective: rating (a higher "
+                f"rating is a stronger agent), but got {self.direction}"
+            )
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")
-        # With several seeds a trial reports one value per seed (step = seed index), which
-        # only the Wilcoxon pruner reads that way; it compares seeds, so it needs several.
-        if self.budget.seeds > 1 and self.pruner.type not in ("wilcoxon", "none"):
+        # With several runs a trial reports one value per run (step = run index), which
+        # only the Wilcoxon pruner reads that way; it compares runs, so it needs several.
+        if self.budget.runs > 1 and self.pruner.type not in ("wilcoxon", "none"):
             raise ValueError(
-                f"pruner.type: expected wilcoxon or none with budget.seeds: "
-                f"{self.budget.seeds}, but got {self.pruner.type}"
+                f"pruner.type: expected wilcoxon or none with budget.runs: "
+                f"{self.budget.runs}, but got {self.pruner.type}"
             )
-        if self.pruner.type == "wilcoxon" and self.budget.seeds < 2:
+        if self.pruner.type == "wilcoxon" and self.budget.runs < 2:
             raise ValueError(
-                "budget.seeds: expected at least 2 with pruner.type: wilcoxon (it compares "
-                f"a trial's seeds with the best trial's), but got {self.budget.seeds}"
+                "budget.runs: expected at least 2 with pruner.type: wilcoxon (it compares "
+                f"a trial's runs with the best trial's), but got {self.budget.runs}"
             )
 
 
-def check_training_opponents(v: Any) -> Any:
-    """A list of opponents, or a mapping opponent -> share; ``self`` and ``pool`` allowed."""
+def check_opponent_mix(v: Any) -> Any:
+    """A list of opponent names, or a mapping name -> share (a number >= 0, positive sum).
+
+    Whether each name is an opponent the game knows is :mod:`tuner.config.checks`'s
+    question (it may load a policy file).
+    """
     names = list(v) if isinstance(v, list | dict) else None
     if names is None:
         raise ValueError(
@@ -516,9 +534,6 @@ def check_training_opponents(v: Any) -> Any:
     for name in names:
         if not isinstance(name, str):
             raise ValueError(f"expected opponent names (strings), but got {name!r}")
-    fixed = [n for n in names if n not in LEAGUE_NAMES]
-    if fixed:
-        _check_opponents(fixed)
     if isinstance(v, dict):
         for name, share in v.items():
             if isinstance(share, bool) or not isinstance(share, int | float):
@@ -530,11 +545,9 @@ def check_training_opponents(v: Any) -> Any:
     return v
 
 
-def check_ppo_values(ppo: dict[str, Any], where: str) -> None:
+def check_ppo_numbers(ppo: dict[str, Any], where: str) -> None:
     """Fixed MaskablePPO settings (a study's ``ppo``, an export's ``ppo_kwargs``): finite
-    numbers, no numbers hiding in strings, a ``policy_kwargs`` the policy takes."""
-    if "policy_kwargs" in ppo:
-        check_policy_kwargs(ppo["policy_kwargs"], f"{where}.policy_kwargs")
+    numbers, and no numbers hiding in strings."""
     for key, val in ppo.items():
         _check_finite(val, f"{where}.{key}")
         if isinstance(val, str) and _looks_numeric(val):
@@ -544,25 +557,16 @@ def check_ppo_values(ppo: dict[str, Any], where: str) -> None:
             )
 
 
-def ppo_argument_keys() -> set[str]:
-    """MaskablePPO keyword arguments a file may set (its signature, less what the tuner sets)."""
-    return _ppo_keys()
-
-
-def _check_ladder_game(spec: StudySpec) -> None:
-    """A rating is only meaningful on the game the ladder was measured on."""
-    from tuner.strength.ladder import load_ladder
-
-    ladder = load_ladder()
-    searched = {"seeds", "empty_capture"} & set(spec.search_space)
-    if spec.env.seeds != ladder.seeds or spec.env.empty_capture or searched:
-        found = f"seeds {spec.env.seeds}, empty_capture {spec.env.empty_capture}"
-        found += f", searched: {sorted(searched)}" if searched else ""
-        raise ValueError(
-            f"env: expected seeds {ladder.seeds} and empty_capture false, not searched, with "
-            f"evaluation.objective: rating (the reference ladder was measured on that game), "
-            f"but got {found}; use objective: score for other variants"
-        )
+def _check_finite(value: Any, where: str) -> None:
+    """No inf or nan in fixed settings (YAML reads .inf and .nan as floats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: expected a finite number, but got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}")
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
 
 
 def _looks_numeric(text: str) -> bool:
@@ -573,13 +577,10 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _check_opponents(v: list[str]) -> list[str]:
-    if not v:
-        raise ValueError("expected at least one opponent, but got none")
-    for spec in v:
-        # Raises ValueError with the valid forms; a policy file must exist and load
-        # (safely: weights and metadata only) before any trial counts on it.
-        make_opponent(spec)
+def check_pool_sampling(v: Any) -> str:
+    samplings = _game("SAMPLINGS")
+    if v not in samplings:
+        raise ValueError(f"expected one of {list(samplings)}, but got {v!r}")
     return v
 
 
@@ -590,6 +591,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 
 def format_error(source: str, err: ValidationError) -> str:
+    """The first problem of a validation, as one line: source, key, expected, found."""
     first = err.errors()[0]
     loc = _format_loc(first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
@@ -608,130 +610,3 @@ def format_error(source: str, err: ValidationError) -> str:
     if not first["loc"]:  # a whole-file check names its key in the message itself
         return f"{source}: {msg}"
     return f"{source}: key '{loc}': {msg}{tail}"
-
-
-def resolve_study_path(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> Path:
-    """``net_arch`` -> ``studies/net_arch.yaml``; a path is taken as it is."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    return studies_dir / f"{p}.yaml"
-
-
-# A study file is a few KB. The bounds stop a file, or a YAML alias bomb (a few
-# anchors that expand a thousandfold each), from filling memory and the database.
-MAX_YAML_BYTES = 1024 * 1024
-MAX_YAML_EXPANDED = 1_000_000  # nodes plus scalar characters, after alias expansion
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses documents whose aliases expand too far."""
-
-    def get_single_node(self) -> yaml.Node | None:
-        node = super().get_single_node()
-        if node is not None:
-            _expanded_size(node, {}, set())
-        return node
-
-
-def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
-    """Size of ``node`` once every alias is copied out; raises past the bound."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    if key in active:
-        raise yaml.YAMLError("a recursive alias (an anchor used inside itself)")
-    active.add(key)
-    if isinstance(node, yaml.ScalarNode):
-        size = 1 + len(node.value)
-    elif isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(n, memo, active) for n in node.value)
-    else:
-        size = 1 + sum(
-            _expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value
-        )
-    active.discard(key)
-    if size > MAX_YAML_EXPANDED:
-        raise yaml.YAMLError(
-            f"its aliases expand to more than {MAX_YAML_EXPANDED} nodes and characters; "
-            "a study file is a few KB: write the values out, without nested anchors"
-        )
-    memo[key] = size
-    return size
-
-
-def read_yaml(path: Path) -> Any:
-    """Read a YAML file the project reads (study, export), bounded, as one-line errors."""
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise UserError(f"{path}: expected a YAML file, but it is not a regular file")
-        if size > MAX_YAML_BYTES:
-            raise UserError(
-                f"{path}: expected a YAML file of at most {MAX_YAML_BYTES} bytes, but it has {size}"
-            )
-        raw = path.read_bytes()
-    except OSError as err:
-        raise UserError(f"{path}: cannot be read: {err.strerror or err}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"{path}: expected UTF-8 text, but byte {raw[err.start]:#04x} at offset "
-            f"{err.start} is not; save the file as UTF-8"
-        ) from None
-    try:
-        return yaml.load(text, Loader=_BoundedLoader)
-    except yaml.YAMLError as err:
-        line = " ".join(str(err).split())
-        raise UserError(f"{path}: not valid YAML: {line[:300]}") from None
-
-
-def upgrade_stored_spec(data: Any) -> Any:
-    """A spec recorded on a study by an earlier version, in today's schema.
-
-    Before the rating objective, ``evaluation.objective: final|best`` said which
-    evaluation became the value; that is ``value_from`` now. A study file with the
-    old key is an error (its author can fix it); a study in a database is history,
-    so its recorded spec is read in the new form rather than refused.
-    """
-    if not isinstance(data, dict) or not isinstance(data.get("evaluation"), dict):
-        return data
-    evaluation = dict(data["evaluation"])
-    if evaluation.get("objective") in ("final", "best"):
-        evaluation["value_from"] = evaluation.pop("objective")
-        evaluation["objective"] = "score"
-        return {**data, "evaluation": evaluation}
-    return data
-
-
-def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
-    """Validate already-loaded YAML data; raise :class:`UserError` on the first problem."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: expected a mapping of keys at the top level, but got {data!r}")
-    try:
-        spec = StudySpec.model_validate(data)
-    except ValidationError as err:
-        raise UserError(format_error(source, err)) from None
-    # Build the sampler and pruner once now: bad options fail here, before storage.
-    # Imported here: optuna is not needed to read a spec, and the import stays cheap.
-    from tuner.config.samplers import build_pruner, build_sampler
-
-    try:
-        build_sampler(spec, seed=0)
-        build_pruner(spec)
-    except UserError as err:
-        raise UserError(f"{source}: {err}") from None
-    return spec
-
-
-def load_spec(name_or_path: str | Path, studies_dir: Path = STUDIES_DIR) -> StudySpec:
-    """Read and validate a study file by name (``smoke``, in ``studies_dir``) or path."""
-    path = resolve_study_path(name_or_path, studies_dir)
-    if not path.exists():
-        known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
-        raise UserError(
-            f"study file {str(path)!r} does not exist;{did_you_mean(str(name_or_path), known)} "
-            f"expected one of {known} or a path to a .yaml file"
-        )
-    return parse_spec(read_yaml(path), str(path))

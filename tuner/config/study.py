@@ -19,8 +19,9 @@ from typing import Any
 import optuna
 
 from tuner.base.errors import UserError
+from tuner.config.loading import stored_spec, stored_spec_data
 from tuner.config.samplers import build_pruner, build_sampler
-from tuner.config.spec import StudySpec, parse_spec, upgrade_stored_spec
+from tuner.config.spec import StudySpec
 from tuner.storage.record import StudyAttr, TrialAttr
 
 
@@ -55,13 +56,14 @@ def _short(value: Any) -> str:
 def _stored_spec(study: optuna.Study) -> dict[str, Any] | None:
     """The spec recorded at creation, with the defaults of today's schema filled in, so
     that a field added to the schema since is not taken for a change of the file."""
-    stored = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
-    if stored is None:
+    stored = stored_spec_data(study)
+    if not stored:
         return None
     try:
-        return parse_spec(stored, f"study {study.study_name!r}").model_dump(mode="json")
+        spec = stored_spec(study)
     except UserError:
         return stored  # compared as it is; the differences are named
+    return spec.model_dump(mode="json") if spec is not None else stored
 
 
 def _check_drift(study: optuna.Study, spec: StudySpec, accept_changes: bool) -> None:

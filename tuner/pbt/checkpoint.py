@@ -147,7 +147,7 @@ def _restore_pool(pool: SnapshotPool, saved: dict[str, Any], policy: Any) -> Non
     for snap in saved["members"][-pool.size :]:
         clone = frozen_copy(policy)
         clone.load_state_dict(snap["weights"])
-        member = PolicyOpponent(clone, seeds=pool.seeds, deterministic=False, name=snap["name"])
+        member = PolicyOpponent(clone, stones=pool.stones, deterministic=False, name=snap["name"])
         pool.members.append(member)
         pool.results[id(member)] = list(snap["results"])
     pool.added = int(saved["added"])

@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from stable_baselines3.common.callbacks import BaseCallback
 
+from env.options import GameOptions
 from tuner.base.runs import tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
 from tuner.config.pbt_spec import MUTABLE, MUTABLE_ENV
@@ -95,18 +96,14 @@ def export_section(spec: StudySpec, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def apply_values(
-    ppo_kwargs: dict[str, Any], env_kwargs: dict[str, Any], values: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The configuration of one segment: the export's, with the entry's values set."""
-    ppo, env = dict(ppo_kwargs), dict(env_kwargs)
-    for name, value in values.items():
-        if name == "opponents":
-            env["opponent"] = value
-        elif name in MUTABLE_ENV:
-            env[name] = value
-        else:
-            ppo[name] = value
-    return ppo, env
+    ppo_kwargs: dict[str, Any], game: GameOptions, values: dict[str, Any]
+) -> tuple[dict[str, Any], GameOptions]:
+    """The configuration of one segment: the export's, with the entry's values set (the
+    env's among them go into a copy of the game options, under their own names)."""
+    ppo = dict(ppo_kwargs)
+    env = {name: value for name, value in values.items() if name in MUTABLE_ENV}
+    ppo.update({name: value for name, value in values.items() if name not in MUTABLE_ENV})
+    return ppo, GameOptions.from_dict({**game.as_dict(), **env}) if env else game
 
 
 def segments(schedule: list[ScheduleEntry], total: int) -> list[tuple[ScheduleEntry, int]]:
@@ -120,7 +117,7 @@ def segments(schedule: list[ScheduleEntry], total: int) -> list[tuple[ScheduleEn
 def replay(
     pbt: PbtExport,
     ppo_kwargs: dict[str, Any],
-    env_kwargs: dict[str, Any],
+    game: GameOptions,
     *,
     budget: BudgetSpec,
     evaluation: EvaluationSpec,
@@ -141,7 +138,7 @@ def replay(
     runs: list[TrainingRun] = []
     parts = segments(pbt.schedule, total_timesteps or budget.total_timesteps)
     for i, (entry, steps) in enumerate(parts):
-        ppo, env = apply_values(ppo_kwargs, env_kwargs, entry.values)
+        ppo, env = apply_values(ppo_kwargs, game, entry.values)
         pools: list[Any] = []
 
         def restore(

@@ -17,19 +17,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.base.errors import UserError
-from tuner.config.spec import StudySpec, parse_spec, upgrade_stored_spec
+from tuner.config.loading import stored_spec, stored_spec_data
+from tuner.config.spec import StudySpec
 from tuner.pbt.population import Population, is_pbt_study
 from tuner.pbt.scheduler import EXPLOIT, REPLACE
-from tuner.storage.record import StudyAttr, TrialAttr
+from tuner.storage.record import TrialAttr
 
 
 def pbt_spec(study: optuna.Study) -> StudySpec | None:
     """The spec recorded on ``study`` when it is a PBT study; None for any other study."""
-    data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
-    if not is_pbt_study(data):
+    if not is_pbt_study(stored_spec_data(study)):
         return None
     try:
-        return parse_spec(data, f"study {study.study_name!r}")
+        return stored_spec(study)
     except UserError:
         return None
 

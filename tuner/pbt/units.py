@@ -196,9 +196,9 @@ def queue_unit(
 
 def schedule_values(spec: StudySpec, config: ModelConfig) -> dict[str, Any]:
     """The searched settings' values as the model got them (the opponent mix included)."""
-    values = real_values(spec, config.ppo_kwargs, config.env_kwargs)
+    values = real_values(spec, config.ppo_kwargs, config.game)
     if "opponents" in spec.search_space:
-        values["opponents"] = config.env_kwargs["opponent"]
+        values["opponents"] = config.game.as_dict()["opponents"]
     return values
 
 
@@ -279,7 +279,7 @@ def run_unit(
 
     run = train(
         config.ppo_kwargs,
-        config.env_kwargs,
+        config.game,
         total_timesteps=pbt.interval,
         n_envs=spec.budget.n_envs,
         n_evaluations=1,

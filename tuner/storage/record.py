@@ -31,7 +31,7 @@ class TrialAttr:
     CONFIG: Final = "config"  # to_config's output: exactly what was trained
     REAL_PARAMS: Final = "real_params"  # the values the sampled params stood for
     ADJUSTMENTS: Final = "adjustments"  # settings changed to make a combination valid
-    SEED_VALUES: Final = "seed_values"  # one value per training seed
+    RUN_VALUES: Final = "run_values"  # one value per training run (budget.runs)
     TIMESTEPS: Final = "timesteps"
     DEVICE: Final = "device"
     STEPS_PER_SECOND: Final = "steps_per_second"

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, MatchResult, play_match
+from env.arena import MatchResult, play_match
 from env.opponents import Opponent, PolicyOpponent, make_opponent
+from env.options import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, DEFAULT_STONES, GameOptions
 from env.search import PolicyEvaluator, SearchAgent, parse_search
 from tuner.strength.ladder import Ladder, ladder_opponent, load_ladder
 from tuner.strength.rating import PairResults, Rating, expected_score, rate_against
@@ -113,7 +114,10 @@ def opponent_result(name: str, matches: Sequence[MatchResult]) -> OpponentResult
 
 
 def as_agent(
-    policy: Any, seeds: int = 4, search: str | None = None, empty_capture: bool = False
+    policy: Any,
+    stones: int = DEFAULT_STONES,
+    search: str | None = None,
+    empty_capture: bool = False,
 ) -> Opponent:
     """A MaskablePPO model (anything with its ``predict``) or an Opponent -> an Opponent.
 
@@ -124,10 +128,10 @@ def as_agent(
     if hasattr(policy, "act"):
         return policy
     if search is None:
-        return PolicyOpponent(policy, seeds=seeds, name="agent")
+        return PolicyOpponent(policy, stones=stones, name="agent")
     network = getattr(policy, "policy", policy)  # a MaskablePPO model, or its policy
     kind = parse_search(search, empty_capture=empty_capture)
-    return SearchAgent(PolicyEvaluator(network, seeds=seeds), kind, name=f"agent+{search}")
+    return SearchAgent(PolicyEvaluator(network, stones=stones), kind, name=f"agent+{search}")
 
 
 def evaluate_policy(
@@ -135,7 +139,7 @@ def evaluate_policy(
     opponents: list[str],
     games: int,
     *,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     seed: int | None = None,
@@ -145,17 +149,19 @@ def evaluate_policy(
 
     ``search``: the model's network searches at each move (see :func:`as_agent`).
     """
-    agent = as_agent(policy, seeds, search, empty_capture)
+    agent = as_agent(policy, stones, search, empty_capture)
     rng = np.random.default_rng(seed)
     results: dict[str, OpponentResult] = {}
     for name in opponents:
         # Random tie-breaks: as strong as the deterministic opponent, but more varied games.
-        opponent = make_opponent(name, seeds=seeds, empty_capture=empty_capture, tie_break="random")
+        opponent = make_opponent(
+            name, stones=stones, empty_capture=empty_capture, tie_break="random"
+        )
         m = play_match(
             agent,
             opponent,
             games,
-            seeds=seeds,
+            stones=stones,
             empty_capture=empty_capture,
             opening_plies=opening_plies,
             rng=rng,
@@ -233,7 +239,7 @@ def rate_policy(
     *,
     games: int = DEFAULT_EVAL_GAMES,
     rounds: int = 4,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     empty_capture: bool = False,
     opening_plies: int = DEFAULT_OPENING_PLIES,
     seed: int | None = None,
@@ -253,13 +259,13 @@ def rate_policy(
     if games < 2 or games % 2:
         raise ValueError(f"games must be an even number of at least 2, but got {games}")
     ladder = ladder or load_ladder()
-    agent = as_agent(policy, seeds, search, empty_capture)
+    agent = as_agent(policy, stones, search, empty_capture)
     rng = np.random.default_rng(seed)
     ratings = ladder.ratings
     costs = np.array([m.ms_per_move for m in ladder.members])
     if members is None:
         members = [
-            ladder_opponent(n, seeds=seeds, empty_capture=empty_capture) for n in ladder.names
+            ladder_opponent(n, stones=stones, empty_capture=empty_capture) for n in ladder.names
         ]
     if start is None:
         mean, sd = float(np.median(ratings)), _UNKNOWN_SD
@@ -275,7 +281,7 @@ def rate_policy(
                 agent,
                 members[j],
                 2 * n_pairs,
-                seeds=seeds,
+                stones=stones,
                 empty_capture=empty_capture,
                 opening_plies=opening_plies,
                 rng=rng,
@@ -329,17 +335,15 @@ class Strength:
         return f"score {self.value:.3f}" + (f" over {games} games" if games else "")
 
 
-def make_evaluator(
-    evaluation: Any, env_kwargs: dict[str, Any], seed: int
-) -> Callable[[Any], Strength]:
-    """model -> :class:`Strength`, with a study's evaluation settings (an ``EvaluationSpec``).
+def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[Any], Strength]:
+    """model -> :class:`Strength`, with a study's evaluation settings (an ``EvaluationSpec``)
+    on the game the agent trains on (``game``: its stones per pit and rules variant).
 
     Each call plays fresh openings (seeded by ``seed`` and the call's number). With
     ``objective: rating`` each evaluation starts from the previous rating, so its
     games go where the agent now stands.
     """
-    seeds = env_kwargs.get("seeds", 4)
-    empty_capture = env_kwargs.get("empty_capture", False)
+    stones, empty_capture = game.stones, game.empty_capture
     state: dict[str, Any] = {"n": 0, "last": None}
     ladder = load_ladder() if evaluation.objective == "rating" else None
 
@@ -351,7 +355,7 @@ def make_evaluator(
                 model,
                 games=evaluation.games,
                 rounds=evaluation.rounds,
-                seeds=seeds,
+                stones=stones,
                 empty_capture=empty_capture,
                 opening_plies=evaluation.opening_plies,
                 seed=call_seed,
@@ -367,7 +371,7 @@ def make_evaluator(
             model,
             evaluation.opponents,
             evaluation.games,
-            seeds=seeds,
+            stones=stones,
             empty_capture=empty_capture,
             opening_plies=evaluation.opening_plies,
             seed=call_seed,

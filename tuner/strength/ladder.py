@@ -27,8 +27,9 @@ import numpy as np
 import yaml
 
 import env
-from env.arena import DEFAULT_OPENING_PLIES, play_match
+from env.arena import play_match
 from env.opponents import Opponent, make_opponent
+from env.options import DEFAULT_OPENING_PLIES, DEFAULT_STONES
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
 from tuner.base.errors import UserError
 from tuner.strength.rating import CONFIDENCE, Fit, PairResults, fit_ratings
@@ -40,9 +41,11 @@ LADDER_FILE = Path(env.__file__).with_name("ladder.yaml")
 TIE_BREAK = "random"
 
 
-def ladder_opponent(name: str, *, seeds: int = 4, empty_capture: bool = False) -> Opponent:
+def ladder_opponent(
+    name: str, *, stones: int = DEFAULT_STONES, empty_capture: bool = False
+) -> Opponent:
     """A ladder member as it plays on the ladder: random tie-breaks."""
-    return make_opponent(name, seeds=seeds, empty_capture=empty_capture, tie_break=TIE_BREAK)
+    return make_opponent(name, stones=stones, empty_capture=empty_capture, tie_break=TIE_BREAK)
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class Ladder:
 
     members: tuple[Member, ...]
     opening_plies: int
-    seeds: int
+    stones: int
 
     @property
     def names(self) -> list[str]:
@@ -88,7 +91,9 @@ def load_ladder(path: Path = LADDER_FILE) -> Ladder:
             )
             for m in doc["members"]
         )
-        ladder = Ladder(members, int(doc["opening_plies"]), int(doc["seeds"]))
+        # `seeds`: the name of stones per pit in files written before the rename
+        stones = doc["stones"] if "stones" in doc else doc["seeds"]
+        ladder = Ladder(members, int(doc["opening_plies"]), int(stones))
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as err:
         raise UserError(f"{path}: not a ladder file ({err}); {fix}") from None
     if tuple(ladder.names) != LADDER:
@@ -98,9 +103,9 @@ def load_ladder(path: Path = LADDER_FILE) -> Ladder:
     return ladder
 
 
-def _positions(n: int, seeds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _positions(n: int, stones: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Mid-game positions (4 to 20 random plies in) to time the members on."""
-    boards = np.tile(np.asarray(initial_board(seeds), dtype=BOARD_DTYPE), (n, 1))
+    boards = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n, 1))
     players = np.zeros(n, dtype=np.int64)
     stop = rng.integers(4, 21, size=n)
     live = np.ones(n, dtype=bool)
@@ -117,10 +122,12 @@ def _positions(n: int, seeds: int, rng: np.random.Generator) -> tuple[np.ndarray
     return boards[live], players[live]
 
 
-def time_per_move(opponent: Opponent, seeds: int = 4, n: int = 200, seed: int = 0) -> float:
+def time_per_move(
+    opponent: Opponent, stones: int = DEFAULT_STONES, n: int = 200, seed: int = 0
+) -> float:
     """Milliseconds one move of ``opponent`` costs, measured on a batch of mid-game positions."""
     rng = np.random.default_rng(seed)
-    boards, players = _positions(n, seeds, rng)
+    boards, players = _positions(n, stones, rng)
     opponent.act(boards[:2], players[:2], rng)  # compile
     start = time.perf_counter()
     opponent.act(boards, players, rng)
@@ -131,7 +138,7 @@ def _play_pairings(
     members: dict[str, Opponent],
     games: int,
     *,
-    seeds: int,
+    stones: int,
     opening_plies: int,
     rng: np.random.Generator,
     log: Callable[[str], None],
@@ -149,7 +156,7 @@ def _play_pairings(
             members[stronger],
             members[weaker],
             games,
-            seeds=seeds,
+            stones=stones,
             opening_plies=opening_plies,
             rng=rng,
         )
@@ -172,7 +179,7 @@ def _play_pairings(
 
 
 def _member_rows(
-    fit: Fit, members: dict[str, Opponent], table: list[dict[str, Any]], seeds: int
+    fit: Fit, members: dict[str, Opponent], table: list[dict[str, Any]], stones: int
 ) -> list[dict[str, Any]]:
     """Each member's fitted rating and interval, the games it played, and its cost per move."""
     played = {name: 0 for name in LADDER}
@@ -186,7 +193,7 @@ def _member_rows(
             "low": round(float(fit.low[i]), 1),
             "high": round(float(fit.high[i]), 1),
             "games": played[name],
-            "ms_per_move": round(time_per_move(members[name], seeds), 4),
+            "ms_per_move": round(time_per_move(members[name], stones), 4),
         }
         for i, name in enumerate(LADDER)
     ]
@@ -197,15 +204,15 @@ def round_robin(
     *,
     seed: int = 0,
     opening_plies: int = DEFAULT_OPENING_PLIES,
-    seeds: int = 4,
+    stones: int = DEFAULT_STONES,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Play every pairing of the ladder ``games`` times (in opening pairs); fit; the file's data."""
     rng = np.random.default_rng(seed)
-    members = {name: ladder_opponent(name, seeds=seeds) for name in LADDER}
+    members = {name: ladder_opponent(name, stones=stones) for name in LADDER}
     start = time.perf_counter()
     parts, table = _play_pairings(
-        members, games, seeds=seeds, opening_plies=opening_plies, rng=rng, log=log
+        members, games, stones=stones, opening_plies=opening_plies, rng=rng, log=log
     )
     seconds = time.perf_counter() - start
     fit = fit_ratings(PairResults.concat(parts), len(LADDER), {LADDER.index(ANCHOR): 0.0})
@@ -216,10 +223,10 @@ def round_robin(
         "tie_break": TIE_BREAK,
         "games_per_pairing": games,
         "opening_plies": opening_plies,
-        "seeds": seeds,
+        "stones": stones,
         "seconds": round(seconds, 1),
         "interval": f"{CONFIDENCE:.0%} profile likelihood, opening pairs as the unit",
-        "members": _member_rows(fit, members, table, seeds),
+        "members": _member_rows(fit, members, table, stones),
         "pairings": table,
     }
 

@@ -20,6 +20,7 @@ from optuna.artifacts import upload_artifact
 from optuna_dashboard import save_note
 from stable_baselines3.common.callbacks import BaseCallback
 
+from env.options import GameOptions
 from env.policy_files import save_model
 from tuner.base.runs import artifact_store, artifacts_dir, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
@@ -36,9 +37,10 @@ class TrialFailed(Exception):
     """The trial cannot give a value (diverged, stopped); the message is the reason."""
 
 
-def real_values(spec: StudySpec, config_ppo: dict[str, Any], config_env: dict[str, Any]):
+def real_values(spec: StudySpec, config_ppo: dict[str, Any], game: GameOptions) -> dict[str, Any]:
     """Each searched parameter's value as the model got it (named choices resolved)."""
     policy = config_ppo.get("policy_kwargs", {})
+    config_env = game.as_dict()
     out: dict[str, Any] = {}
     for name in spec.search_space:
         source = policy if name in POLICY_KEYS else config_env if name in ENV_KEYS else config_ppo
@@ -47,10 +49,10 @@ def real_values(spec: StudySpec, config_ppo: dict[str, Any], config_env: dict[st
     return out
 
 
-# Seed i of a trial with ``budget.seeds`` runs is its seed + SEED_RUN_STRIDE * i: run 0 is
-# the single-seed trial's run (the export retrains it), the others never meet a study
-# trial's seed (spec.seed + number) or a verify job's (tuner.commands.verify), and stay below
-# 2**32 (numpy's limit) for the 32 seeds a spec allows.
+# Run i of a trial with ``budget.runs`` runs is seeded with its seed + SEED_RUN_STRIDE * i:
+# run 0 is the single-run trial's run (the export retrains it), the others never meet a
+# study trial's seed (spec.seed + number) or a verify job's (tuner.commands.verify), and
+# stay below 2**32 (numpy's limit) for the 32 runs a spec allows.
 SEED_RUN_STRIDE = 100_000_000
 
 
@@ -67,9 +69,9 @@ def objective(
     """Train the trial's configuration; its value is the study's objective.
 
     ``seed`` defaults to ``spec.seed + trial.number``; verify jobs (``tuner.commands.verify``)
-    pass the fresh seed they were queued with. With ``budget.seeds: S`` the
-    configuration trains S times and the value is the mean; each run's value is
-    reported with its seed index as the step, which is what Optuna's
+    pass the fresh seed they were queued with. With ``budget.runs: S`` the
+    configuration trains S times (each run with its own seed) and the value is the
+    mean; each run's value is reported with its run index as the step, which is what Optuna's
     ``WilcoxonPruner`` pairs across trials (one report per instance).
     ``should_stop`` (the worker's signal flag) and ``progress`` (its progress
     display) become SB3 callbacks of each run (:func:`run_callbacks`); TensorBoard
@@ -77,14 +79,14 @@ def objective(
     """
     config = sample_config(trial, spec)
     base_seed = spec.seed + trial.number if seed is None else seed
-    n_seeds = spec.budget.seeds
+    n_runs = spec.budget.runs
 
     runs: list[TrainingRun] = []
-    seed_values: list[float] = []
-    for index in range(n_seeds):
+    run_values: list[float] = []
+    for index in range(n_runs):
         run = train(
             config.ppo_kwargs,
-            config.env_kwargs,
+            config.game,
             total_timesteps=spec.budget.total_timesteps,
             n_envs=spec.budget.n_envs,
             n_evaluations=spec.budget.n_evaluations,
@@ -92,11 +94,11 @@ def objective(
             seed=base_seed + SEED_RUN_STRIDE * index,
             device=device,
             tensorboard_log=tensorboard_dir(runs_dir, spec.study_name),
-            tb_log_name=f"trial_{trial.number:04d}" + (f"_seed{index}" if n_seeds > 1 else ""),
-            # One seed: the evaluations go to the pruner (step = timestep). Several: the
-            # runs' values do (step = seed index), in _report_seed.
+            tb_log_name=f"trial_{trial.number:04d}" + (f"_run{index}" if n_runs > 1 else ""),
+            # One run: the evaluations go to the pruner (step = timestep). Several: the
+            # runs' values do (step = run index), in _report_run.
             callbacks=run_callbacks(
-                trial if n_seeds == 1 else None,
+                trial if n_runs == 1 else None,
                 should_stop,
                 progress,
                 offset=index * spec.budget.total_timesteps,
@@ -106,14 +108,14 @@ def objective(
         if index == 0:
             record_run(trial, run)
             save_note(trial, trial_note(trial.number, spec, run))
-        seed_values.append(run_value(spec, run))
-        if n_seeds == 1:
+        run_values.append(run_value(spec, run))
+        if n_runs == 1:
             break
-        _report_seed(trial, runs, seed_values, n_seeds)
+        _report_run(trial, runs, run_values, n_runs)
 
     upload_model(trial, spec, runs[0], runs_dir)
     # Rounded as each evaluation is: an Elo to 0.1, a score to 4 places.
-    return round(_mean(seed_values), 1 if spec.evaluation.objective == "rating" else 4)
+    return round(_mean(run_values), 1 if spec.evaluation.objective == "rating" else 4)
 
 
 def sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
@@ -123,9 +125,7 @@ def sample_config(trial: optuna.Trial, spec: StudySpec) -> ModelConfig:
     ran with: the real values, the whole config and any adjustments made to it.
     """
     config = to_config(spec, sample(spec, trial))
-    trial.set_user_attr(
-        TrialAttr.REAL_PARAMS, real_values(spec, config.ppo_kwargs, config.env_kwargs)
-    )
+    trial.set_user_attr(TrialAttr.REAL_PARAMS, real_values(spec, config.ppo_kwargs, config.game))
     trial.set_user_attr(TrialAttr.CONFIG, config.as_dict())
     if config.adjustments:
         trial.set_user_attr(TrialAttr.ADJUSTMENTS, config.adjustments)
@@ -153,23 +153,23 @@ def run_callbacks(
     return callbacks
 
 
-def _report_seed(
-    trial: optuna.Trial, runs: list[TrainingRun], seed_values: list[float], n_seeds: int
+def _report_run(
+    trial: optuna.Trial, runs: list[TrainingRun], run_values: list[float], n_runs: int
 ) -> None:
-    """Report the latest seed's value (step = seed index); raise TrialPruned if pruned."""
-    index = len(seed_values) - 1
-    trial.set_user_attr(TrialAttr.SEED_VALUES, seed_values)
+    """Report the latest run's value (step = run index); raise TrialPruned if pruned."""
+    index = len(run_values) - 1
+    trial.set_user_attr(TrialAttr.RUN_VALUES, run_values)
     trial.set_user_attr(TrialAttr.TIMESTEPS, sum(r.timesteps for r in runs))
-    trial.report(seed_values[-1], index)
-    if index < n_seeds - 1 and trial.should_prune():
+    trial.report(run_values[-1], index)
+    if index < n_runs - 1 and trial.should_prune():
         raise optuna.TrialPruned(
-            f"pruned after seed {index + 1} of {n_seeds}: mean {_mean(seed_values):.3f}, "
-            "its seeds significantly worse than the best trial's"
+            f"pruned after run {index + 1} of {n_runs}: mean {_mean(run_values):.3f}, "
+            "its runs significantly worse than the best trial's"
         )
 
 
 def upload_model(trial: optuna.Trial, spec: StudySpec, run: TrainingRun, runs_dir: Path) -> None:
-    """Seed 0's model (the one `tuner train` retrains from an export) as an artifact."""
+    """Run 0's model (the one `tuner train` retrains from an export) as an artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{spec.study_name}_trial_{trial.number:04d}.zip"
         save_model(run.model, path)

@@ -73,7 +73,7 @@ class ProgressCallback(TrialCallback):
     """Feeds a training run's steps and evaluations to the progress hooks.
 
     ``offset`` is added to the timestep count: the runs of a trial with several
-    seeds share one bar, the second starting where the first ended.
+    runs (``budget.runs``) share one bar, the second starting where the first ended.
     """
 
     def __init__(self, hooks: TrialHooks, offset: int = 0) -> None:

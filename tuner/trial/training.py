@@ -19,7 +19,8 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from env.league import SnapshotPool, attach_learner, build_sources, pools
+from env.league import SnapshotPool, attach_learner, pools
+from env.options import GameOptions
 from env.vec_env import KalahaVecEnv
 from tuner.base.errors import ConfigError, UserError
 from tuner.config.space import materialize
@@ -94,26 +95,14 @@ class TrainingRun:
         return self.timesteps / max(self.train_seconds, 1e-9)
 
 
-# env options that configure the league rather than the env itself
-LEAGUE_KEYS = ("snapshot_every", "pool_size", "pool_sampling")
-
-
-def make_training_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> KalahaVecEnv:
+def make_training_env(game: GameOptions, n_envs: int, seed: int) -> KalahaVecEnv:
     """The training envs: ``KalahaVecEnv``, all games stepped in one batch.
 
-    Env ``i`` is seeded ``seed + i``. (``benchmarks/training.py`` puts SB3's
-    ``DummyVecEnv`` in its place to measure what the batch gains.)
+    Env ``i`` is seeded ``seed + i``. A league (``self``, ``pool``) is built by the vec
+    env from ``game``, and read back through its ``sources``. (``benchmarks/training.py``
+    puts SB3's ``DummyVecEnv`` in its place to measure what the batch gains.)
     """
-    options = {k: v for k, v in env_kwargs.items() if k not in LEAGUE_KEYS}
-    seeds, empty_capture = options.get("seeds", 4), options.get("empty_capture", False)
-    sources, weights = build_sources(
-        options.pop("opponent", ["random"]),
-        seeds=seeds,
-        empty_capture=empty_capture,
-        pool_size=env_kwargs.get("pool_size", 10),
-        pool_sampling=env_kwargs.get("pool_sampling", "pfsp"),
-    )
-    return KalahaVecEnv(n_envs, sources, opponent_weights=weights, seed=seed, **options)
+    return KalahaVecEnv(n_envs, game, seed=seed)
 
 
 @contextmanager
@@ -135,16 +124,16 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
-def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> VecEnv:
+def _config_env(game: GameOptions, n_envs: int, seed: int) -> VecEnv:
     """The training envs, or a one-line :class:`ConfigError` when the options are bad.
 
     A bad env option is the study file's fault, not the trial's: the worker
     records a ConfigError without spending the budget.
     """
     try:
-        return make_training_env(env_kwargs, n_envs, seed)
+        return make_training_env(game, n_envs, seed)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
+        raise ConfigError(f"the env cannot be built from the env options: {_line(err)}") from None
 
 
 def _finished_run(
@@ -173,7 +162,7 @@ def _finished_run(
 
 def train(
     ppo_kwargs: dict[str, Any],
-    env_kwargs: dict[str, Any],
+    game: GameOptions,
     *,
     total_timesteps: int,
     n_envs: int,
@@ -197,12 +186,12 @@ def train(
     ``restore(model, pools)`` (``tuner.pbt``) loads a member's state into the new model
     and its pools; ``eval_seed`` (default ``seed``) seeds the evaluations' openings.
     """
-    envs = _config_env(env_kwargs, n_envs, seed)
+    envs = _config_env(game, n_envs, seed)
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
     evaluator = EvaluationCallback(
-        make_evaluator(evaluation, env_kwargs, seed if eval_seed is None else eval_seed),
+        make_evaluator(evaluation, game, seed if eval_seed is None else eval_seed),
         eval_every=max(1, total_timesteps // n_evaluations),
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
@@ -211,11 +200,11 @@ def train(
     model = None
     start, start_step = time.perf_counter(), 0
     try:
-        model = _build_model(ppo_kwargs, env_kwargs, envs, seed, device, tensorboard_log)
+        model = _build_model(ppo_kwargs, game, envs, seed, device, tensorboard_log)
         start_step = _start(model, envs, league, restore)
         run_callbacks: list[BaseCallback] = [*given, evaluator]
         if league:
-            run_callbacks.append(SnapshotCallback(league, env_kwargs.get("snapshot_every", 50_000)))
+            run_callbacks.append(SnapshotCallback(league, game.snapshot_every))
         with distribution_checks_off():
             model.learn(total_timesteps, run_callbacks, tb_log_name=tb_log_name,
                         reset_num_timesteps=restore is None)  # fmt: skip
@@ -260,7 +249,7 @@ def _diverged(err: ValueError | RuntimeError, model: MaskablePPO | None) -> bool
 
 def _build_model(
     ppo_kwargs: dict[str, Any],
-    env_kwargs: dict[str, Any],
+    game: GameOptions,
     envs: VecEnv,
     seed: int,
     device: str,
@@ -279,7 +268,7 @@ def _build_model(
             device=device,
             tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
             verbose=0,
-            **materialize(ppo_kwargs, env_kwargs),
+            **materialize(ppo_kwargs, game),
         )
     except (TypeError, ValueError, KeyError, AssertionError) as err:
         raise ConfigError(f"MaskablePPO cannot be built from ppo_kwargs: {_line(err)}") from None

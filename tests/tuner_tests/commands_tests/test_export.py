@@ -20,8 +20,8 @@ from tuner.base.errors import UserError
 from tuner.cli import main
 from tuner.commands.export import FORMAT, ExportDocument, load_export, write_export
 from tuner.commands.worker import Worker
+from tuner.config.loading import load_spec, parse_spec
 from tuner.config.space import to_config
-from tuner.config.spec import load_spec, parse_spec
 from tuner.config.study import create_study
 from tuner.storage.rdb import make_storage
 from tuner.storage.record import TrialAttr
@@ -35,7 +35,8 @@ def test_the_shipped_selfplay_export_loads_through_the_schema():
     assert export.study == "selfplay" and export.trial == 1
     assert export.ppo_kwargs["n_steps"] == 128
     assert export.ppo_kwargs["policy_kwargs"] == {"net_arch": [256, 256, 256], "lookahead": 2}
-    assert export.env_kwargs["opponent"] == {"pool": 0.3, "greedy@0.1": 0.35, "minimax:2@0.1": 0.35}
+    assert export.env_kwargs.opponents == {"pool": 0.3, "greedy@0.1": 0.35, "minimax:2@0.1": 0.35}
+    assert export.env_kwargs.stones == 4 and export.budget.runs == 1
     assert export.budget.total_timesteps == 1_000_000 and export.budget.n_envs == 64
     assert export.evaluation.opponents == ["greedy", "minimax:2", "minimax:4"]
     assert export.selection.startswith("single seed"), "notes beyond the schema are kept"
@@ -78,6 +79,48 @@ def test_an_export_from_before_the_rating_is_a_clear_error():
         train_from_export(doc, device="cpu")
 
 
+def test_an_export_written_before_the_renames_still_loads(tmp_path):
+    """Exports once held KalahaEnv's keywords (``opponent``, ``seeds``) and ``budget.seeds``;
+    they read in today's keys, and train the same game."""
+    doc = yaml.safe_load(SHIPPED.read_text())
+    env = doc["env_kwargs"]
+    doc["env_kwargs"] = {
+        {"stones": "seeds", "opponents": "opponent"}.get(k, k): v for k, v in env.items()
+    }
+    doc["budget"] = {("seeds" if k == "runs" else k): v for k, v in doc["budget"].items()}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    old = ExportDocument.model_validate(load_export(path))
+    new = ExportDocument.model_validate(load_export(SHIPPED))
+    assert old.env_kwargs == new.env_kwargs and old.budget == new.budget
+    assert list(old.env_kwargs.opponents) == ["pool", "greedy@0.1", "minimax:2@0.1"]
+
+
+def test_a_trial_recorded_before_the_renames_still_exports():
+    """The config a trial recorded in the old keys is the config to_config gives now."""
+    from tuner.commands.export import export_document
+
+    spec = load_spec("smoke")
+    params = {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "tiny"}
+    config = to_config(spec, params).as_dict()
+    env = config["env_kwargs"]
+    old_env = {{"stones": "seeds", "opponents": "opponent"}.get(k, k): v for k, v in env.items()}
+    trial = create_trial(
+        params=params,
+        distributions={
+            "learning_rate": FloatDistribution(1.0e-4, 3.0e-3, log=True),
+            "gamma": FloatDistribution(0.9, 0.999),
+            "net_arch": CategoricalDistribution(["tiny", "small"]),
+        },
+        value=0.5,
+        user_attrs={"config": {**config, "env_kwargs": old_env}},
+    )
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(trial)
+    doc = export_document(spec, study.trials[0])
+    assert doc["env_kwargs"] == env and doc["env_kwargs"]["stones"] == 4
+
+
 # --- the whole path: tune, export, retrain ---------------------------------------------------
 
 
@@ -88,7 +131,7 @@ ROUND_TRIP_ENV = {
     "snapshot_every": 512,
     "pool_size": 2,
     "pool_sampling": "uniform",
-    "seeds": 5,
+    "stones": 5,
     "opening_plies": 2,
     "store_diff_coef": 0.25,
     "extra_turn_coef": 0.1,
@@ -138,9 +181,7 @@ def test_export_then_train_round_trip(runs, tmp_path, one_torch_thread, tiny_spe
         shown = doc["results"][name]
         assert shown["score"] == result["score"] and shown["games"] == result["games"] > 0
         assert shown["ci_low"] <= shown["score"] <= shown["ci_high"]
-    expected_env = {**ROUND_TRIP_ENV, "empty_capture": False}
-    expected_env["opponent"] = expected_env.pop("opponents")
-    assert doc["env_kwargs"] == expected_env
+    assert doc["env_kwargs"] == {**ROUND_TRIP_ENV, "empty_capture": False}
     assert best.user_attrs[TrialAttr.LEAGUE]["snapshots_taken"] >= 2, (
         "it trained against past selves"
     )
@@ -204,7 +245,7 @@ def valid_export(data: dict) -> dict:
         "study": "smoke",
         "trial": 0,
         "ppo_kwargs": config.ppo_kwargs,
-        "env_kwargs": config.env_kwargs,
+        "env_kwargs": config.game.as_dict(),
         "budget": spec.budget.model_dump(),
         "evaluation": spec.evaluation.model_dump(),
         "seed": 0,
@@ -233,9 +274,9 @@ EXPORT_EDITS = [
     ("ppo_kwargs.lerning_rate", 0.1, "ppo_kwargs.lerning_rate: unknown setting"),
     ("ppo_kwargs.lr_schedule", "cosine", "lr_schedule"),
     ("ppo_kwargs.n_steps", "many", "MaskablePPO cannot be built"),
-    ("env_kwargs.seeds", 99, "env_kwargs"),
-    ("env_kwargs.opponent", ["minimax:0"], "an opponent is one of"),
-    ("env_kwargs.colour", "red", "env_kwargs.colour: unknown env option"),
+    ("env_kwargs.stones", 99, "env_kwargs.stones"),
+    ("env_kwargs.opponents", ["minimax:0"], "an opponent is one of"),
+    ("env_kwargs.colour", "red", "unknown key 'env_kwargs.colour'"),
     ("budget.n_envs", 0, "budget.n_envs"),
     ("budget", "big", "budget"),
     ("evaluation.opponents", [], "evaluation.opponents"),

@@ -19,7 +19,7 @@ from support import run_cli
 
 from tuner.commands.report import pruning_savings, write_report
 from tuner.commands.worker import Worker
-from tuner.config.spec import load_spec
+from tuner.config.loading import load_spec
 from tuner.storage.record import TrialAttr
 
 FIGURES = [

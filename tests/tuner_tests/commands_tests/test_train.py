@@ -24,7 +24,7 @@ def tiny_export(tmp_path: Path, total: int = 2048, evaluations: int = 2) -> Path
     doc = yaml.safe_load(SHIPPED.read_text())
     doc["ppo_kwargs"].update(n_steps=64, batch_size=64, n_epochs=1)
     doc["ppo_kwargs"]["policy_kwargs"] = {"net_arch": [16]}
-    doc["env_kwargs"]["opponent"] = ["random"]
+    doc["env_kwargs"]["opponents"] = ["random"]
     doc["budget"].update(total_timesteps=total, n_evaluations=evaluations, n_envs=4)
     doc["evaluation"].update(opponents=["random"], games=4)
     path = tmp_path / "tiny.yaml"

@@ -44,8 +44,9 @@ from tuner.commands.verify.queue import queue_jobs
 from tuner.commands.verify.statistics import Verification, VerifiedConfig, rank_verified
 from tuner.commands.verify.summary import summarize
 from tuner.commands.worker import Worker
+from tuner.config.loading import load_spec, parse_spec
 from tuner.config.space import to_config
-from tuner.config.spec import StudySpec, load_spec, parse_spec
+from tuner.config.spec import StudySpec
 from tuner.config.study import create_study
 from tuner.storage.rdb import make_storage, study_names
 from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
@@ -85,7 +86,17 @@ def test_verify_jobs_spread_over_two_workers_without_duplicates(runs, pg_url, ca
     study = tuned_study(pg_url, n_trials=2, runs=runs)
     spec = load_spec(FAULTS)
     top = study.trials
-    verify = ["verify", FAULTS, "--storage", pg_url, "--top", "2", "--seeds", "2", "--queue-only"]
+    verify = [
+        "verify",
+        FAULTS,
+        "--storage",
+        pg_url,
+        "--top",
+        "2",
+        "--fresh-seeds",
+        "2",
+        "--queue-only",
+    ]
     assert main(verify) == 0
     assert "4 jobs queued, 0 already there" in capsys.readouterr().out
     assert main(verify) == 0
@@ -133,7 +144,17 @@ def test_verify_jobs_spread_over_two_workers_without_duplicates(runs, pg_url, ca
 @pytest.mark.postgres
 def test_a_killed_verify_job_is_retried_with_its_seed(runs, pg_url):
     tuned_study(pg_url, n_trials=1, runs=runs)
-    verify = ["verify", FAULTS, "--storage", pg_url, "--top", "1", "--seeds", "1", "--queue-only"]
+    verify = [
+        "verify",
+        FAULTS,
+        "--storage",
+        pg_url,
+        "--top",
+        "1",
+        "--fresh-seeds",
+        "1",
+        "--queue-only",
+    ]
     assert main(verify) == 0
     with reaping([spawn_worker(pg_url, runs, 0, study=COMPANION)]) as procs:
         victim = procs[0]
@@ -296,7 +317,10 @@ def test_dashboard_lists_the_companion_study(handmade, capsys):
     ("args", "expected"),
     [
         (["--top", "0"], "--top: expected a positive number of configurations, but got 0"),
-        (["--seeds", "-1"], "--seeds: expected a positive number of seeds, but got -1"),
+        (
+            ["--fresh-seeds", "-1"],
+            "--fresh-seeds: expected a positive number of fresh seeds, but got -1",
+        ),
         (["--top", "4"], "--top 4: study 'faults' has 3 completed configuration(s), but 4"),
     ],
 )
@@ -330,35 +354,35 @@ def test_unknown_study_or_missing_jobs_is_one_line_and_exit_2(handmade, runs, ca
     assert result.stderr.count("\n") == 1
 
 
-# --- budget.seeds: several seeds per trial, the Wilcoxon pruner --------------------------
+# --- budget.runs: several training runs per trial, the Wilcoxon pruner -------------------
 
 
-def seeds_spec(seeds: int, pruner: dict) -> StudySpec:
+def runs_spec(runs: int, pruner: dict) -> StudySpec:
     data = yaml.safe_load(Path(FAULTS).read_text())
-    data["budget"]["seeds"] = seeds
+    data["budget"]["runs"] = runs
     data["pruner"] = pruner
     data["n_trials"] = 1
     return parse_spec(data)
 
 
-def test_several_seeds_per_trial_report_each_seed_and_the_mean(runs, tmp_path):
+def test_several_runs_per_trial_report_each_run_and_the_mean(runs, tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    spec = seeds_spec(2, {"type": "none"})
+    spec = runs_spec(2, {"type": "none"})
     Worker.open(spec, url, worker_index=0, device="cpu", runs_dir=runs).run()
     (trial,) = optuna.load_study(study_name="faults", storage=url).trials
     assert trial.state == TrialState.COMPLETE
-    values = trial.user_attrs[TrialAttr.SEED_VALUES]
+    values = trial.user_attrs[TrialAttr.RUN_VALUES]
     # The mean, rounded to 4 places as every score the tuner reports.
     assert len(values) == 2 and trial.value == round(sum(values) / 2, 4)
-    assert trial.intermediate_values == {0: values[0], 1: values[1]}, "step = seed index"
+    assert trial.intermediate_values == {0: values[0], 1: values[1]}, "step = run index"
     assert trial.user_attrs[TrialAttr.TIMESTEPS] >= 2 * spec.budget.total_timesteps
 
 
 @pytest.mark.slow
-def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_path):
-    """A best trial that won every seed: the next trial is pruned once 3 seeds lost (p 1/8)."""
+def test_wilcoxon_pruner_stops_a_trial_whose_runs_lose_to_the_best(runs, tmp_path):
+    """A best trial that won every run: the next trial is pruned once 3 runs lost (p 1/8)."""
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    spec = seeds_spec(4, {"type": "wilcoxon", "options": {"p_threshold": 0.2}})
+    spec = runs_spec(4, {"type": "wilcoxon", "options": {"p_threshold": 0.2}})
     study = create_study(spec, make_storage(url))
     params = {"learning_rate": 1e-3, "gamma": 0.95, "net_arch": "tiny"}
     study.add_trial(
@@ -375,22 +399,22 @@ def test_wilcoxon_pruner_stops_a_trial_whose_seeds_lose_to_the_best(runs, tmp_pa
     ).run()
     trial = optuna.load_study(study_name="faults", storage=url).trials[1]
     assert trial.state == TrialState.PRUNED, trial.user_attrs
-    assert trial.user_attrs[TrialAttr.PRUNE_REASON].startswith("pruned after seed 3 of 4")
-    assert sorted(trial.intermediate_values) == [0, 1, 2], "one report per seed, no fourth"
-    assert len(trial.user_attrs[TrialAttr.SEED_VALUES]) == 3
+    assert trial.user_attrs[TrialAttr.PRUNE_REASON].startswith("pruned after run 3 of 4")
+    assert sorted(trial.intermediate_values) == [0, 1, 2], "one report per run, no fourth"
+    assert len(trial.user_attrs[TrialAttr.RUN_VALUES]) == 3
 
 
 @pytest.mark.parametrize(
-    ("seeds", "pruner", "expected"),
+    ("n_runs", "pruner", "expected"),
     [
-        (2, {"type": "median"}, "expected wilcoxon or none with budget.seeds: 2, but got median"),
-        (1, {"type": "wilcoxon"}, "budget.seeds: expected at least 2 with pruner.type: wilcoxon"),
+        (2, {"type": "median"}, "expected wilcoxon or none with budget.runs: 2, but got median"),
+        (1, {"type": "wilcoxon"}, "budget.runs: expected at least 2 with pruner.type: wilcoxon"),
         (3, {"type": "wilcoxon", "options": {"p_threshold": 2}}, "p_threshold must be between"),
     ],
 )
-def test_seeds_and_pruner_that_do_not_fit_are_one_clear_error(seeds, pruner, expected):
+def test_runs_and_pruner_that_do_not_fit_are_one_clear_error(n_runs, pruner, expected):
     with pytest.raises(UserError) as err:
-        seeds_spec(seeds, pruner)
+        runs_spec(n_runs, pruner)
     assert expected in str(err.value)
 
 

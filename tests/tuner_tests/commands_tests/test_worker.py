@@ -26,7 +26,7 @@ from support import assert_one_line_error, run_cli, spawn_cli, write_study
 
 from tuner.base.errors import ConfigError
 from tuner.commands.worker import Worker, WorkerInterrupted, outcome_of
-from tuner.config.spec import parse_spec
+from tuner.config.loading import parse_spec
 from tuner.storage.rdb import StorageSettings
 from tuner.storage.record import TrialAttr, TrialSystemAttr
 from tuner.trial.lifecycle import Claim, ClaimKind, Outcome, budget_used

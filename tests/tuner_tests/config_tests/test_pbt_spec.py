@@ -9,7 +9,7 @@ import yaml
 from support import REPO_ROOT, run_cli
 
 from tuner.base.errors import UserError
-from tuner.config.spec import load_spec, parse_spec
+from tuner.config.loading import load_spec, parse_spec
 
 PBT_STUDY = REPO_ROOT / "tests" / "tuner_tests" / "studies" / "pbt.yaml"
 

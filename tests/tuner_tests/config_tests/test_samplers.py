@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 import tuner.trial.training
 from tuner.base.errors import UserError
 from tuner.commands.worker import Worker
-from tuner.config.spec import parse_spec
+from tuner.config.loading import parse_spec
 from tuner.storage.record import TrialAttr
 from tuner.strength.evaluate import Strength
 
@@ -83,7 +83,7 @@ def scripted_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     """
     asked: list[list[int]] = []
 
-    def make_evaluator(evaluation: Any, env_kwargs: Any, seed: int):
+    def make_evaluator(evaluation: Any, game: Any, seed: int):
         curve = iter(CURVES[len(asked)])
         steps: list[int] = []
         asked.append(steps)

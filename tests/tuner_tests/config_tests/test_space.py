@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import optuna
 
+from env.policy_files import ACTIVATIONS
+from tuner.config.loading import parse_spec
 from tuner.config.space import materialize, sample, to_config
-from tuner.config.spec import ACTIVATIONS, parse_spec
 
 
 def test_every_accepted_activation_name_builds_a_torch_activation():
@@ -55,7 +56,7 @@ def test_conversion_is_pure_and_resolves_named_choices(tiny_spec):
         "activation_fn": "relu",
         "net_arch": {"pi": [8], "vf": [32]},
     }
-    assert first.env_kwargs["store_diff_coef"] == 0.5
+    assert first.game.store_diff_coef == 0.5
     assert first.ppo_kwargs["batch_size"] == 64, "cut to n_steps * n_envs = 16 * 4"
     assert "batch_size" in first.adjustments
     assert "target_kl" in first.ppo_kwargs
@@ -138,3 +139,18 @@ def test_what_the_trial_records_is_plain_data(tiny_spec):
     record = config.as_dict()
     assert set(record) == {"ppo_kwargs", "env_kwargs"}
     assert yaml.safe_load(yaml.safe_dump(record)) == record
+
+
+def test_a_searched_env_value_the_game_refuses_is_a_configuration_error(tiny_spec):
+    """The env section becomes the game's options in one place (to_config): a searched
+    value the game cannot play is the configuration's fault, recorded as such."""
+    import pytest
+
+    from tuner.base.errors import ConfigError
+
+    spec = parse_spec(
+        tiny_spec(search_space={"stones": {"type": "int", "low": 10, "high": 14}}), "t"
+    )
+    assert to_config(spec, {"stones": 12}).game.stones == 12
+    with pytest.raises(ConfigError, match=r"stones: expected an integer in 1\.\.12, but got 13"):
+        to_config(spec, {"stones": 13})

@@ -13,8 +13,8 @@ from support import REPO_ROOT, write_study
 
 from tuner.base.errors import UserError
 from tuner.cli import main
+from tuner.config.loading import load_spec, parse_spec, resolve_study_path
 from tuner.config.space import materialize, sample, to_config
-from tuner.config.spec import load_spec, parse_spec, resolve_study_path
 from tuner.trial.training import make_training_env
 
 STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
@@ -30,8 +30,9 @@ def test_shipped_study_validates_and_builds_a_model(path: Path):
     for _ in range(3):
         trial = study.ask()
         config = to_config(spec, sample(spec, trial))
-        vec = make_training_env(config.env_kwargs, spec.budget.n_envs, seed=0)
-        model = MaskablePPO("MlpPolicy", vec, device="cpu", **materialize(config.ppo_kwargs))
+        vec = make_training_env(config.game, spec.budget.n_envs, seed=0)
+        built = materialize(config.ppo_kwargs, config.game)
+        model = MaskablePPO("MlpPolicy", vec, device="cpu", **built)
         assert model.batch_size <= model.n_steps * spec.budget.n_envs
         vec.close()
         study.tell(trial, 0.0)
@@ -89,11 +90,26 @@ BROKEN = [
         "'random'",
     ),
     (
-        "{env: {seeds: 5}, evaluation: {objective: rating, opponents: null, combine: null}}",
+        "{env: {stones: 5}, evaluation: {objective: rating, opponents: null, combine: null}}",
         "env",
-        "expected seeds 4 and empty_capture false",
-        "seeds 5",
+        "expected stones 4 and empty_capture false",
+        "stones 5",
     ),
+    # One meaning per word: the renamed keys name their new names.
+    ("env: {seeds: 5}", "env", "env.seeds is now env.stones (stones per pit)", "stones: 5"),
+    (
+        "budget: {total_timesteps: 3072, seeds: 2}",
+        "budget",
+        "budget.seeds is now budget.runs (training runs per trial)",
+        "runs: 2",
+    ),
+    (
+        "search_space: {seeds: {type: int, low: 3, high: 6}}",
+        "search_space",
+        "search_space.seeds is now search_space.stones",
+        "stones: ",
+    ),
+    ("env: {pool_sampling: newest}", "env.pool_sampling", "expected one of", "'newest'"),
     (
         "{direction: minimize, evaluation: {objective: rating, opponents: null, combine: null}}",
         "direction",
@@ -229,12 +245,13 @@ def test_a_minimal_file_gets_the_documented_defaults():
         "tpe",
         "median",
     )
-    assert (spec.budget.n_evaluations, spec.budget.n_envs) == (3, 8)
+    assert (spec.budget.n_evaluations, spec.budget.n_envs, spec.budget.runs) == (3, 8, 1)
     evaluation = spec.evaluation
     assert evaluation.objective == "score" and evaluation.value_from == "final"
     assert evaluation.opponents == ["random", "greedy"] and evaluation.combine == "mean"
     assert (evaluation.games, evaluation.opening_plies) == (200, 4)
     assert spec.env.opponents == ["random"] and spec.search_space == {}
+    assert spec.env.stones == 4
 
 
 def test_a_study_is_found_by_name_in_the_studies_folder_or_by_path(tmp_path):

@@ -14,7 +14,8 @@ from support import write_study
 
 from tuner.base.errors import UserError
 from tuner.cli import main
-from tuner.config.spec import StudySpec, parse_spec
+from tuner.config.loading import parse_spec
+from tuner.config.spec import StudySpec
 from tuner.config.study import (
     create_study,
     load_study,

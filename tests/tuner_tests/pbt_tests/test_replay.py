@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
+from env.options import GameOptions
 from tuner.config.spec import BudgetSpec, EvaluationSpec
 from tuner.pbt.replay import PbtExport, replay
 from tuner.trial import training
@@ -54,7 +55,7 @@ def test_a_replayed_schedule_changes_the_learning_rate_at_the_recorded_steps(
     run = replay(
         pbt,
         {"n_steps": 64, "batch_size": 128, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
-        {"opponent": ["random"]},
+        GameOptions(opponents=("random",)),
         budget=BUDGET,
         evaluation=EvaluationSpec(opponents=["random"], games=4, opening_plies=2),
         study="replay",
@@ -99,6 +100,6 @@ def test_replay_with_a_fresh_seed_gives_each_segment_its_own(runs, one_torch_thr
         runs_dir=runs,
     )
     ppo = {"n_steps": 64, "batch_size": 128, "n_epochs": 1, "policy_kwargs": {"net_arch": [8]}}
-    replay(pbt, ppo, {"opponent": ["random"]}, **kwargs)
-    replay(pbt, ppo, {"opponent": ["random"]}, seed=100, **kwargs)
+    replay(pbt, ppo, GameOptions(opponents=("random",)), **kwargs)
+    replay(pbt, ppo, GameOptions(opponents=("random",)), seed=100, **kwargs)
     assert seeds == [5, 9, 100, 1100]

@@ -23,7 +23,8 @@ from tuner.commands.report import write_report
 from tuner.commands.tune import population_role
 from tuner.commands.verify.export_choice import select_for_export
 from tuner.commands.worker import Worker
-from tuner.config.spec import StudySpec, parse_spec
+from tuner.config.loading import parse_spec
+from tuner.config.spec import StudySpec
 from tuner.pbt.checkpoint import download_state
 from tuner.pbt.population import Population
 from tuner.pbt.summary import status_lines

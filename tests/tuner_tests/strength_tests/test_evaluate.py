@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from env.opponents import GreedyOpponent, MinimaxOpponent
+from env.options import GameOptions
 from tuner.config.spec import EvaluationSpec
 from tuner.strength.evaluate import (
     allocate,
@@ -123,8 +124,8 @@ def test_the_score_combines_by_the_studys_rule():
 def test_an_evaluator_is_reproducible_from_its_seed():
     """Two trials with one seed see the same openings; the value is the combined score."""
     evaluation = EvaluationSpec(opponents=["random", "greedy"], games=10, combine="min")
-    first = make_evaluator(evaluation, {}, seed=5)(GreedyOpponent())
-    again = make_evaluator(evaluation, {}, seed=5)(GreedyOpponent())
+    first = make_evaluator(evaluation, GameOptions(), seed=5)(GreedyOpponent())
+    again = make_evaluator(evaluation, GameOptions(), seed=5)(GreedyOpponent())
     assert first == again
     assert first.value == min(r.score for r in first.results.values())
     assert first.rating is None

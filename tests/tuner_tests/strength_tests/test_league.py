@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from env.league import SnapshotPool
+from env.options import GameOptions
 from tuner.base.errors import UserError
+from tuner.config.loading import parse_spec
 from tuner.config.space import to_config
-from tuner.config.spec import EvaluationSpec, parse_spec
+from tuner.config.spec import EvaluationSpec
 from tuner.strength.league import league_summary
 from tuner.trial.training import train
 
@@ -24,12 +26,12 @@ def test_training_refreshes_the_pool_every_snapshot_every_steps():
     """2048 steps, a snapshot every 512: the first plus four more, the newest three kept."""
     run = train(
         BASE["ppo"],
-        {
-            "opponent": {"pool": 0.7, "self": 0.1, "greedy@0.1": 0.2},
-            "snapshot_every": 512,
-            "pool_size": 3,
-            "pool_sampling": "pfsp",
-        },
+        GameOptions(
+            opponents={"pool": 0.7, "self": 0.1, "greedy@0.1": 0.2},
+            snapshot_every=512,
+            pool_size=3,
+            pool_sampling="pfsp",
+        ),
         total_timesteps=2048,
         n_envs=8,
         n_evaluations=1,
@@ -72,7 +74,7 @@ def test_the_league_summary_keeps_every_pool():
     assert league_summary([]) == {}, "no pool, nothing to record"
 
 
-def test_opponent_mix_and_league_knobs_reach_the_env_kwargs():
+def test_opponent_mix_and_league_knobs_reach_the_game_options():
     spec = parse_spec(
         BASE
         | {
@@ -88,9 +90,10 @@ def test_opponent_mix_and_league_knobs_reach_the_env_kwargs():
         }
     )
     config = to_config(spec, {"opponents": "mixed", "pool_size": 5, "pool_sampling": "pfsp"})
-    env = config.env_kwargs
-    assert env["opponent"] == {"pool": 0.5, "greedy": 0.5}
-    assert (env["pool_size"], env["pool_sampling"], env["snapshot_every"]) == (5, "pfsp", 50_000)
+    game = config.game
+    assert game.opponents == {"pool": 0.5, "greedy": 0.5}
+    assert (game.pool_size, game.pool_sampling, game.snapshot_every) == (5, "pfsp", 50_000)
+    assert config.as_dict()["env_kwargs"]["opponents"] == {"pool": 0.5, "greedy": 0.5}
 
 
 @pytest.mark.parametrize(
@@ -112,7 +115,7 @@ def test_bad_league_settings_are_one_clear_line(env, expected):
 
 def test_a_spec_recorded_before_value_from_is_read_in_the_new_form():
     """A study created when `objective: final|best` meant value_from still exports."""
-    from tuner.config.spec import upgrade_stored_spec
+    from tuner.config.loading import upgrade_stored_spec
 
     old = BASE | {"evaluation": {"opponents": ["random"], "games": 10, "objective": "best"}}
     spec = parse_spec(upgrade_stored_spec(old), "stored")

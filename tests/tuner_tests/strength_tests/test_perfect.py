@@ -103,5 +103,5 @@ def test_evaluate_perfect_prints_the_table_for_the_committed_agent(
 def test_evaluate_perfect_refuses_another_seed_count(capsys: pytest.CaptureFixture[str]) -> None:
     from tuner.cli import main
 
-    assert main(["evaluate", "studies/best/selfplay.zip", "--perfect", "--seeds", "5"]) == 2
-    assert "expected --seeds 4, but got 5" in capsys.readouterr().err
+    assert main(["evaluate", "studies/best/selfplay.zip", "--perfect", "--stones", "5"]) == 2
+    assert "expected --stones 4, but got 5" in capsys.readouterr().err

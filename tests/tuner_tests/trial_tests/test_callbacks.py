@@ -3,6 +3,7 @@ to ``learn()``; the objective builds the list (``run_callbacks``)."""
 
 from __future__ import annotations
 
+from env.options import GameOptions
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.callbacks import Evaluation, PruningCallback, StopOnSignalCallback
 from tuner.trial.objective import run_callbacks
@@ -27,7 +28,7 @@ class Recorder(TrialHooks):
 def tiny_train(callbacks, total_timesteps=512, n_evaluations=2):
     return train(
         PPO,
-        {"opponent": ["random"]},
+        GameOptions(opponents=("random",)),
         total_timesteps=total_timesteps,
         n_envs=8,
         n_evaluations=n_evaluations,

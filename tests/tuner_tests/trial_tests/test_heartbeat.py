@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from env.opponents import MinimaxOpponent
 from env.rules import BOARD_DTYPE, initial_board
 from tuner.commands.worker import Worker
-from tuner.config.spec import parse_spec
+from tuner.config.loading import parse_spec
 from tuner.storage.rdb import StorageSettings
 from tuner.trial.heartbeat import Heartbeat
 

@@ -23,7 +23,8 @@ from fault_support import by_state
 from optuna.trial import TrialState
 
 from tuner.commands.worker import Worker
-from tuner.config.spec import StudySpec, parse_spec
+from tuner.config.loading import parse_spec
+from tuner.config.spec import StudySpec
 from tuner.storage.optuna_compat import backend_of, study_id, trial_id
 from tuner.storage.rdb import StorageSettings
 from tuner.storage.record import TrialAttr, TrialSystemAttr

@@ -23,8 +23,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tuner.base.errors import ConfigError
 from tuner.cli import main
+from tuner.config.loading import parse_spec
 from tuner.config.space import to_config
-from tuner.config.spec import parse_spec
 from tuner.storage.record import StudyAttr, TrialAttr
 from tuner.trial.callbacks import Evaluation, RunState
 from tuner.trial.objective import TrialFailed, objective, real_values, run_value
@@ -39,7 +39,7 @@ def test_real_values_are_the_values_the_model_was_built_with(tiny_spec) -> None:
     spec = parse_spec(data)
     values = {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "small", "store_diff_coef": 0.5}
     config = to_config(spec, values)
-    assert real_values(spec, config.ppo_kwargs, config.env_kwargs) == {
+    assert real_values(spec, config.ppo_kwargs, config.game) == {
         "learning_rate": 1.0e-3,
         "gamma": 0.95,
         "net_arch": [32, 32],

@@ -13,9 +13,11 @@ from optuna.trial import TrialState
 from support import run_cli
 
 import tuner.trial.training as training
+from env.options import GameOptions
 from tuner.base.errors import ConfigError, UserError
 from tuner.commands.worker import Worker
-from tuner.config.spec import EvaluationSpec, load_spec, parse_spec
+from tuner.config.loading import load_spec, parse_spec
+from tuner.config.spec import EvaluationSpec
 from tuner.storage.record import TrialAttr
 from tuner.trial.training import distribution_checks_off, resolve_device, train
 
@@ -27,7 +29,7 @@ def test_a_short_run_trains_its_budget_and_evaluates_evenly(one_torch_thread):
     """64 steps, 2 evaluations: one at half the budget, the last once it is all trained."""
     run = train(
         TINY_PPO,
-        {"opponent": ["random"]},
+        GameOptions(opponents=("random",)),
         total_timesteps=64,
         n_envs=2,
         n_evaluations=2,
@@ -50,7 +52,7 @@ def test_a_model_that_cannot_be_built_is_a_configuration_error():
     with pytest.raises(ConfigError, match="MaskablePPO cannot be built from ppo_kwargs: TypeError"):
         train(
             bad,
-            {"opponent": ["random"]},
+            GameOptions(opponents=("random",)),
             total_timesteps=32,
             n_envs=2,
             n_evaluations=1,
@@ -182,7 +184,7 @@ def test_a_constructor_runtime_error_is_raised_as_it_is_not_as_divergence(monkey
     with pytest.raises(RuntimeError, match="CUDA out of memory"):
         training.train(
             {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
-            {"opponent": ["random"]},
+            GameOptions(opponents=("random",)),
             total_timesteps=256,
             n_envs=2,
             n_evaluations=1,

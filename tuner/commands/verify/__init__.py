@@ -4,7 +4,7 @@ Why: a study ranks its trials by one training run each, and one RL run is a nois
 draw. The best trial is therefore partly the luckiest one (the winner's curse),
 and exporting it as "the best configuration" promises more than was measured.
 
-How: ``tuner verify STUDY --top K --seeds S`` queues K x S jobs as WAITING trials of
+How: ``tuner verify STUDY --top K --fresh-seeds S`` queues K x S jobs as WAITING trials of
 the companion study ``STUDY:verify`` in the same storage. Any number of ``tuner tune
 STUDY:verify`` workers run them with the study's own loop (the claim under the
 lock, heartbeats, a killed worker's job failed and re-queued with the same seed);

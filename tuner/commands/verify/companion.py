@@ -10,15 +10,17 @@ one job: that pair is its identity, whatever retries it took.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from tuner.commands.status import top_trials
-from tuner.config.spec import PrunerSpec, SamplerSpec, StudySpec
 from tuner.storage.optuna_compat import storage_of
-from tuner.storage.record import StudyAttr, TrialSystemAttr
+from tuner.storage.record import TrialSystemAttr
+
+if TYPE_CHECKING:  # the report reads companions without building the study's models
+    from tuner.config.spec import StudySpec
 
 SUFFIX = ":verify"
 # Seed i of a verify job is spec.seed + SEED_STRIDE * (i + 1): never the seed of a study
@@ -64,12 +66,9 @@ def job_key(job: FrozenTrial) -> tuple[Any, Any]:
 
 def study_spec(study: optuna.Study) -> StudySpec:
     """The spec a study's trials ran with: the one recorded on it, else its study file."""
-    from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
+    from tuner.config.loading import spec_of
 
-    data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
-    if data:
-        return parse_spec(data, f"study {study.study_name!r}")
-    return load_spec(study.study_name)
+    return spec_of(study)
 
 
 def companion_spec(spec: StudySpec) -> StudySpec:
@@ -78,6 +77,8 @@ def companion_spec(spec: StudySpec) -> StudySpec:
     Every job trains the full budget (a pruned job would say nothing about its
     seed), and every param is fixed by the queue, so the sampler never draws.
     """
+    from tuner.config.spec import PrunerSpec, SamplerSpec
+
     return spec.model_copy(
         update={
             "study_name": companion_name(spec.study_name),

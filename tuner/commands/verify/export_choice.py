@@ -31,7 +31,7 @@ class Selection:
 
 SINGLE_SEED = (
     "single seed: the completed trial with the best objective value, from one training "
-    "run (one seed); `tuner verify {study} --top K --seeds S` re-trains the top K with "
+    "run (one seed); `tuner verify {study} --top K --fresh-seeds S` re-trains the top K with "
     "fresh seeds"
 )
 VERIFIED = (

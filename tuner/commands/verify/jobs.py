@@ -62,6 +62,6 @@ def companion_worker_spec(
     if name not in names:
         raise UserError(
             f"no verify jobs for study {base!r} in {describe(url)}; "
-            f"queue them first with `tuner verify {base} --top K --seeds S`"
+            f"queue them first with `tuner verify {base} --top K --fresh-seeds S`"
         )
     return companion_spec(study_spec(optuna.load_study(study_name=base, storage=storage)))

@@ -1,4 +1,4 @@
-"""``tuner verify STUDY --top K --seeds S``: queue a job per (top configuration, fresh seed).
+"""``tuner verify STUDY --top K --fresh-seeds S``: queue a job per (top configuration, fresh seed).
 
 A (configuration, seed) pair already in the companion study is never queued again,
 so ``tuner verify`` run twice, or from two machines at once, adds nothing twice;

@@ -170,7 +170,7 @@ def section_html(study: optuna.Study, out_dir: Path) -> str:
         return (
             '<p class="missing">Not verified: every value in this report comes from one '
             "training run (one seed), and the best trial is partly the luckiest. "
-            f"<code>tuner verify {e(study.study_name)} --top K --seeds S</code> re-trains the "
+            f"<code>tuner verify {e(study.study_name)} --top K --fresh-seeds S</code> re-trains the "
             f"top K configurations with fresh seeds (jobs in {e(companion_name(study.study_name))})."
             "</p>"
         )
