@@ -912,7 +912,7 @@ def _add_game_commands(sub: Any) -> None:
         default=None,
         metavar="SPEC",
         help=f"the agent searches at each move: {SEARCH_HELP}; --search alone: "
-        "env.search.DEFAULT_SEARCH, ab:5 (at most 6^5 leaves: well under a second a move)",
+        "ab:5 (at most 6^5 leaves: well under a second a move)",
     )
     p.set_defaults(func=cmd_play)
 

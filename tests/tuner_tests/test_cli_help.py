@@ -175,3 +175,11 @@ def test_trials_as_csv_for_pandas(stored, tmp_path, capsys):
 
 def test_load_spec_is_unchanged_for_an_existing_name():
     assert load_spec("smoke").study_name == "smoke"
+
+
+def test_play_help_names_the_default_search():
+    """The help writes the default search out (no internal name); it is the real one."""
+    from env.search import DEFAULT_SEARCH
+
+    text = subparsers()["play"].format_help()
+    assert f"--search alone: {DEFAULT_SEARCH}" in " ".join(text.split())
