@@ -166,7 +166,7 @@ def draw_positions(
     for pos in pool.values():
         if 0 < seeds_left(pos.board) <= DRAW_MAX_SEEDS:
             by_phase[phase_of(pos.board)].append(pos)
-    drawn = []
+    drawn: list[Position] = []
     for name, _, _ in PHASES:
         found = by_phase[name]
         want = counts.get(name, 0)

@@ -379,7 +379,9 @@ class Solver:
         if not finals and not signs:  # the game is over: every seed goes to its side's store
             final = int(arr[: N_PITS + 1].sum() - arr[N_PITS + 1 :].sum())
             return Solution(final if player == 0 else -final, (None,) * N_PITS)
-        solved = self.values(np.array(children), np.array(movers)) if children else []
+        solved: list[int] = (
+            self.values(np.array(children), np.array(movers)).tolist() if children else []
+        )
         found = dict(finals)
         for (k, sign), v in zip(signs.items(), solved, strict=True):
             found[k] = sign * int(v)
