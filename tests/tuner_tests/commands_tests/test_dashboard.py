@@ -84,17 +84,20 @@ def dashboard(runs: Path) -> Iterator[RunningDashboard]:
             proc.wait(timeout=10)
 
 
-def _history_points(driver) -> int:
-    """Markers in the dashboard's optimization-history plot (one per trial shown)."""
+def _history_points(driver, metric: str) -> int:
+    """Markers in the dashboard's optimization-history plot (one per trial shown); their
+    trace is named "METRIC of STUDY": the study's metric name (``set_metric_names``), or
+    "Objective 0" without one."""
     return driver.execute_script(
         """
         const card = Array.from(document.querySelectorAll('.MuiCard-root'))
             .find(c => c.innerText.trim().startsWith('History'));
         const plot = card && card.querySelector('.js-plotly-plot');
         if (!plot || !plot.data || !plot.querySelector('svg.main-svg')) return -1;
-        return plot.data.filter(t => t.mode === 'markers' && /^Objective/.test(t.name))
+        return plot.data.filter(t => t.mode === 'markers' && t.name.startsWith(arguments[0] + ' of '))
             .reduce((n, t) => n + (t.x || []).length, 0);
-        """
+        """,
+        metric,
     )
 
 
@@ -107,6 +110,7 @@ def test_dashboard_shows_the_study_and_its_artifacts(runs: Path, request) -> Non
     study = optuna.load_study(study_name="smoke", storage=storage)
     trials = study.get_trials()
     best = study.best_trial
+    metric = (study.metric_names or ["Objective 0"])[0]
     study_id = study._study_id
     artifact_id = best.user_attrs[TrialAttr.MODEL_ARTIFACT_ID]
 
@@ -134,7 +138,7 @@ def test_dashboard_shows_the_study_and_its_artifacts(runs: Path, request) -> Non
         # (completed and pruned: the page includes pruned trials by default).
         points = wait_for(
             "the optimization-history plot",
-            lambda: _history_points(driver) > 0 and _history_points(driver),
+            lambda: _history_points(driver, metric) > 0 and _history_points(driver, metric),
         )
         assert points == len(trials), f"history plot shows {points} trials, study has {len(trials)}"
         time.sleep(1.0)  # let plotly finish its transitions before the picture
