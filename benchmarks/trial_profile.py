@@ -1,0 +1,216 @@
+"""Where a selfplay trial's time goes: one trial, end to end, split by what runs.
+
+Runs one trial of ``studies/selfplay.yaml`` through the objective a worker runs
+(sampling, training with the league, the rating evaluation, the model artifact and
+the user attrs on a SQLite storage), with fixed parameters and one torch thread,
+and splits its wall time:
+
+- collection: the env (the agent's moves, the features), the policy's forward
+  pass, the league's policy opponents, the fixed opponents, the rollout buffer,
+  and SB3's loop around them;
+- update: forward (``evaluate_actions``), backward, optimizer, gradient clipping,
+  the rollout buffer's minibatches, and the loss arithmetic around them;
+- evaluation (the rating games), storage (Optuna's storage and the artifact), the rest.
+
+Each function below is timed by a wrapper that counts its own time, less the
+time of any timed function it calls, under the innermost phase it runs in; the
+shares add up to the whole. ``--cprofile FILE`` also runs it under cProfile and
+prints the functions that take the most time themselves.
+
+    python -m benchmarks.trial_profile --timesteps 250000
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+PHASES = ("collect", "update", "evaluation", "storage")
+# What a phase's own time is: what runs in it outside the functions timed within it.
+PHASE_REST = {
+    "collect": "SB3's loop",
+    "update": "losses and SB3's loop",
+    "evaluation": "the games' loop",
+    "storage": "Optuna storage, artifact",
+}
+# The selfplay study's search space, pinned: the network of the committed agent, the
+# study's default league mix.
+PARAMS = {
+    "learning_rate": 2.5e-4,
+    "n_epochs": 7,
+    "ent_coef": 1.5e-3,
+    "net_arch": "deep",
+    "opponents": "league",
+    "snapshot_every": 50_000,
+    "pool_size": 9,
+    "pool_sampling": "pfsp",
+}
+
+
+class Split:
+    """Seconds per (phase, part): each timed call's own time, nested timed calls excluded."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, str], float] = defaultdict(float)
+        self._stack: list[list[Any]] = []  # [label, start, seconds in timed callees]
+
+    def phase(self) -> str:
+        for label, _, _ in reversed(self._stack):
+            if label in PHASES:
+                return label
+        return "other"
+
+    @contextmanager
+    def timing(self, label: str) -> Iterator[None]:
+        self._stack.append([label, time.perf_counter(), 0.0])
+        try:
+            yield
+        finally:
+            _, start, inner = self._stack[-1]
+            spent = time.perf_counter() - start
+            phase = label if label in PHASES else self.phase()
+            self._stack.pop()
+            part = PHASE_REST.get(label, label)
+            self.seconds[(phase, part)] += spent - inner
+            if self._stack:
+                self._stack[-1][2] += spent
+
+    def wrap(self, owner: Any, name: str, label: str, stack: ExitStack) -> None:
+        """Time ``owner.name`` under ``label`` until ``stack`` closes."""
+        own = owner.__dict__ if isinstance(owner, type) else {name: getattr(owner, name)}
+        if isinstance(own.get(name), staticmethod | classmethod):
+            return
+        original = getattr(owner, name)
+        split = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with split.timing(label):
+                return original(*args, **kwargs)
+
+        setattr(owner, name, timed)
+        if name in own:
+            stack.callback(setattr, owner, name, own[name])
+        else:  # inherited: the base class's comes back
+            stack.callback(delattr, owner, name)
+
+
+def _targets() -> list[tuple[Any, str, str]]:
+    """(owner, attribute, label) of everything the split times."""
+    import torch
+    from optuna.storages import RDBStorage
+    from sb3_contrib import MaskablePPO
+    from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    import tuner.objective
+    from env import networks, opponents
+    from env.vec_env import KalahaVecEnv
+    from tuner.callbacks import EvaluationCallback
+
+    targets = [
+        (MaskablePPO, "collect_rollouts", "collect"),
+        (MaskablePPO, "train", "update"),
+        (EvaluationCallback, "evaluate_now", "evaluation"),
+        (KalahaVecEnv, "step_wait", "env"),
+        (KalahaVecEnv, "action_masks", "env"),
+        (MaskableActorCriticPolicy, "forward", "policy forward"),
+        (MaskableActorCriticPolicy, "evaluate_actions", "forward"),
+        (networks.Lookahead, "forward", "lookahead in torch"),
+        (opponents.PolicyOpponent, "act", "policy opponents"),
+        (MaskableRolloutBuffer, "add", "rollout buffer"),
+        (MaskableRolloutBuffer, "get", "rollout buffer"),
+        (MaskableRolloutBuffer, "compute_returns_and_advantage", "rollout buffer"),
+        (torch.Tensor, "backward", "backward"),
+        (torch.optim.Adam, "step", "optimizer"),
+        (torch.nn.utils, "clip_grad_norm_", "clip grad norm"),
+        (tuner.objective, "upload_artifact", "storage"),
+    ]
+    for cls in (opponents.GreedyOpponent, opponents.MinimaxOpponent, opponents.RandomOpponent):
+        targets.append((cls, "act", "fixed opponents"))
+    for name, value in vars(RDBStorage).items():
+        if callable(value) and not name.startswith("_"):
+            targets.append((RDBStorage, name, "storage"))
+    return targets
+
+
+def run_trial(timesteps: int, workdir: Path) -> float:
+    """One selfplay trial of ``timesteps`` steps (one evaluation, at the end); its wall time."""
+    import optuna
+
+    from tuner.objective import objective
+    from tuner.spec import load_spec
+
+    spec = load_spec("selfplay")
+    budget = spec.budget.model_copy(update={"total_timesteps": timesteps, "n_evaluations": 1})
+    spec = spec.model_copy(update={"budget": budget})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{workdir / 'profile.db'}", direction="maximize")
+    study.enqueue_trial(PARAMS)
+    start = time.perf_counter()
+    study.optimize(lambda t: objective(t, spec, device="cpu", runs_dir=workdir), n_trials=1)
+    wall = time.perf_counter() - start
+    trial = study.trials[0]
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        raise SystemExit(f"expected the trial to complete, but it ended {trial.state.name}")
+    return wall
+
+
+def report(split: Split, wall: float, timesteps: int) -> None:
+    """The split as a table: phase, part, seconds, share of the trial's wall time."""
+    print(
+        f"one selfplay trial: {timesteps} steps in {wall:.1f} s ({timesteps / wall:,.0f} steps/s)"
+    )
+    print(f"{'phase':<11} {'part':<24} {'seconds':>8} {'share':>6}")
+    for phase in (*PHASES, "other"):
+        rows = sorted(
+            ((part, s) for (ph, part), s in split.seconds.items() if ph == phase),
+            key=lambda row: -row[1],
+        )
+        total = sum(s for _, s in rows)
+        print(f"{phase:<11} {'(all)':<24} {total:>8.1f} {total / wall:>6.1%}")
+        for part, s in rows:
+            print(f"{'':<11} {part:<24} {s:>8.1f} {s / wall:>6.1%}")
+    outside = wall - sum(split.seconds.values())
+    print(f"{'other':<11} {'untimed (build, sampling)':<24} {outside:>8.1f} {outside / wall:>6.1%}")
+
+
+def profiled(call: Callable[[], float], out: str, top: int) -> float:
+    """``call()`` under cProfile; the stats go to ``out``, the top ``top`` are printed."""
+    profile = cProfile.Profile()
+    result = profile.runcall(call)
+    profile.dump_stats(out)
+    pstats.Stats(out).sort_stats("tottime").print_stats(top)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timesteps", type=int, default=250_000, help="default 250000")
+    parser.add_argument("--cprofile", metavar="FILE", help="also profile, stats into FILE")
+    parser.add_argument("--top", type=int, default=30, help="cProfile rows printed (30)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    split = Split()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        for owner, name, label in _targets():
+            split.wrap(owner, name, label, stack)
+
+        def call() -> float:
+            return run_trial(args.timesteps, Path(tmp))
+
+        wall = profiled(call, args.cprofile, args.top) if args.cprofile else call()
+    report(split, wall, args.timesteps)
+
+
+if __name__ == "__main__":
+    main()
