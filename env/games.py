@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from env.observation import observe
+from env.observation import Observation
 from env.opponents import Opponent, make_opponent
 from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks, store_of
 
@@ -138,6 +138,9 @@ class GameTable:
         empty_capture: the rules variant.
         store_diff_coef, extra_turn_coef: reward shaping (see ``KalahaEnv``).
         opening_plies: random plies by both sides before the agent's first move.
+        lookahead: 0, or 1 or 2 plies of lookahead features after the counts in each
+            observation (:class:`env.observation.Observation`): computed here, once
+            per step for all games, so that the policy only reads them.
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class GameTable:
         store_diff_coef: float = 0.0,
         extra_turn_coef: float = 0.0,
         opening_plies: int = 0,
+        lookahead: int = 0,
     ) -> None:
         if (
             not isinstance(opening_plies, int | np.integer)
@@ -183,6 +187,7 @@ class GameTable:
         self.store_diff_coef = float(store_diff_coef)
         self.extra_turn_coef = float(extra_turn_coef)
         self.opening_plies = int(opening_plies)
+        self.observation = Observation(seeds, lookahead, self.empty_capture)
         self.total_seeds = 2 * N_PITS * seeds
         self._start = np.asarray(initial_board(seeds), dtype=BOARD_DTYPE)
         self.boards = np.tile(self._start, (self.n, 1))
@@ -199,7 +204,7 @@ class GameTable:
     # --- what the agent sees ----------------------------------------------------------
 
     def observations(self) -> np.ndarray:
-        return observe(self.boards, self.seat, self.seeds)
+        return self.observation(self.boards, self.seat)
 
     def masks(self) -> np.ndarray:
         return legal_masks(self.boards, self.seat)

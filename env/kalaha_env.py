@@ -17,7 +17,6 @@ import numpy as np
 from gymnasium import spaces
 
 from env.games import MAX_OPENING_PLIES, GameTable
-from env.observation import observation_space
 from env.opponents import Opponent
 from env.rules import N_PITS, pit_index, store_of
 
@@ -41,6 +40,8 @@ class KalahaEnv(gym.Env):
         opening_plies: random plies played by both sides before the episode's
             first observation (varied openings for training).
         opponent_weights: the share of episodes against each opponent (default equal).
+        lookahead: 0, or 1 or 2 plies of lookahead features after the counts in the
+            observation (``env/features.py``), for a policy that reads them.
         illegal_action: ``"raise"`` (default) raises ``ValueError`` on a masked
             action; ``"lose"`` ends the episode as a loss instead, for tools that
             sample unmasked actions (SB3's ``check_env`` does).
@@ -62,6 +63,7 @@ class KalahaEnv(gym.Env):
         extra_turn_coef: float = 0.0,
         opening_plies: int = 0,
         opponent_weights: Sequence[float] | None = None,
+        lookahead: int = 0,
         illegal_action: str = "raise",
         render_mode: str | None = None,
     ) -> None:
@@ -81,6 +83,7 @@ class KalahaEnv(gym.Env):
             store_diff_coef=store_diff_coef,
             extra_turn_coef=extra_turn_coef,
             opening_plies=opening_plies,
+            lookahead=lookahead,
         )
         self.opponents = self.table.sources
         self.seeds = seeds
@@ -94,7 +97,7 @@ class KalahaEnv(gym.Env):
         self.total_seeds = 2 * N_PITS * seeds
 
         self.action_space = spaces.Discrete(N_PITS)
-        self.observation_space = observation_space(seeds)
+        self.observation_space = self.table.observation.space()
         self._done = True
 
     # --- what the table holds, for one game ----------------------------------------

@@ -4,14 +4,18 @@ Since SB3 1.8 the actor and critic of ``MlpPolicy`` never share hidden layers;
 sharing happens through the features extractor. ``SharedTrunk`` is that
 extractor: ``shared_trunk: [128]`` in a study puts one 128-unit layer under both
 heads (with ``share_features_extractor=True``), so "shared or separate" is a
-choice a study can search. ``Lookahead`` (``lookahead: 1|2`` in a study) adds each
-move's exact consequences to the 14 counts, without weights (see its docstring).
+choice a study can search. ``lookahead: 1|2`` in a study gives the network each
+move's exact consequences beside the 14 counts, without weights: the env computes
+them once per step (``env/features.py``) and :class:`PrecomputedLookahead` reads
+them. :class:`Lookahead`, which computed the same features in its forward pass (in
+every PPO epoch again), is kept for model files saved before, for SB3's own
+loader, and as the reference the features are tested against.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import torch
@@ -19,6 +23,8 @@ from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from env.features import PER_MOVE, feature_count
+from env.observation import OBS_SIZE, Observation
 from env.rules import BOARD_SIZE, N_PITS, opposite, pits_of, side_of, store_of
 
 
@@ -106,20 +112,26 @@ def _flip(view: torch.Tensor) -> torch.Tensor:
 
 
 class Lookahead(BaseFeaturesExtractor):
-    """The board plus, for each of the six moves, what it leads to (no weights).
+    """The board plus, for each of the six moves, what it leads to, computed in torch.
 
-    Why: an MLP on 14 seed counts must learn sowing arithmetic (where the last seed
-    lands, mod 13) before it can learn strategy; PPO spends millions of steps on it.
-    These features give the exact consequences of each move (``plies=1``: the
-    board after it, whether it is legal, earns another move, or ends the game) and,
-    with ``plies=2``, the best immediate store gain of whoever moves next (negative
-    when that is the opponent). The policy still chooses; nothing searches at play
-    time beyond these two plies. The observation stays the 14 counts, so any
-    loader that feeds a saved agent boards keeps working. ``hidden`` puts a shared
-    trunk (as :class:`SharedTrunk`) over the features.
+    Why the features: an MLP on 14 seed counts must learn sowing arithmetic (where
+    the last seed lands, mod 13) before it can learn strategy; PPO spends millions
+    of steps on it. These features give the exact consequences of each move
+    (``plies=1``: the board after it, whether it is legal, earns another move, or
+    ends the game) and, with ``plies=2``, the best immediate store gain of whoever
+    moves next (negative when that is the opponent). The policy still chooses;
+    nothing searches at play time beyond these two plies.
+
+    This extractor computes them from the 14 counts in its forward pass, so PPO
+    pays for them in every epoch and minibatch; training now uses
+    :class:`PrecomputedLookahead` over features the env computed once per step.
+    It stays for models saved with it (``env/policy_files.py`` loads them into the
+    new network with the same weights), for SB3's own loader, as the reference the
+    env's features are tested against, and as the benchmark's former path.
+    ``hidden`` puts a shared trunk (as :class:`SharedTrunk`) over the features.
     """
 
-    PER_MOVE: ClassVar[dict[int, int]] = {1: 17, 2: 19}
+    PER_MOVE: ClassVar[dict[int, int]] = PER_MOVE
 
     def __init__(
         self,
@@ -165,3 +177,59 @@ class Lookahead(BaseFeaturesExtractor):
         sign = torch.where(extra, 1.0, -1.0).to(dtype)
         live = (~over).to(dtype)
         return torch.stack([sign * best / self.seeds * live, sign * again * live], dim=-1)
+
+
+class PrecomputedLookahead(BaseFeaturesExtractor):
+    """Reads the counts and the lookahead features the env computed (no weights).
+
+    Why: the features depend on the board alone, so they are computed once per
+    environment step, for all games in one numba call (``env/features.py``), and
+    stored in the rollout buffer with the observation; the PPO update then reads
+    them in every epoch instead of recomputing them (what :class:`Lookahead`
+    does). The observation is the counts followed by the features
+    (:class:`env.observation.Observation` with ``lookahead=plies``); its keyword
+    arguments are :class:`Lookahead`'s, so a model file names what its network
+    expects, and ``hidden`` puts the same shared trunk over the features (the
+    weights of a ``Lookahead`` network load into this one unchanged).
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        plies: int = 2,
+        seeds: int = 4,
+        empty_capture: bool = False,
+        hidden: Sequence[int] = (),
+    ) -> None:
+        n_features = OBS_SIZE + feature_count(plies)
+        found = get_flattened_obs_dim(observation_space)
+        if found != n_features:
+            raise ValueError(
+                f"lookahead {plies}: expected observations of {n_features} values (the "
+                f"counts and each move's features), but got {found}; build the env with "
+                f"lookahead={plies}"
+            )
+        hidden = list(hidden)
+        super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
+        self.trunk = _mlp(n_features, hidden) if hidden else None
+        self.plies = int(plies)
+        self.seeds = int(seeds)
+        self.empty_capture = bool(empty_capture)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = observations.reshape(observations.shape[0], -1)
+        return self.trunk(features) if self.trunk is not None else features
+
+
+def expected_observation(policy: Any, seeds: int = 4) -> Observation:
+    """What ``policy`` (an SB3 policy, or a model holding one) must be shown.
+
+    A :class:`PrecomputedLookahead` network reads the features after the counts;
+    every other network (``Lookahead`` included, which computes them itself)
+    reads the 14 counts.
+    """
+    policy = getattr(policy, "policy", policy)
+    extractor = getattr(policy, "features_extractor", None)
+    if isinstance(extractor, PrecomputedLookahead):
+        return Observation(seeds, extractor.plies, extractor.empty_capture)
+    return Observation(seeds)

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 import numpy as np
 from numba import njit
 
-from env.observation import observe
 from env.rules import N_PITS, _apply_one, legal_masks, pit_index, store_of
 
 _NEG = -1.0e9
@@ -175,8 +174,10 @@ class MinimaxOpponent:
 class PolicyOpponent:
     """A trained (Maskable)PPO policy: from a model object or an SB3 ``.zip`` file.
 
-    It sees the board from its own seat, as it did in training, and acts with
-    action masks so that it never picks an empty pit.
+    It sees the board from its own seat, as it did in training, and the features
+    its network reads (``env.networks.expected_observation``: the counts, or the
+    counts and the lookahead features, computed for all its games in one call);
+    it acts with action masks so that it never picks an empty pit.
     """
 
     def __init__(
@@ -189,14 +190,17 @@ class PolicyOpponent:
             path = Path(model)
             model = load_policy(path, device="cpu")  # PolicyFileError is a ValueError
             name = name or f"policy:{path}"
+        from env.networks import expected_observation
+
         self.model = model
         self.seeds = seeds
+        self.observation = expected_observation(model, seeds)
         self.deterministic = deterministic
         self.name = name or "policy"
 
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
-        obs = observe(boards, players, self.seeds)
+        obs = self.observation(boards, players)
         masks = legal_masks(boards, players)
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)

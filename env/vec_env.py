@@ -26,7 +26,6 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from env.games import GameTable
 from env.kalaha_env import OpponentLike
-from env.observation import observation_space
 from env.rules import N_PITS
 
 
@@ -35,7 +34,8 @@ class KalahaVecEnv(VecEnv):
 
     Takes the options of :class:`env.kalaha_env.KalahaEnv` (``opponent``, ``seeds``,
     ``seat``, ``empty_capture``, shaping, ``opening_plies``, ``opponent_weights``);
-    ``opponent`` may also hold league sources (``env.league``). With ``seed=s``,
+    ``opponent`` may also hold league sources (``env.league``). ``lookahead`` (1 or 2)
+    appends each move's features to the observations (``env/features.py``). With ``seed=s``,
     game ``i`` plays the episodes a ``KalahaEnv`` reset with seed ``s + i`` plays.
     """
 
@@ -51,6 +51,7 @@ class KalahaVecEnv(VecEnv):
         extra_turn_coef: float = 0.0,
         opening_plies: int = 0,
         opponent_weights: Sequence[float] | None = None,
+        lookahead: int = 0,
         seed: int | None = None,
     ) -> None:
         if not isinstance(n_envs, int) or n_envs < 1:
@@ -65,9 +66,10 @@ class KalahaVecEnv(VecEnv):
             store_diff_coef=store_diff_coef,
             extra_turn_coef=extra_turn_coef,
             opening_plies=opening_plies,
+            lookahead=lookahead,
         )
         self.render_mode = None  # read by VecEnv.__init__; the table draws no images
-        super().__init__(n_envs, observation_space(seeds), spaces.Discrete(N_PITS))
+        super().__init__(n_envs, self.table.observation.space(), spaces.Discrete(N_PITS))
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(n_envs, dtype=np.float64)
         self._lengths = np.zeros(n_envs, dtype=np.int64)

@@ -33,7 +33,7 @@ from tuner.callbacks import (
 from tuner.errors import ConfigError, UserError
 from tuner.evaluate import make_evaluator
 from tuner.league import SnapshotCallback, league_summary
-from tuner.space import materialize
+from tuner.space import lookahead_plies, materialize
 from tuner.spec import EvaluationSpec
 from tuner.storage import worker_name
 
@@ -103,14 +103,22 @@ LEAGUE_KEYS = ("snapshot_every", "pool_size", "pool_sampling")
 
 
 def make_training_env(
-    env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str = "batched"
+    env_kwargs: dict[str, Any],
+    n_envs: int,
+    seed: int,
+    vec_env: str = "batched",
+    lookahead: int = 0,
 ) -> VecEnv:
     """The training envs: ``KalahaVecEnv`` (all games in one batch), or, for the
     benchmark's baseline, SB3's ``DummyVecEnv`` over single-game ``KalahaEnv``s.
 
     Both play the same games from the same seed (env ``i`` is seeded ``seed + i``).
+    ``lookahead`` (``space.lookahead_plies`` of the config) has the env compute the
+    features the network reads, once per step.
     """
     options = {k: v for k, v in env_kwargs.items() if k not in LEAGUE_KEYS}
+    if lookahead:
+        options["lookahead"] = lookahead
     seeds, empty_capture = options.get("seeds", 4), options.get("empty_capture", False)
     sources, weights = build_sources(
         options.pop("opponent", ["random"]),
@@ -150,14 +158,16 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
-def _config_env(env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str) -> VecEnv:
+def _config_env(
+    env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_env: str, lookahead: int
+) -> VecEnv:
     """The training envs, or a one-line :class:`ConfigError` when the options are bad.
 
     A bad env option is the study file's fault, not the trial's: the worker
     records a ConfigError without spending the budget.
     """
     try:
-        return make_training_env(env_kwargs, n_envs, seed, vec_env)
+        return make_training_env(env_kwargs, n_envs, seed, vec_env, lookahead)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"the env cannot be built from env_kwargs: {_line(err)}") from None
 
@@ -208,7 +218,7 @@ def train(
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.
     """
-    envs = _config_env(env_kwargs, n_envs, seed, vec_env)
+    envs = _config_env(env_kwargs, n_envs, seed, vec_env, lookahead_plies(ppo_kwargs))
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])

@@ -21,7 +21,7 @@ from tuner.cli import main
 from tuner.export import load_export
 from tuner.record import TrialAttr
 from tuner.settings import Settings
-from tuner.space import materialize, sample, to_config
+from tuner.space import lookahead_plies, materialize, sample, to_config
 from tuner.spec import ACTIVATIONS, load_spec, parse_spec
 from tuner.training import make_training_env
 from tuner.worker import Worker
@@ -83,7 +83,8 @@ def test_shipped_study_validates_and_builds_a_model(path: Path):
     for _ in range(3):
         trial = study.ask()
         config = to_config(spec, sample(spec, trial))
-        vec = make_training_env(config.env_kwargs, spec.budget.n_envs, seed=0)
+        plies = lookahead_plies(config.ppo_kwargs)
+        vec = make_training_env(config.env_kwargs, spec.budget.n_envs, seed=0, lookahead=plies)
         model = MaskablePPO("MlpPolicy", vec, device="cpu", **materialize(config.ppo_kwargs))
         assert model.batch_size <= model.n_steps * spec.budget.n_envs
         vec.close()
