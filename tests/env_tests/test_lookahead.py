@@ -251,3 +251,37 @@ def test_training_evaluation_and_the_league_read_the_features_from_the_env(
         PolicyOpponent(loaded).act(boards, players, rng),
         PolicyOpponent(run.model).act(boards, players, rng),
     )
+
+
+def test_training_learns_what_it_learned_when_the_network_computed_the_features(
+    one_torch_thread,
+) -> None:
+    """Same seed, same steps: the features from the env give the very weights that the
+    network computing them gave (league opponents included), bit for bit."""
+    from tuner.spec import EvaluationSpec
+    from tuner.training import train
+
+    def trained(policy_kwargs: dict) -> dict[str, torch.Tensor]:
+        run = train(
+            {"n_steps": 32, "batch_size": 128, "n_epochs": 2, "policy_kwargs": policy_kwargs},
+            {"opponent": {"pool": 0.5, "self": 0.2, "greedy@0.1": 0.3}, "snapshot_every": 256},
+            total_timesteps=512,
+            n_envs=8,
+            n_evaluations=1,
+            evaluation=EvaluationSpec(opponents=["random"], games=2),
+            seed=4,
+            device="cpu",
+        )
+        return run.model.policy.state_dict()
+
+    now = trained({"net_arch": [16], "lookahead": 2})
+    before = trained(
+        {
+            "net_arch": [16],
+            "features_extractor_class": Lookahead,
+            "features_extractor_kwargs": {"plies": 2, "seeds": 4, "empty_capture": False},
+        }
+    )
+    assert now.keys() == before.keys()
+    for name, weights in now.items():
+        assert torch.equal(weights, before[name]), name
