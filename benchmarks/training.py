@@ -1,23 +1,37 @@
-"""Whole-training throughput: SB3's DummyVecEnv path against the batched KalahaVecEnv.
+"""Whole-training throughput: the batched env, the lookahead features, and torch threads.
 
-Both sides run ``tuner.training.train``, the code a trial runs, with net_arch's
-fixed PPO settings (n_steps 256, batch 512, 5 epochs, [128, 128]), the same
-seed, the same opponents and the same evaluations; only ``vec_env`` differs.
-Every figure is measured in this run, side by side, so the ratios hold on any
+Every row runs ``tuner.training.train``, the code a trial runs, from the same seed;
+every figure is measured in this run, side by side, so the ratios hold on any
 machine; nothing here fails on a slow one. The time of ``learn()`` is split into
 collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
 
-    make bench                       # engine + training tables
+1. The batched env: SB3's ``DummyVecEnv`` against ``KalahaVecEnv``, with net_arch's
+   former fixed settings (n_steps 256, batch 512, 5 epochs, [128, 128], random and
+   greedy opponents), at each ``--n-envs``.
+2. The lookahead features at 64 envs: plain, ``lookahead: 2`` (the env computes the
+   features once per step, the network reads them) and ``lookahead: 2`` the way it
+   ran before (``env.networks.Lookahead`` recomputing them in every forward pass,
+   kept for this row), with net_arch's settings and with the selfplay study's trial
+   settings (its file, the search space pinned to ``SELFPLAY_PARAMS``: [256, 256,
+   256], 7 epochs, the league, the rating evaluation).
+3. Torch threads: two workers with one thread each against one worker with two,
+   steps/s of the whole (the selfplay trial settings, in subprocesses).
+
+    make bench                       # engine + these tables
     make bench DEVICE=cuda           # the same on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from sb3_contrib import MaskablePPO
@@ -35,9 +49,20 @@ PPO = {
     "policy_kwargs": {"net_arch": [128, 128]},
 }
 ENV = {"opponent": ["random", "greedy"], "opening_plies": 2}
-# The same network given each move's exact consequences (env/networks.py Lookahead):
-# the last row of each table prices those features.
-LOOKAHEAD_PPO = {**PPO, "policy_kwargs": {**PPO["policy_kwargs"], "lookahead": 2}}
+# The selfplay study's search space, pinned: the committed agent's network and epochs,
+# the study's default league mix (benchmarks/trial_profile.py profiles the same trial).
+SELFPLAY_PARAMS = {
+    "learning_rate": 2.5e-4,
+    "n_epochs": 7,
+    "ent_coef": 1.5e-3,
+    "net_arch": "deep",
+    "opponents": "league",
+    "snapshot_every": 50_000,
+    "pool_size": 9,
+    "pool_sampling": "pfsp",
+}
+TARGET_FEATURES = 0.75  # lookahead 2 / plain steps/s
+TARGET_SELFPLAY = 2.5  # the selfplay trial settings, now / before
 
 
 @contextmanager
@@ -67,23 +92,65 @@ def timed_phases() -> Iterator[dict[str, float]]:
             setattr(MaskablePPO, name, original)
 
 
+def with_lookahead(ppo: dict[str, Any], plies: int = 2) -> dict[str, Any]:
+    """``ppo`` with ``lookahead: plies`` (0: none): the env computes the features, the
+    network reads them."""
+    policy = {k: v for k, v in ppo["policy_kwargs"].items() if k != "lookahead"}
+    return {**ppo, "policy_kwargs": policy | ({"lookahead": plies} if plies else {})}
+
+
+def as_before(ppo: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """``ppo``'s lookahead the way it trained before: the 14 counts in the env, and the
+    network recomputing the features in every forward pass (what ``materialize`` built)."""
+    from env.networks import Lookahead
+
+    policy = dict(ppo["policy_kwargs"])
+    plies = policy.pop("lookahead")
+    policy["features_extractor_class"] = Lookahead
+    policy["features_extractor_kwargs"] = {
+        "plies": plies,
+        "seeds": env.get("seeds", 4),
+        "empty_capture": env.get("empty_capture", False),
+    }
+    return {**ppo, "policy_kwargs": policy}
+
+
+def selfplay_settings(
+    eval_games: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], EvaluationSpec, int]:
+    """The selfplay study's trial: ppo and env kwargs, its evaluation, its n_envs."""
+    from tuner.space import to_config
+    from tuner.spec import load_spec
+
+    spec = load_spec("selfplay")
+    config = to_config(spec, SELFPLAY_PARAMS)
+    evaluation = spec.evaluation
+    if eval_games is not None:
+        evaluation = evaluation.model_copy(update={"games": eval_games})
+    return config.ppo_kwargs, config.env_kwargs, evaluation, spec.budget.n_envs
+
+
 def run(
-    vec_env: str,
+    ppo: dict[str, Any],
+    env: dict[str, Any],
     n_envs: int,
     timesteps: int,
     evaluation: EvaluationSpec,
     device: str,
+    *,
+    evaluations_per_200k: float = 5.0,
+    vec_env: str = "batched",
     checks: bool = False,
-    ppo: dict | None = None,
-):
+) -> dict[str, float]:
+    """One training run; steps/s of the whole and the shares of collection, update, evaluation."""
     with timed_phases() as spent:
         start = time.perf_counter()
         result = train(
-            ppo or PPO,
-            ENV,
+            ppo,
+            env,
             total_timesteps=timesteps,
             n_envs=n_envs,
-            n_evaluations=evaluation_count(timesteps),
+            n_evaluations=max(1, round(evaluations_per_200k * timesteps / 200_000)),
             evaluation=evaluation,
             seed=0,
             device=device,
@@ -96,57 +163,140 @@ def run(
         "collect": spent["collect_rollouts"] / wall,
         "update": spent["train"] / wall,
         "eval": result.eval_seconds / wall,
-        "wall": wall,
-        "timesteps": result.timesteps,
     }
 
 
-def evaluation_count(timesteps: int) -> int:
-    """As in net_arch: 5 evaluations per 200k steps, at least one."""
-    return max(1, round(5 * timesteps / 200_000))
+def row(n_envs: int, label: str, r: dict[str, float], base: float) -> None:
+    print(
+        f"{n_envs:>6}  {label:<34} {r['steps_per_s']:>9,.0f} {r['steps_per_s'] / base:>5.2f}x "
+        f"{r['collect']:>7.0%} {r['update']:>7.0%} {r['eval']:>6.0%}",
+        flush=True,
+    )
+
+
+def header() -> None:
+    text = f"{'n_envs':>6}  {'run':<34} {'steps/s':>9} {'ratio':>6} {'collect':>8} {'update':>7} {'eval':>6}"
+    print(text)
+    print("-" * len(text))
+
+
+def env_table(envs: list[int], timesteps: int, evaluation: EvaluationSpec, device: str) -> None:
+    """Table 1: DummyVecEnv against KalahaVecEnv, net_arch's former settings."""
+    print("\n1. the batched env: net_arch's former settings ([128, 128], 5 epochs)")
+    header()
+    variants = [
+        ("DummyVecEnv+checks", "dummy", True),
+        ("KalahaVecEnv+checks", "batched", True),
+        ("KalahaVecEnv", "batched", False),
+    ]
+    for n in envs:
+        base = None
+        for label, vec_env, checks in variants:
+            r = run(PPO, ENV, n, timesteps, evaluation, device, vec_env=vec_env, checks=checks)
+            base = base or r["steps_per_s"]
+            row(n, label, r, base)
+
+
+def features_table(
+    timesteps: int, evaluation: EvaluationSpec, device: str, n_envs: int
+) -> dict[str, float]:
+    """Table 2: plain, lookahead 2, and lookahead 2 as before, for both settings."""
+    print(
+        f"\n2. the lookahead features at {n_envs} envs (ratio: to plain with the same "
+        "settings; before: the network recomputes them in every forward pass, as before)"
+    )
+    header()
+    sp_ppo, sp_env, sp_eval, _ = selfplay_settings(evaluation.games)
+    settings = [
+        ("[128, 128]", PPO, ENV, evaluation, 5.0),
+        ("selfplay", with_lookahead(sp_ppo, 0), sp_env, sp_eval, 0.8),
+    ]
+    speeds: dict[str, float] = {}
+    for name, ppo, env, ev, per_200k in settings:
+        runs = [
+            ("plain", ppo),
+            ("lookahead 2", with_lookahead(ppo)),
+            ("lookahead 2 before", as_before(with_lookahead(ppo), env)),
+        ]
+        base = None
+        for label, kwargs in runs:
+            r = run(kwargs, env, n_envs, timesteps, ev, device, evaluations_per_200k=per_200k)
+            base = base or r["steps_per_s"]
+            speeds[f"{name} {label}"] = r["steps_per_s"]
+            row(n_envs, f"{name} {label}", r, base)
+    return speeds
+
+
+def summary(speeds: dict[str, float]) -> None:
+    for name in ("[128, 128]", "selfplay"):
+        ratio = speeds[f"{name} lookahead 2"] / speeds[f"{name} plain"]
+        print(f"{name}: lookahead 2 at {ratio:.2f}x of plain steps/s (target {TARGET_FEATURES}x)")
+    now = speeds["selfplay lookahead 2"] / speeds["selfplay lookahead 2 before"]
+    print(f"selfplay trial settings: {now:.2f}x the steps/s of before (target {TARGET_SELFPLAY}x)")
+
+
+def one_run(timesteps: int, device: str, threads: int, eval_games: int) -> None:
+    """A worker of table 3: the selfplay trial settings; prints its steps/s as JSON."""
+    torch.set_num_threads(threads)
+    ppo, env, evaluation, n_envs = selfplay_settings(eval_games)
+    start = time.perf_counter()
+    r = run(ppo, env, n_envs, timesteps, evaluation, device, evaluations_per_200k=0.8)
+    print(json.dumps({"steps": timesteps, "wall": time.perf_counter() - start, **r}))
+
+
+def workers(count: int, threads: int, timesteps: int, device: str, eval_games: int) -> float:
+    """``count`` worker processes at once, ``threads`` torch threads each: steps/s in all,
+    from their start (imports included) to the last one's end."""
+    command = [sys.executable, "-m", "benchmarks.training", "--one-run", str(threads)]
+    command += ["--timesteps", str(timesteps), "--device", device, "--eval-games", str(eval_games)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    outs = [p.communicate()[0] for p in procs]
+    wall = time.perf_counter() - start
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"expected the workers to exit 0, but got {[p.returncode for p in procs]}")
+    steps = sum(json.loads(out.strip().splitlines()[-1])["steps"] for out in outs)
+    return steps / wall
+
+
+def threads_table(timesteps: int, device: str, eval_games: int) -> None:
+    """Table 3: two workers with one torch thread each against one worker with two."""
+    if timesteps <= 0:
+        print("\n3. torch threads: skipped (--threads-timesteps 0)")
+        return
+    print(f"\n3. torch threads: the selfplay trial settings, {timesteps} steps per worker")
+    two = workers(2, 1, timesteps, device, eval_games)
+    one = workers(1, 2, timesteps, device, eval_games)
+    print(f"2 workers x 1 thread: {two:>9,.0f} steps/s in all")
+    print(f"1 worker x 2 threads: {one:>9,.0f} steps/s in all")
+    better = "2 workers x 1 thread" if two >= one else "1 worker x 2 threads"
+    print(f"better: {better} ({max(two, one) / min(two, one):.2f}x); shipped: 1 thread per worker")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=65_536, help="per run (default 65536)")
-    parser.add_argument("--n-envs", default="8,64", help="comma-separated (default 8,64)")
+    parser.add_argument("--n-envs", default="8,64", help="table 1, comma-separated (8,64)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (default cpu)")
     parser.add_argument("--eval-games", type=int, default=200, help="games per opponent")
+    parser.add_argument("--features-envs", type=int, default=64, help="table 2's n_envs (64)")
+    parser.add_argument(
+        "--threads-timesteps", type=int, default=32_768, help="table 3, per worker (0: skip)"
+    )
+    parser.add_argument("--one-run", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(1)
     device = resolve_device(args.device)
+    if args.one_run:
+        return one_run(args.timesteps, device, args.one_run, args.eval_games)
+    torch.set_num_threads(1)
     evaluation = EvaluationSpec(
         opponents=["random", "greedy", "minimax:2"], games=args.eval_games, opening_plies=2
     )
-    envs = [int(n) for n in args.n_envs.split(",")]
-    run("batched", 8, 2_048, evaluation, device)  # compile and warm up outside the timing
-
-    print(
-        f"whole training, MaskablePPO, net_arch's fixed settings, {args.timesteps} steps, "
-        f"device {device}, 1 torch thread"
-    )
-    header = f"{'n_envs':>6}  {'env':<22} {'steps/s':>9} {'ratio':>6} {'collect':>8} {'update':>7} {'eval':>6}"
-    print(header)
-    print("-" * len(header))
-    # DummyVecEnv with torch's distribution checks is how trials trained before;
-    # the second row splits the gain between the env and the checks.
-    variants = [
-        ("DummyVecEnv+checks", "dummy", True, PPO),
-        ("KalahaVecEnv+checks", "batched", True, PPO),
-        ("KalahaVecEnv", "batched", False, PPO),
-        ("KalahaVecEnv+lookahead", "batched", False, LOOKAHEAD_PPO),
-    ]
-    for n in envs:
-        base = None
-        for label, vec_env, validate, ppo in variants:
-            r = run(vec_env, n, args.timesteps, evaluation, device, checks=validate, ppo=ppo)
-            base = base or r["steps_per_s"]
-            print(
-                f"{n:>6}  {label:<22} {r['steps_per_s']:>9,.0f} {r['steps_per_s'] / base:>5.2f}x "
-                f"{r['collect']:>7.0%} {r['update']:>7.0%} {r['eval']:>6.0%}",
-                flush=True,
-            )
-    print("targets: KalahaVecEnv at least 2x at 8 envs and 3x at 64 envs; collection under 40%")
+    run(PPO, ENV, 8, 2_048, evaluation, device)  # compile and warm up outside the timing
+    print(f"whole training, MaskablePPO, {args.timesteps} steps per run, device {device}, 1 thread")
+    env_table([int(n) for n in args.n_envs.split(",")], args.timesteps, evaluation, device)
+    summary(features_table(args.timesteps, evaluation, device, args.features_envs))
+    threads_table(args.threads_timesteps, device, args.eval_games)
 
 
 if __name__ == "__main__":

@@ -203,8 +203,11 @@ class GameTable:
 
     # --- what the agent sees ----------------------------------------------------------
 
-    def observations(self) -> np.ndarray:
-        return self.observation(self.boards, self.seat)
+    def observations(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """What the agent sees in every game, or in the games ``idx``."""
+        if idx is None:
+            return self.observation(self.boards, self.seat)
+        return self.observation(self.boards[idx], self.seat[idx])
 
     def masks(self) -> np.ndarray:
         return legal_masks(self.boards, self.seat)

@@ -115,10 +115,10 @@ class KalahaVecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         done_idx = np.flatnonzero(dones)
         if done_idx.size:
-            terminal = self.table.observations()
+            terminal = self.table.observations(done_idx)  # features only where needed
             elapsed = round(time.perf_counter() - self._t0, 6)
-            for i in done_idx:
-                infos[i]["terminal_observation"] = terminal[i]
+            for row, i in enumerate(done_idx):
+                infos[i]["terminal_observation"] = terminal[row]
                 infos[i]["episode"] = {
                     "r": float(self._returns[i]),
                     "l": int(self._lengths[i]),
