@@ -197,11 +197,19 @@ class PolicyOpponent:
         self.observation = expected_observation(model, seeds)
         self.deterministic = deterministic
         self.name = name or "policy"
+        policy = getattr(model, "policy", model)
+        # SB3's actor-critic policies act through the fast path; anything else with a
+        # predict() (a stand-in in a test, another algorithm) through predict().
+        self._policy = policy if hasattr(policy, "mlp_extractor") else None
 
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
         obs = self.observation(boards, players)
         masks = legal_masks(boards, players)
+        if self._policy is not None:
+            from env.networks import policy_actions
+
+            return policy_actions(self._policy, obs, masks, self.deterministic)
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 
