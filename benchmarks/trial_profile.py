@@ -2,7 +2,8 @@
 
 Runs one trial of ``studies/selfplay.yaml`` through the objective a worker runs
 (sampling, training with the league, the rating evaluation, the model artifact and
-the user attrs on a SQLite storage), with fixed parameters and one torch thread,
+the user attrs on a SQLite storage), with the parameters ``make bench`` pins
+(``benchmarks.training.SELFPLAY_PARAMS``) and one torch thread,
 and splits its wall time:
 
 - collection: the env (the agent's moves, the features), the policy's forward
@@ -40,18 +41,6 @@ PHASE_REST = {
     "update": "losses and SB3's loop",
     "evaluation": "the games' loop",
     "storage": "Optuna storage, artifact",
-}
-# The selfplay study's search space, pinned: the network of the committed agent, the
-# study's default league mix.
-PARAMS = {
-    "learning_rate": 2.5e-4,
-    "n_epochs": 7,
-    "ent_coef": 1.5e-3,
-    "net_arch": "deep",
-    "opponents": "league",
-    "snapshot_every": 50_000,
-    "pool_size": 9,
-    "pool_sampling": "pfsp",
 }
 
 
@@ -145,6 +134,7 @@ def run_trial(timesteps: int, workdir: Path) -> float:
     """One selfplay trial of ``timesteps`` steps (one evaluation, at the end); its wall time."""
     import optuna
 
+    from benchmarks.training import SELFPLAY_PARAMS
     from tuner.objective import objective
     from tuner.spec import load_spec
 
@@ -153,7 +143,7 @@ def run_trial(timesteps: int, workdir: Path) -> float:
     spec = spec.model_copy(update={"budget": budget})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=f"sqlite:///{workdir / 'profile.db'}", direction="maximize")
-    study.enqueue_trial(PARAMS)
+    study.enqueue_trial(SELFPLAY_PARAMS)
     start = time.perf_counter()
     study.optimize(lambda t: objective(t, spec, device="cpu", runs_dir=workdir), n_trials=1)
     wall = time.perf_counter() - start
