@@ -35,7 +35,7 @@ install: ## Create .venv (pinned CPU torch) and install the project with its dev
 test: install ## Run the whole test suite (real PostgreSQL included)
 	$(BIN)/python -m pytest $(ARGS)
 
-# A bare venv with the newest Optuna 5.x and no torch: tuner/optuna_compat.py is the one
+# A bare venv with the newest Optuna 5.x and no torch: tuner/storage/optuna_compat.py is the one
 # module that touches Optuna's internals, and its tests import nothing else.
 COMPAT_VENV ?= $(or $(TMPDIR),/tmp)/kalaha-optuna-latest
 

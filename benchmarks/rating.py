@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tuner.evaluate import rate_policy
-from tuner.ladder import ladder_opponent, load_ladder
+from tuner.strength.evaluate import rate_policy
+from tuner.strength.ladder import ladder_opponent, load_ladder
 
 
 class Timed:
@@ -49,8 +49,8 @@ def training(steps: int, games: int) -> tuple[float, float]:
     """(env steps per second of training, seconds per rating evaluation of its agent)."""
     import torch
 
-    from tuner.spec import EvaluationSpec
-    from tuner.training import train
+    from tuner.config.spec import EvaluationSpec
+    from tuner.trial.training import train
 
     torch.set_num_threads(1)
     run = train(

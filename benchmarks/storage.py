@@ -62,7 +62,7 @@ def _open_storage(backend: str, url: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url))
-    from tuner.storage import make_storage
+    from tuner.storage.rdb import make_storage
 
     return make_storage(url)
 
@@ -110,9 +110,9 @@ def child_worker(url: str, n_trials: int, sampler: str, seed: int) -> tuple[list
     A trial's time runs from the end of the worker's previous trial to the end of
     this one: claim (lock, stale check, budget count, ask), heartbeat, objective, tell.
     """
-    from tuner.progress import TrialHooks
-    from tuner.spec import parse_spec
-    from tuner.worker import Worker
+    from tuner.commands.worker import Worker
+    from tuner.config.spec import parse_spec
+    from tuner.trial.progress import TrialHooks
 
     spec = parse_spec(
         {
@@ -204,7 +204,7 @@ def run_once(
     trials: int,
     sampler: str,
 ) -> Result:
-    from tuner.storage import worker_connections
+    from tuner.storage.rdb import worker_connections
 
     if mode == "bare":
         _create_study(backend, url)
@@ -278,7 +278,7 @@ def run_once(
 
 def fresh_store(backend: str, tmp: Path, pg_server: str) -> tuple[str, str | None]:
     """A new empty storage: (url or path, PostgreSQL database name)."""
-    from tuner.pgadmin import create_database, unique_name
+    from tests.pgadmin import create_database, unique_name
 
     tag = secrets.token_hex(3)
     if backend == "sqlite":
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         parser.error(f"--backends: unknown {sorted(unknown)}; expected some of {list(BACKENDS)}")
-    from tuner.pgadmin import drop_database
+    from tests.pgadmin import drop_database
 
     _quiet()
 

@@ -1,6 +1,6 @@
 """Whole-training throughput: the batched env, the lookahead features, and torch threads.
 
-Every row runs ``tuner.training.train``, the code a trial runs, from the same seed;
+Every row runs ``tuner.trial.training.train``, the code a trial runs, from the same seed;
 every figure is measured in this run, side by side, so the ratios hold on any
 machine; nothing here fails on a slow one. The time of ``learn()`` is split into
 collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from sb3_contrib import MaskablePPO
 
-from tuner.spec import EvaluationSpec
-from tuner.training import resolve_device, train
+from tuner.config.spec import EvaluationSpec
+from tuner.trial.training import resolve_device, train
 
 PPO = {
     "learning_rate": 3.0e-4,
@@ -144,8 +144,8 @@ def selfplay_settings(
     eval_games: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], EvaluationSpec, int]:
     """The selfplay study's trial: ppo and env kwargs, its evaluation, its n_envs."""
-    from tuner.space import to_config
-    from tuner.spec import load_spec
+    from tuner.config.space import to_config
+    from tuner.config.spec import load_spec
 
     spec = load_spec("selfplay")
     config = to_config(spec, SELFPLAY_PARAMS)

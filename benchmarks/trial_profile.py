@@ -99,10 +99,10 @@ def _targets() -> list[tuple[Any, str, str]]:
     from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
-    import tuner.objective
+    import tuner.trial.objective
     from env import networks, opponents
     from env.vec_env import KalahaVecEnv
-    from tuner.callbacks import EvaluationCallback
+    from tuner.trial.callbacks import EvaluationCallback
 
     targets = [
         (MaskablePPO, "collect_rollouts", "collect"),
@@ -120,7 +120,7 @@ def _targets() -> list[tuple[Any, str, str]]:
         (torch.Tensor, "backward", "backward"),
         (torch.optim.Adam, "step", "optimizer"),
         (torch.nn.utils, "clip_grad_norm_", "clip grad norm"),
-        (tuner.objective, "upload_artifact", "storage"),
+        (tuner.trial.objective, "upload_artifact", "storage"),
     ]
     for cls in (opponents.GreedyOpponent, opponents.MinimaxOpponent, opponents.RandomOpponent):
         targets.append((cls, "act", "fixed opponents"))
@@ -135,8 +135,8 @@ def run_trial(timesteps: int, workdir: Path) -> float:
     import optuna
 
     from benchmarks.training import SELFPLAY_PARAMS
-    from tuner.objective import objective
-    from tuner.spec import load_spec
+    from tuner.config.spec import load_spec
+    from tuner.trial.objective import objective
 
     spec = load_spec("selfplay")
     budget = spec.budget.model_copy(update={"total_timesteps": timesteps, "n_evaluations": 1})

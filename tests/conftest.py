@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tuner.pgadmin import create_database, drop_database, unique_name
+from pgadmin import create_database, drop_database, unique_name
 
 PG_BASE = os.environ.get("KALAHA_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 # The fixtures that give a test a PostgreSQL server: its test must carry the marker.

@@ -2,7 +2,7 @@
 
 A user's mistake (a bad study file, a bad environment variable, an unreachable
 database, an unknown study) is one line on stderr and exit code 2; no traceback.
-:func:`main` reads the environment once (:class:`~tuner.settings.Settings`) and
+:func:`main` reads the environment once (:class:`~tuner.base.settings.Settings`) and
 hands each command its settings; a flag wins over the variable it overrides.
 """
 
@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tuner.errors import EXIT_BAD_INPUT, UserError
-from tuner.record import StudyAttr
-from tuner.settings import Settings
+from tuner.base.errors import EXIT_BAD_INPUT, UserError
+from tuner.base.settings import Settings
+from tuner.storage.record import StudyAttr
 
 OPENING_HELP = "random plies of each opening (default: env.arena.DEFAULT_OPENING_PLIES, 4)"
 GAMES_HELP = (
@@ -97,11 +97,11 @@ def _quiet_known_warnings() -> None:
 
 
 def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.progress import Reporter
-    from tuner.spec import load_spec
-    from tuner.storage import describe
-    from tuner.verify import base_name, worker_setup
-    from tuner.worker import Worker
+    from tuner.commands.verify import base_name, worker_setup
+    from tuner.commands.worker import Worker
+    from tuner.config.spec import load_spec
+    from tuner.storage.rdb import describe
+    from tuner.trial.progress import Reporter
 
     url = settings.storage_url_for(args.storage)
     options: dict = {}
@@ -140,16 +140,16 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     stop = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
     print(f"worker done: {len(report.finished)} trials, {counts}{stop}", flush=True)
     if options:  # a verify worker: where the verification stands now
-        from tuner.verify import conclude
+        from tuner.commands.verify import conclude
 
         print(conclude(worker.study) or "", flush=True)
     return 0
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.spec import load_spec
-    from tuner.storage import make_storage
-    from tuner.study import create_study
+    from tuner.config.spec import load_spec
+    from tuner.config.study import create_study
+    from tuner.storage.rdb import make_storage
 
     spec = load_spec(args.study, settings.studies_dir)
     storage = make_storage(settings.storage_url_for(args.storage), settings.storage)
@@ -161,8 +161,8 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 def _load_existing(study_name_or_file: str, storage_url: str | None, settings: Settings):
     import optuna
 
-    from tuner.spec import resolve_study_path
-    from tuner.storage import describe, make_storage, require_existing, study_names
+    from tuner.config.spec import resolve_study_path
+    from tuner.storage.rdb import describe, make_storage, require_existing, study_names
 
     url = settings.storage_url_for(storage_url)
     require_existing(url)
@@ -170,7 +170,7 @@ def _load_existing(study_name_or_file: str, storage_url: str | None, settings: S
     path = resolve_study_path(study_name_or_file, settings.studies_dir)
     name = study_name_or_file
     if path.exists():
-        from tuner.spec import load_spec
+        from tuner.config.spec import load_spec
 
         name = load_spec(path).study_name
     if name not in study_names(storage):
@@ -182,8 +182,8 @@ def _load_existing(study_name_or_file: str, storage_url: str | None, settings: S
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.status import format_status
-    from tuner.storage import worker_connections
+    from tuner.commands.status import format_status
+    from tuner.storage.rdb import worker_connections
 
     study, storage = _load_existing(args.study, args.storage, settings)
     print(format_status(study, storage, worker_connections(storage.url)))
@@ -191,9 +191,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.export import best_path, export_document, write_export
-    from tuner.spec import load_spec, parse_spec, upgrade_stored_spec
-    from tuner.verify import select_for_export
+    from tuner.commands.export import best_path, export_document, write_export
+    from tuner.commands.verify import select_for_export
+    from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
 
     study, _ = _load_existing(args.study, args.storage, settings)
     chosen = select_for_export(study)
@@ -223,8 +223,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.progress import Reporter
-    from tuner.verify import (
+    from tuner.commands.verify import (
         base_name,
         companion_spec,
         conclude,
@@ -233,7 +232,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         study_spec,
         worker_options,
     )
-    from tuner.worker import Worker
+    from tuner.commands.worker import Worker
+    from tuner.trial.progress import Reporter
 
     positive(args.top, "--top", "configurations")
     positive(args.seeds, "--seeds", "seeds")
@@ -275,7 +275,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.export import best_path, load_export, train_from_export
+    from tuner.commands.export import best_path, load_export, train_from_export
 
     _threads(_thread_count(args, settings))
     path = Path(args.file)
@@ -327,7 +327,7 @@ def _model_to_evaluate(args: argparse.Namespace, settings: Settings) -> str:
     """MODEL as given, or the model artifact of ``--study``'s ``--trial``, downloaded."""
     if args.model is not None:
         return args.model
-    from tuner.artifacts import download_trial_model
+    from tuner.storage.artifacts import download_trial_model
 
     if args.study is None or args.trial is None:
         raise UserError("evaluate: expected a MODEL path, or --study and --trial")
@@ -338,7 +338,7 @@ def _model_to_evaluate(args: argparse.Namespace, settings: Settings) -> str:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from env.opponents import PolicyOpponent
     from env.policy_files import PolicyFileError, load_policy
-    from tuner.evaluate import evaluate_policy, rate_policy
+    from tuner.strength.evaluate import evaluate_policy, rate_policy
 
     _threads(_thread_count(args, settings))
     games = _even_games(_eval_games(args))
@@ -375,7 +375,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
     from env.opponents import PolicyOpponent
-    from tuner.play import play
+    from tuner.commands.play import play
 
     if args.seat not in (0, 1):
         raise UserError(f"--seat: expected 0 (move first) or 1 (move second), but got {args.seat}")
@@ -391,7 +391,7 @@ def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.report import default_report_dir, write_report
+    from tuner.commands.report import default_report_dir, write_report
 
     study, _ = _load_existing(args.study, args.storage, settings)
     out = Path(args.out) if args.out else default_report_dir(settings.runs_dir, study.study_name)
@@ -405,7 +405,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ladder(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.ladder import round_robin, write_ladder
+    from tuner.strength.ladder import round_robin, write_ladder
 
     doc = round_robin(_even_games(args.games), seed=args.seed, opening_plies=_opening_plies(args))
     path = write_ladder(doc, Path(args.out)) if args.out else write_ladder(doc)
@@ -416,7 +416,7 @@ def cmd_ladder(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.dashboard import serve
+    from tuner.commands.dashboard import serve
 
     try:
         serve(
@@ -662,8 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from tuner.retry import is_permanent
-        from tuner.storage import storage_error_line
+        from tuner.storage.rdb import storage_error_line
+        from tuner.storage.retry import is_permanent
 
         if not is_permanent(err):
             raise  # a bug in the tuner: keep its traceback

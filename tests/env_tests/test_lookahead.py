@@ -108,7 +108,7 @@ def test_features_keep_the_observation_and_have_the_declared_width() -> None:
 
 
 def test_a_study_asks_for_lookahead_by_plies_with_or_without_a_trunk() -> None:
-    from tuner.space import materialize
+    from tuner.config.space import materialize
 
     env = {"seeds": 5, "empty_capture": True}
     plain = materialize({"policy_kwargs": {"lookahead": 1}}, env)["policy_kwargs"]
@@ -221,8 +221,8 @@ def test_training_evaluation_and_the_league_read_the_features_from_the_env(
     """A trial's training, its league opponents and its evaluation never compute the
     features in a network; the saved agent says what it reads, and loads and plays so."""
     from env.policy_files import load_policy, save_model
-    from tuner.spec import EvaluationSpec
-    from tuner.training import train
+    from tuner.config.spec import EvaluationSpec
+    from tuner.trial.training import train
 
     def computed_in_the_network(*args, **kwargs):
         raise AssertionError("the features were computed in the network's forward pass")
@@ -258,8 +258,8 @@ def test_training_learns_what_it_learned_when_the_network_computed_the_features(
 ) -> None:
     """Same seed, same steps: the features from the env give the very weights that the
     network computing them gave (league opponents included), bit for bit."""
-    from tuner.spec import EvaluationSpec
-    from tuner.training import train
+    from tuner.config.spec import EvaluationSpec
+    from tuner.trial.training import train
 
     def trained(policy_kwargs: dict) -> dict[str, torch.Tensor]:
         run = train(

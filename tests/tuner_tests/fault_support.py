@@ -21,10 +21,10 @@ from typing import TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from pgadmin import create_database
 from support import REPO_ROOT, spawn_cli
 
-from tuner.pgadmin import create_database
-from tuner.record import TrialAttr
+from tuner.storage.record import TrialAttr
 
 FAULTS = str(REPO_ROOT / "tests" / "tuner_tests" / "studies" / "faults.yaml")
 FAULTS_NAME = "faults"

@@ -18,7 +18,7 @@ from support import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tuner.cli import main
-from tuner.record import StudyAttr, TrialAttr
+from tuner.storage.record import StudyAttr, TrialAttr
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ import pytest
 from fault_support import by_state, load_trials
 from optuna.trial import TrialState
 
-from tuner.lifecycle import budget_used
-from tuner.spec import parse_spec
-from tuner.worker import Worker
+from tuner.commands.worker import Worker
+from tuner.config.spec import parse_spec
+from tuner.trial.lifecycle import budget_used
 
 CLAIMERS = 4
 N_TRIALS = 6

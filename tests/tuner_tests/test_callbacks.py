@@ -3,11 +3,11 @@ to ``learn()``; the objective builds the list (``run_callbacks``)."""
 
 from __future__ import annotations
 
-from tuner.callbacks import Evaluation, PruningCallback, StopOnSignalCallback
-from tuner.objective import run_callbacks
-from tuner.progress import ProgressCallback, TrialHooks
-from tuner.spec import EvaluationSpec
-from tuner.training import train
+from tuner.config.spec import EvaluationSpec
+from tuner.trial.callbacks import Evaluation, PruningCallback, StopOnSignalCallback
+from tuner.trial.objective import run_callbacks
+from tuner.trial.progress import ProgressCallback, TrialHooks
+from tuner.trial.training import train
 
 PPO = {"n_steps": 32, "batch_size": 256, "n_epochs": 1, "policy_kwargs": {"net_arch": [8]}}
 

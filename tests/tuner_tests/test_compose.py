@@ -38,10 +38,10 @@ from sqlalchemy.engine import make_url
 from support import REPO_ROOT, wait_for_line
 
 from tuner.cli import build_parser
-from tuner.lifecycle import budget_used
-from tuner.record import StudyAttr, TrialAttr
-from tuner.spec import load_spec
-from tuner.storage import worker_connections
+from tuner.config.spec import load_spec
+from tuner.storage.rdb import worker_connections
+from tuner.storage.record import StudyAttr, TrialAttr
+from tuner.trial.lifecycle import budget_used
 
 TUNER_SERVICES = ("create-study", "worker", "dashboard")
 DUMMY_PASSWORD = "example-password-for-tests"
@@ -395,8 +395,8 @@ def test_create_study_again_inserts_nothing(pg_url):
     An INSERT that fails on the unique study name is what wrote `duplicate key value
     violates unique constraint` into PostgreSQL's log at every `up`.
     """
-    from tuner.storage import make_storage
-    from tuner.study import create_study, load_study, worker_seed
+    from tuner.config.study import create_study, load_study, worker_seed
+    from tuner.storage.rdb import make_storage
 
     spec = load_spec("smoke")
     storage = make_storage(pg_url)

@@ -31,9 +31,9 @@ from fault_support import load_trials, wait_for
 from optuna.trial import TrialState
 from support import REPO_ROOT
 
-from tuner.lifecycle import budget_used
-from tuner.record import TrialAttr
-from tuner.spec import load_spec
+from tuner.config.spec import load_spec
+from tuner.storage.record import TrialAttr
+from tuner.trial.lifecycle import budget_used
 
 PROJECT = "kalaha-tuner-test"
 LONG_STUDY = "net_arch"  # trials that train for minutes: still running when scaled down

@@ -26,7 +26,7 @@ from browser_support import chromium, require_browser, screenshot, wait_for
 from support import run_cli, spawn_cli
 
 from tuner.cli import main
-from tuner.record import TrialAttr
+from tuner.storage.record import TrialAttr
 
 START_TIMEOUT = 60.0
 

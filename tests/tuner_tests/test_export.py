@@ -7,8 +7,8 @@ import pytest
 import yaml
 from support import REPO_ROOT
 
-from tuner.errors import UserError
-from tuner.export import ExportDocument, load_export, write_export
+from tuner.base.errors import UserError
+from tuner.commands.export import ExportDocument, load_export, write_export
 
 SHIPPED = REPO_ROOT / "studies" / "best" / "selfplay.yaml"
 

@@ -32,8 +32,8 @@ from fault_support import (
 from optuna.trial import FrozenTrial, TrialState
 from support import run_cli
 
-from tuner.lifecycle import budget_used
-from tuner.record import TrialAttr, TrialSystemAttr
+from tuner.storage.record import TrialAttr, TrialSystemAttr
+from tuner.trial.lifecycle import budget_used
 
 pytestmark = pytest.mark.postgres
 N_TRIALS = 6

@@ -15,8 +15,8 @@ import yaml
 from optuna.trial import TrialState
 from support import REPO_ROOT, run_cli
 
-from tuner.lifecycle import budget_used
-from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
+from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
+from tuner.trial.lifecycle import budget_used
 
 
 def smoke_data(**overrides) -> dict:
@@ -194,9 +194,9 @@ def test_a_study_name_from_the_database_cannot_escape_the_runs_folder(runs, tmp_
 
 
 def valid_export() -> dict:
-    from tuner.export import FORMAT
-    from tuner.space import to_config
-    from tuner.spec import parse_spec
+    from tuner.commands.export import FORMAT
+    from tuner.config.space import to_config
+    from tuner.config.spec import parse_spec
 
     spec = parse_spec(smoke_data(), "smoke")
     config = to_config(spec, {"learning_rate": 1.0e-3, "gamma": 0.95, "net_arch": "tiny"})
@@ -273,10 +273,10 @@ def test_signal_stops_are_always_requeued_and_spend_no_retry(runs):
     import os
     import signal
 
-    from tuner.objective import TrialFailed
-    from tuner.spec import parse_spec
-    from tuner.storage import StorageSettings
-    from tuner.worker import Worker
+    from tuner.commands.worker import Worker
+    from tuner.config.spec import parse_spec
+    from tuner.storage.rdb import StorageSettings
+    from tuner.trial.objective import TrialFailed
 
     spec = parse_spec(
         {
@@ -403,9 +403,9 @@ def test_a_signal_during_study_creation_waits_until_its_spec_is_recorded(runs, m
 
     import pytest
 
-    from tuner.spec import parse_spec
-    from tuner.storage import make_storage
-    from tuner.study import create_study
+    from tuner.config.spec import parse_spec
+    from tuner.config.study import create_study
+    from tuner.storage.rdb import make_storage
 
     storage = make_storage(f"sqlite:///{runs / 'optuna.db'}")
     create_new_study = storage.create_new_study

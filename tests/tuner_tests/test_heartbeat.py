@@ -16,9 +16,9 @@ from optuna.trial import TrialState
 
 from env.opponents import MinimaxOpponent
 from env.rules import BOARD_DTYPE, initial_board
-from tuner.spec import parse_spec
-from tuner.storage import StorageSettings
-from tuner.worker import Worker
+from tuner.commands.worker import Worker
+from tuner.config.spec import parse_spec
+from tuner.storage.rdb import StorageSettings
 
 
 def deep_search(boards: np.ndarray) -> float:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from support import run_cli
 
-from tuner.errors import UserError
-from tuner.ladder import ANCHOR, LADDER, LADDER_FILE, load_ladder
+from tuner.base.errors import UserError
+from tuner.strength.ladder import ANCHOR, LADDER, LADDER_FILE, load_ladder
 
 
 def test_the_committed_ladder_rates_the_opponents_the_code_defines():

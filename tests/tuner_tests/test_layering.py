@@ -13,14 +13,14 @@ import sys
 import pytest
 from support import REPO_ROOT
 
-HEAVY = ("torch", "sb3_contrib", "stable_baselines3", "optuna", "tuner.study")
+HEAVY = ("torch", "sb3_contrib", "stable_baselines3", "optuna", "tuner.config.study")
 
 
 def test_reading_a_study_spec_imports_no_training_stack():
-    """``import tuner.spec`` is cheap: MaskablePPO's signature is read when ppo keys are
+    """``import tuner.config.spec`` is cheap: MaskablePPO's signature is read when ppo keys are
     validated, the sampler and pruner are built then too, and the study module is not
     needed to read a spec (spec and study import each other no more)."""
-    code = f"import sys, tuner.spec; print([m for m in {HEAVY!r} if m in sys.modules])"
+    code = f"import sys, tuner.config.spec; print([m for m in {HEAVY!r} if m in sys.modules])"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
@@ -29,8 +29,8 @@ def test_reading_a_study_spec_imports_no_training_stack():
 
 def test_validating_ppo_keys_reads_maskableppo_then():
     """The lazy signature still catches a misspelt PPO key, with the usual one-line error."""
-    from tuner.errors import UserError
-    from tuner.spec import load_spec, parse_spec
+    from tuner.base.errors import UserError
+    from tuner.config.spec import load_spec, parse_spec
 
     data = load_spec("smoke").model_dump(mode="json")
     data["ppo"]["lerning_rate"] = 0.1

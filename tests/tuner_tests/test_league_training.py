@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.errors import UserError
-from tuner.space import to_config
-from tuner.spec import EvaluationSpec, parse_spec
-from tuner.training import train
+from tuner.base.errors import UserError
+from tuner.config.space import to_config
+from tuner.config.spec import EvaluationSpec, parse_spec
+from tuner.trial.training import train
 
 BASE = {
     "study_name": "league",
@@ -79,7 +79,7 @@ def test_bad_league_settings_are_one_clear_line(env, expected):
 
 def test_a_spec_recorded_before_value_from_is_read_in_the_new_form():
     """A study created when `objective: final|best` meant value_from still exports."""
-    from tuner.spec import upgrade_stored_spec
+    from tuner.config.spec import upgrade_stored_spec
 
     old = BASE | {"evaluation": {"opponents": ["random"], "games": 10, "objective": "best"}}
     spec = parse_spec(upgrade_stored_spec(old), "stored")

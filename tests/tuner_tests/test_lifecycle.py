@@ -1,7 +1,7 @@
 """The trial lifecycle's reconciliation: a write that committed but whose answer was lost.
 
 A lost answer (the server committed, then the connection dropped) makes the unit
-that wrote it run again (one retry level, :mod:`tuner.retry`); each step of the
+that wrote it run again (one retry level, :mod:`tuner.storage.retry`); each step of the
 lifecycle must then neither lose nor repeat what the first attempt did. On a SQLite
 file: the lock and the queries are the same as on PostgreSQL, which the fault
 tests (test_faults.py, test_storage.py) cover end to end.
@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from tuner.lifecycle import (
+from tuner.storage.optuna_compat import trial_id
+from tuner.storage.rdb import StorageSettings
+from tuner.trial.lifecycle import (
     ClaimKind,
     Outcome,
     TrialLifecycle,
@@ -25,8 +27,6 @@ from tuner.lifecycle import (
     requeue_trial,
     retries_of,
 )
-from tuner.optuna_compat import trial_id
-from tuner.storage import StorageSettings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SETTINGS = StorageSettings(

@@ -1,4 +1,4 @@
-"""What tuner/optuna_compat.py relies on in Optuna's private API, one test per behaviour.
+"""What tuner/storage/optuna_compat.py relies on in Optuna's private API, one test per behaviour.
 
 These tests import only the compatibility module, Optuna and SQLAlchemy (no torch),
 so that CI also runs them against the newest Optuna 5.x in a bare environment
@@ -20,8 +20,8 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from tuner import optuna_compat
-from tuner.optuna_compat import (
+from tuner.storage import optuna_compat
+from tuner.storage.optuna_compat import (
     NOT_ROUTED,
     OptunaInternalsChanged,
     RoutedRDBStorage,

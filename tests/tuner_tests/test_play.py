@@ -9,7 +9,7 @@ from support import run_cli
 from env.opponents import make_opponent
 from env.policy_files import save_model
 from env.vec_env import KalahaVecEnv
-from tuner.play import play
+from tuner.commands.play import play
 
 
 def test_a_scripted_person_plays_a_whole_game_and_the_rules_hold():

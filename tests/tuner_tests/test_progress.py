@@ -18,8 +18,8 @@ import optuna
 from optuna.trial import create_trial
 from support import REPO_ROOT, cli_env, run_cli
 
-from tuner.callbacks import Evaluation
-from tuner.progress import Reporter
+from tuner.trial.callbacks import Evaluation
+from tuner.trial.progress import Reporter
 
 SUMMARY = re.compile(
     r"^trial +(\d+)  (COMPLETE|PRUNED|FAIL) +value +(\S+) +(\d+) steps +[\d.]+s +\d+ steps/s  best (.+)$",
@@ -80,7 +80,7 @@ def test_summary_of_a_pruned_trial_gives_its_last_score() -> None:
 
 def test_a_rating_evaluation_shows_the_rating_and_its_interval() -> None:
     """With objective: rating, the bar and the summary line show the rating, not a score."""
-    from tuner.rating import Rating
+    from tuner.strength.rating import Rating
 
     out, bar = io.StringIO(), io.StringIO()
     reporter = Reporter(1024, stream=out, bar=True, bar_stream=bar)

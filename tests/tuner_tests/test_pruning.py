@@ -21,11 +21,11 @@ import yaml
 from optuna.trial import TrialState
 from support import REPO_ROOT
 
-import tuner.training
-from tuner.evaluate import Strength
-from tuner.record import TrialAttr
-from tuner.spec import parse_spec
-from tuner.worker import Worker
+import tuner.trial.training
+from tuner.commands.worker import Worker
+from tuner.config.spec import parse_spec
+from tuner.storage.record import TrialAttr
+from tuner.strength.evaluate import Strength
 
 STEPS = (256, 512, 768, 1024)  # budget 1024 timesteps, 4 evaluations, 4 envs
 CURVES = [
@@ -93,7 +93,7 @@ def scripted_evaluation(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
 
         return evaluate
 
-    monkeypatch.setattr(tuner.training, "make_evaluator", make_evaluator)
+    monkeypatch.setattr(tuner.trial.training, "make_evaluator", make_evaluator)
     return asked
 
 

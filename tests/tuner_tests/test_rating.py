@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from env.opponents import GreedyOpponent, MinimaxOpponent
-from tuner.evaluate import allocate, opponent_result, rate_policy, wilson_interval
-from tuner.ladder import LADDER, load_ladder
-from tuner.rating import PairResults, expected_score, fit_ratings, rate_against
-from tuner.record import TrialAttr
+from tuner.storage.record import TrialAttr
+from tuner.strength.evaluate import allocate, opponent_result, rate_policy, wilson_interval
+from tuner.strength.ladder import LADDER, load_ladder
+from tuner.strength.rating import PairResults, expected_score, fit_ratings, rate_against
 
 
 def pairs_scoring(points: list[float]) -> PairResults:
@@ -220,8 +220,8 @@ def test_the_rating_benchmark_runs_and_prints_the_share():
 
 def test_an_export_from_before_the_rating_is_a_clear_error():
     """An export whose evaluation still says objective: final names the new key."""
-    from tuner.errors import UserError
-    from tuner.export import train_from_export
+    from tuner.base.errors import UserError
+    from tuner.commands.export import train_from_export
 
     doc = {
         "study": "old",

@@ -17,10 +17,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from support import run_cli
 
-from tuner.record import TrialAttr
-from tuner.report import pruning_savings, top_trials, write_report
-from tuner.spec import load_spec
-from tuner.worker import Worker
+from tuner.commands.report import pruning_savings, write_report
+from tuner.commands.status import top_trials
+from tuner.commands.worker import Worker
+from tuner.config.spec import load_spec
+from tuner.storage.record import TrialAttr
 
 FIGURES = [
     "optimization_history",

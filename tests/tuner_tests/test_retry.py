@@ -8,7 +8,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from tuner.retry import is_transient, retry_transient
+from tuner.storage.retry import is_transient, retry_transient
 
 LOST = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
 

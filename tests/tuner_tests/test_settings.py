@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT, run_cli
 
+from tuner.base.errors import UserError
+from tuner.base.settings import Settings, StorageSettings
 from tuner.cli import main
-from tuner.errors import UserError
-from tuner.settings import Settings, StorageSettings
 
 VARIABLES = [
     "OPTUNA_STORAGE",
@@ -166,7 +166,7 @@ def test_importing_the_tuner_installs_no_warning_filter():
     """No side effects at import: the CLI installs its filter in ``main`` (the libraries
     the tuner imports add their own filters, so the test looks for the tuner's)."""
     code = (
-        "import warnings; import tuner.worker, tuner.cli, tuner.storage, tuner.objective; "
+        "import warnings; import tuner.commands.worker, tuner.cli, tuner.storage.rdb, tuner.trial.objective; "
         "ours = [f for f in warnings.filters if f[1] is not None and 'Heartbeat' in f[1].pattern]; "
         "assert not ours, ours"
     )

@@ -20,22 +20,22 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from support import run_cli
 
-from tuner.errors import UserError
-from tuner.lifecycle import budget_used, fail_running_trial, orphan_trial_ids, requeue_trial
-from tuner.optuna_compat import backend_of, study_id, trial_id
-from tuner.record import TrialAttr, TrialSystemAttr
-from tuner.retry import raised_at
-from tuner.settings import Settings
-from tuner.spec import parse_spec
-from tuner.storage import (
+from tuner.base.errors import UserError
+from tuner.base.settings import Settings
+from tuner.commands.worker import Worker
+from tuner.config.spec import parse_spec
+from tuner.storage.optuna_compat import backend_of, study_id, trial_id
+from tuner.storage.rdb import (
     ResilientRDBStorage,
     StorageSettings,
     application_name,
     engine_kwargs,
     make_storage,
 )
-from tuner.training import resolve_device
-from tuner.worker import Worker
+from tuner.storage.record import TrialAttr, TrialSystemAttr
+from tuner.storage.retry import raised_at
+from tuner.trial.lifecycle import budget_used, fail_running_trial, orphan_trial_ids, requeue_trial
+from tuner.trial.training import resolve_device
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

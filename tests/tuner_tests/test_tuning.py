@@ -17,14 +17,14 @@ from optuna.trial import TrialState
 from sb3_contrib import MaskablePPO
 from support import REPO_ROOT, run_cli, spawn_cli
 
+from tuner.base.settings import Settings
 from tuner.cli import main
-from tuner.export import load_export
-from tuner.record import TrialAttr
-from tuner.settings import Settings
-from tuner.space import lookahead_plies, materialize, sample, to_config
-from tuner.spec import ACTIVATIONS, load_spec, parse_spec
-from tuner.training import make_training_env
-from tuner.worker import Worker
+from tuner.commands.export import load_export
+from tuner.commands.worker import Worker
+from tuner.config.space import lookahead_plies, materialize, sample, to_config
+from tuner.config.spec import ACTIVATIONS, load_spec, parse_spec
+from tuner.storage.record import TrialAttr
+from tuner.trial.training import make_training_env
 
 STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
 RECORDED_ATTRS = {
@@ -561,7 +561,7 @@ def test_the_readme_study_example_is_a_valid_study():
     "pruner", ["median", "percentile", "successive_halving", "hyperband", "none"]
 )
 def test_every_sampler_and_pruner_is_built_from_the_file(sampler, pruner):
-    from tuner.samplers import build_pruner, build_sampler
+    from tuner.config.samplers import build_pruner, build_sampler
 
     spec = parse_spec(tiny_spec(sampler={"type": sampler}, pruner={"type": pruner}))
     assert type(build_sampler(spec, seed=3)).__name__.lower().startswith(sampler[:3])

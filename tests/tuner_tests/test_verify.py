@@ -34,16 +34,11 @@ from optuna_dashboard import get_note
 from scipy.stats import spearmanr
 from support import run_cli
 
+from tuner.base.errors import UserError
 from tuner.cli import main
-from tuner.errors import UserError
-from tuner.export import load_export
-from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
-from tuner.report import write_report
-from tuner.space import to_config
-from tuner.spec import StudySpec, load_spec, parse_spec
-from tuner.storage import make_storage, study_names
-from tuner.study import create_study
-from tuner.verify import (
+from tuner.commands.export import load_export
+from tuner.commands.report import write_report
+from tuner.commands.verify import (
     companion_name,
     config_key,
     queue_jobs,
@@ -51,7 +46,12 @@ from tuner.verify import (
     summarize,
     verify_seed,
 )
-from tuner.worker import Worker
+from tuner.commands.worker import Worker
+from tuner.config.space import to_config
+from tuner.config.spec import StudySpec, load_spec, parse_spec
+from tuner.config.study import create_study
+from tuner.storage.rdb import make_storage, study_names
+from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
 
 COMPANION = companion_name("faults")
 DISTRIBUTIONS = {
@@ -274,7 +274,7 @@ def test_report_section_renders_ranks_intervals_and_the_winners_curse(handmade, 
 
 
 def test_dashboard_lists_the_companion_study(handmade, capsys):
-    from tuner.dashboard import create_dashboard
+    from tuner.commands.dashboard import create_dashboard
 
     url, *_ = handmade
     dash = create_dashboard(url, port=0)

@@ -1,6 +1,6 @@
 """The worker's loop without a database: claims, outcomes, limits and signals.
 
-:class:`~tuner.worker.Worker` is built around a :class:`~tuner.worker.Trials`; here
+:class:`~tuner.commands.worker.Worker` is built around a :class:`~tuner.commands.worker.Trials`; here
 a stand-in over an in-memory Optuna study, so that nothing but the loop is tested.
 The lifecycle itself (locks, stale trials, retries) is tested against real
 PostgreSQL in test_storage.py and test_budget_race.py.
@@ -17,12 +17,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuner.errors import ConfigError
-from tuner.lifecycle import Claim, ClaimKind, Outcome
-from tuner.objective import TrialFailed
-from tuner.progress import TrialHooks
-from tuner.spec import parse_spec
-from tuner.worker import Worker
+from tuner.base.errors import ConfigError
+from tuner.commands.worker import Worker
+from tuner.config.spec import parse_spec
+from tuner.trial.lifecycle import Claim, ClaimKind, Outcome
+from tuner.trial.objective import TrialFailed
+from tuner.trial.progress import TrialHooks
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -23,9 +23,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 
-from tuner.errors import UserError
-from tuner.runs import artifact_store, artifacts_dir
-from tuner.settings import DEFAULT_RUNS, StorageSettings
+from tuner.base.errors import UserError
+from tuner.base.runs import artifact_store, artifacts_dir
+from tuner.base.settings import DEFAULT_RUNS, StorageSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -94,8 +94,8 @@ def create_dashboard(
     """
     import optuna_dashboard
 
-    from tuner.optuna_compat import study_id
-    from tuner.storage import describe, make_storage, resolve_url
+    from tuner.storage.optuna_compat import study_id
+    from tuner.storage.rdb import describe, make_storage, resolve_url
 
     url = resolve_url(storage_url, runs_dir)
     storage = make_storage(url, settings)  # a UserError if the database does not answer

@@ -25,12 +25,12 @@ from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from env.policy_files import save_model
-from tuner.errors import UserError
-from tuner.record import TrialAttr
-from tuner.runs import confined, tensorboard_dir
-from tuner.settings import DEFAULT_RUNS
-from tuner.space import to_config
-from tuner.spec import (
+from tuner.base.errors import UserError
+from tuner.base.runs import confined, tensorboard_dir
+from tuner.base.settings import DEFAULT_RUNS
+from tuner.commands.status import state_counts
+from tuner.config.space import to_config
+from tuner.config.spec import (
     ENV_KEYS,
     SCHEDULE_KEYS,
     STUDIES_DIR,
@@ -43,8 +43,8 @@ from tuner.spec import (
     ppo_argument_keys,
     read_yaml,
 )
-from tuner.status import state_counts
-from tuner.training import TrainingRun, train
+from tuner.storage.record import TrialAttr
+from tuner.trial.training import TrainingRun, train
 
 FORMAT = "kalaha-tuner/best-trial/v1"
 PACKAGES = ("kalaha-tuner", "optuna", "stable-baselines3", "sb3-contrib", "torch", "gymnasium")

@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.record import StudyAttr, TrialAttr
-from tuner.runs import confined
-from tuner.status import state_counts
+from tuner.base.runs import confined
+from tuner.commands.status import state_counts, top_trials
+from tuner.storage.record import StudyAttr, TrialAttr
 
 TOP_PARAMS = 3  # slice plots for this many of the most important parameters
 PRUNED_COLOR = "#d62728"
@@ -109,17 +109,6 @@ def pruning_savings(study: optuna.Study, budget: int | None = None) -> PruningSa
         pruned_timesteps=sum(trial_timesteps(t) for t in pruned),
         complete_timesteps=sum(trial_timesteps(t) or budget for t in complete),
     )
-
-
-def top_trials(study: optuna.Study, k: int = 10) -> list[FrozenTrial]:
-    """The ``k`` best completed trials, best first."""
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
-    ]
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)[:k]
 
 
 def _importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
@@ -600,7 +589,7 @@ def render_html(
 
 def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
     """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
-    from tuner.verify_report import section_html
+    from tuner.commands.verify_report import section_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

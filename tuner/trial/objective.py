@@ -20,14 +20,14 @@ from optuna.artifacts import upload_artifact
 from stable_baselines3.common.callbacks import BaseCallback
 
 from env.policy_files import save_model
-from tuner.callbacks import PruningCallback, StopOnSignalCallback
-from tuner.progress import ProgressCallback, TrialHooks
-from tuner.record import TrialAttr
-from tuner.runs import artifact_store, artifacts_dir, tensorboard_dir
-from tuner.settings import DEFAULT_RUNS
-from tuner.space import ModelConfig, sample, to_config
-from tuner.spec import ENV_KEYS, POLICY_KEYS, StudySpec
-from tuner.training import TrainingRun, train
+from tuner.base.runs import artifact_store, artifacts_dir, tensorboard_dir
+from tuner.base.settings import DEFAULT_RUNS
+from tuner.config.space import ModelConfig, sample, to_config
+from tuner.config.spec import ENV_KEYS, POLICY_KEYS, StudySpec
+from tuner.storage.record import TrialAttr
+from tuner.trial.callbacks import PruningCallback, StopOnSignalCallback
+from tuner.trial.progress import ProgressCallback, TrialHooks
+from tuner.trial.training import TrainingRun, train
 
 
 class TrialFailed(Exception):
@@ -47,7 +47,7 @@ def real_values(spec: StudySpec, config_ppo: dict[str, Any], config_env: dict[st
 
 # Seed i of a trial with ``budget.seeds`` runs is its seed + SEED_RUN_STRIDE * i: run 0 is
 # the single-seed trial's run (the export retrains it), the others never meet a study
-# trial's seed (spec.seed + number) or a verify job's (tuner.verify), and stay below
+# trial's seed (spec.seed + number) or a verify job's (tuner.commands.verify), and stay below
 # 2**32 (numpy's limit) for the 32 seeds a spec allows.
 SEED_RUN_STRIDE = 100_000_000
 
@@ -64,7 +64,7 @@ def objective(
 ) -> float:
     """Train the trial's configuration; its value is the study's objective.
 
-    ``seed`` defaults to ``spec.seed + trial.number``; verify jobs (``tuner.verify``)
+    ``seed`` defaults to ``spec.seed + trial.number``; verify jobs (``tuner.commands.verify``)
     pass the fresh seed they were queued with. With ``budget.seeds: S`` the
     configuration trains S times and the value is the mean; each run's value is
     reported with its seed index as the step, which is what Optuna's

@@ -1,6 +1,6 @@
 """Spec -> sampler and pruner: the Optuna objects a study file names.
 
-Apart from :mod:`tuner.study` so that the spec can build them while it validates a
+Apart from :mod:`tuner.config.study` so that the spec can build them while it validates a
 file (bad options fail before any storage is opened) without importing the study
 module, which imports the spec: imports between the two go one way. The spec is
 only a type here.
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from tuner.errors import UserError
+from tuner.base.errors import UserError
 
 if TYPE_CHECKING:
-    from tuner.spec import StudySpec
+    from tuner.config.spec import StudySpec
 
 
 def build_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import optuna
 from tqdm import tqdm
 
-from tuner.callbacks import Evaluation, TrialCallback
+from tuner.trial.callbacks import Evaluation, TrialCallback
 
 BAR_FORMAT = (
     "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]{postfix}"

@@ -10,7 +10,7 @@ TensorBoard beside SB3's training curves and keeps the run's
 and stops ``learn()`` when the pruner says so (it never raises ``TrialPruned``
 itself: the objective does that after the envs are closed);
 :class:`StopOnSignalCallback` stops ``learn()`` when the worker is asked to
-shut down; ``tuner.progress.ProgressCallback`` drives the progress display.
+shut down; ``tuner.trial.progress.ProgressCallback`` drives the progress display.
 Like SB3's callbacks, returning False from a step stops training.
 """
 
@@ -26,8 +26,8 @@ import optuna
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from tuner.evaluate import OpponentResult, Strength
-from tuner.rating import Rating
+from tuner.strength.evaluate import OpponentResult, Strength
+from tuner.strength.rating import Rating
 
 EvaluateFn = Callable[[Any], Strength]
 
@@ -141,7 +141,7 @@ class EvaluationCallback(BaseCallback):
     """Evaluate every ``eval_every`` timesteps; tell ``listeners``; stop on divergence.
 
     Args:
-        evaluate: model -> :class:`~tuner.evaluate.Strength` (value, per-opponent results,
+        evaluate: model -> :class:`~tuner.strength.evaluate.Strength` (value, per-opponent results,
             rating).
         eval_every: timesteps between evaluations.
         max_inline: at most this many evaluations during ``learn()`` (the caller

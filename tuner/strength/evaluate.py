@@ -33,8 +33,8 @@ import numpy as np
 
 from env.arena import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, MatchResult, play_match
 from env.opponents import Opponent, PolicyOpponent, make_opponent
-from tuner.ladder import Ladder, ladder_opponent, load_ladder
-from tuner.rating import PairResults, Rating, expected_score, rate_against
+from tuner.strength.ladder import Ladder, ladder_opponent, load_ladder
+from tuner.strength.rating import PairResults, Rating, expected_score, rate_against
 
 # The belief about an agent nobody has rated yet: wide enough to spread the first
 # round over the ladder. Within a trial, each evaluation starts from the last one.

@@ -31,12 +31,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.errors import UserError
-from tuner.objective import TrialFailed, objective
-from tuner.optuna_compat import storage_of, trial_id
-from tuner.record import StudyAttr, TrialAttr, TrialSystemAttr
-from tuner.settings import StorageSettings
-from tuner.spec import PrunerSpec, SamplerSpec, StudySpec
+from tuner.base.errors import UserError
+from tuner.base.settings import StorageSettings
+from tuner.config.spec import PrunerSpec, SamplerSpec, StudySpec
+from tuner.storage.optuna_compat import storage_of, trial_id
+from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
+from tuner.trial.objective import TrialFailed, objective
 
 SUFFIX = ":verify"
 # Seed i of a verify job is spec.seed + SEED_STRIDE * (i + 1): never the seed of a study
@@ -73,7 +73,7 @@ def positive(value: int, flag: str, what: str) -> int:
 
 def study_spec(study: optuna.Study) -> StudySpec:
     """The spec a study's trials ran with: the one recorded on it, else its study file."""
-    from tuner.spec import load_spec, parse_spec, upgrade_stored_spec
+    from tuner.config.spec import load_spec, parse_spec, upgrade_stored_spec
 
     data = upgrade_stored_spec(study.user_attrs.get(StudyAttr.SPEC))
     if data:
@@ -98,7 +98,7 @@ def companion_spec(spec: StudySpec) -> StudySpec:
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials, best first (ties: the earlier trial), as the report ranks them."""
-    from tuner.report import top_trials
+    from tuner.commands.status import top_trials
 
     return top_trials(study, len(study.get_trials(deepcopy=False)))
 
@@ -123,7 +123,7 @@ def top_configurations(study: optuna.Study, k: int) -> list[FrozenTrial]:
 
 def load_companion(study: optuna.Study) -> optuna.Study | None:
     """The companion study of verify jobs in the same storage, if there is one."""
-    from tuner.storage import study_names
+    from tuner.storage.rdb import study_names
 
     name = companion_name(study.study_name)
     if name not in study_names(storage_of(study)):
@@ -147,8 +147,8 @@ def queue_jobs(
 
     Under the companion's claim lock: two ``tuner verify`` at once queue each job once.
     """
-    from tuner.lifecycle import claim_lock
-    from tuner.study import create_study
+    from tuner.config.study import create_study
+    from tuner.trial.lifecycle import claim_lock
 
     spec = spec or study_spec(study)
     top = top_configurations(study, k)
@@ -215,7 +215,7 @@ def worker_setup(
 
     ``url`` is the resolved storage URL (``Settings.storage_url_for``).
     """
-    from tuner.storage import describe, make_storage, require_existing, study_names
+    from tuner.storage.rdb import describe, make_storage, require_existing, study_names
 
     base = base_name(name)
     assert base is not None
@@ -237,7 +237,7 @@ def worker_setup(
 
 
 def worker_options() -> dict[str, Any]:
-    """What makes a :class:`~tuner.worker.Worker` a verify worker: queued jobs, their seeds."""
+    """What makes a :class:`~tuner.commands.worker.Worker` a verify worker: queued jobs, their seeds."""
     return {"queue_only": True, "objective_fn": verify_objective}
 
 
@@ -445,7 +445,7 @@ VERIFIED = (
 
 def select_for_export(study: optuna.Study) -> Selection:
     """The verified best when the verification of ``study`` is finished, else the best trial."""
-    from tuner.export import best_trial
+    from tuner.commands.export import best_trial
 
     single = SINGLE_SEED.format(study=study.study_name)
     v = summarize(study)
@@ -503,7 +503,7 @@ def conclude(companion: optuna.Study) -> str | None:
 
     ``None`` when the base study is gone (nothing to compare with).
     """
-    from tuner.storage import study_names
+    from tuner.storage.rdb import study_names
 
     base = base_name(companion.study_name)
     if base is None or base not in study_names(storage_of(companion)):

@@ -44,7 +44,7 @@ def _private(module: str) -> ModuleType:
     except ImportError as err:
         raise OptunaInternalsChanged(
             f"Optuna {optuna.__version__} has no module {module!r}, which kalaha-tuner's "
-            "tuner/optuna_compat.py relies on; pin the Optuna version that the tests "
+            "tuner/storage/optuna_compat.py relies on; pin the Optuna version that the tests "
             f"pass with, or update optuna_compat ({err})"
         ) from None
 
@@ -104,7 +104,7 @@ NOT_ROUTED = ("get_heartbeat_interval", "get_heartbeat_stale_trial_callback", "r
 class RoutedRDBStorage(RDBStorage):
     """``RDBStorage`` whose database calls all go through :meth:`_call`, written out.
 
-    A subclass decides what a call does around it (``tuner.storage`` retries it).
+    A subclass decides what a call does around it (``tuner.storage.rdb`` retries it).
     Every method is spelled out in this class body, rather than generated or
     patched on afterwards, so that the list is readable and a type checker sees
     it. It includes the private methods that Optuna's ``_CachedStorage`` (which

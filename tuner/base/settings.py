@@ -2,7 +2,7 @@
 
 ``tuner.cli.main`` calls :meth:`Settings.from_env` before it runs any command and
 passes the fields down as parameters; no other module reads these variables. A bad
-value is one :class:`~tuner.errors.UserError` line (which variable, what was
+value is one :class:`~tuner.base.errors.UserError` line (which variable, what was
 expected, what was found, how to fix it) whatever the command, even one that does
 not use that setting: a typo in a compose file should fail on the first command
 that sees it, not on the first that happens to read it.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from tuner.errors import UserError
+from tuner.base.errors import UserError
 
 T = TypeVar("T")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import optuna
 from optuna.artifacts import download_artifact
 
-from tuner.errors import UserError
-from tuner.record import TrialAttr
-from tuner.runs import artifact_store, artifacts_dir, confined
+from tuner.base.errors import UserError
+from tuner.base.runs import artifact_store, artifacts_dir, confined
+from tuner.storage.record import TrialAttr
 
 
 def download_trial_model(study: optuna.Study, number: int, runs_dir: Path) -> Path:

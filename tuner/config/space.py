@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from env.policy_files import ACTIVATIONS
-from tuner.spec import (
+from tuner.config.spec import (
     ENV_KEYS,
     POLICY_KEYS,
     CategoricalParam,

@@ -1,4 +1,6 @@
-"""Create and drop PostgreSQL databases on a server: a fresh database per run.
+"""Create and drop PostgreSQL databases on a server: a fresh database per test run.
+
+Test-only (and `make bench-storage`): the tuner never creates or drops databases.
 
 The test suite gives every PostgreSQL test its own database, and
 ``make bench-storage`` every measured run, so that runs never collide with each

@@ -1,7 +1,7 @@
 """A worker: load or create the study, run trials until the global budget is spent.
 
 The trial lifecycle (claiming under the lock, failing stale and orphaned trials,
-re-queueing, recording, adopting a late result) is :mod:`tuner.lifecycle`; this
+re-queueing, recording, adopting a late result) is :mod:`tuner.trial.lifecycle`; this
 module is the loop around it and what a signal does to it:
 
 - SIGTERM or SIGINT: the running trial stops at its next step, is recorded as
@@ -31,19 +31,19 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from tuner.errors import ConfigError
-from tuner.lifecycle import Claim, ClaimKind, Outcome, TrialLifecycle, open_storage
-from tuner.objective import TrialFailed, objective
-from tuner.progress import TrialHooks
-from tuner.record import TrialAttr
-from tuner.retry import first_line, is_transient, raised_at, retry_transient
-from tuner.settings import DEFAULT_RUNS, StorageSettings
-from tuner.spec import StudySpec
-from tuner.storage import worker_name
-from tuner.study import load_study, worker_seed
-from tuner.training import resolve_device
+from tuner.base.errors import ConfigError
+from tuner.base.settings import DEFAULT_RUNS, StorageSettings
+from tuner.config.spec import StudySpec
+from tuner.config.study import load_study, worker_seed
+from tuner.storage.rdb import worker_name
+from tuner.storage.record import TrialAttr
+from tuner.storage.retry import first_line, is_transient, raised_at, retry_transient
+from tuner.trial.lifecycle import Claim, ClaimKind, Outcome, TrialLifecycle, open_storage
+from tuner.trial.objective import TrialFailed, objective
+from tuner.trial.progress import TrialHooks
+from tuner.trial.training import resolve_device
 
-log = logging.getLogger("tuner.worker")
+log = logging.getLogger("tuner.commands.worker")
 
 ObjectiveFn = Callable[..., float]
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 import sqlalchemy
 import tenacity
 
-log = logging.getLogger("tuner.retry")
+log = logging.getLogger("tuner.storage.retry")
 T = TypeVar("T")
 
 # The one backoff: 0.25 s, doubling, at most 5 s, each wait up to 0.25 s longer at

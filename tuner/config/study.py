@@ -1,7 +1,7 @@
 """Spec -> the Optuna study: create or load it, with this worker's sampler and pruner.
 
 Samplers and pruners are not stored in the database: every worker rebuilds them
-from the study file (:mod:`tuner.samplers`), each worker with its own sampler seed
+from the study file (:mod:`tuner.config.samplers`), each worker with its own sampler seed
 (with one seed, all workers would propose the same first trials).
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import optuna
 
-from tuner.errors import UserError
-from tuner.record import StudyAttr, TrialAttr
-from tuner.samplers import build_pruner, build_sampler
-from tuner.spec import StudySpec, parse_spec, upgrade_stored_spec
+from tuner.base.errors import UserError
+from tuner.config.samplers import build_pruner, build_sampler
+from tuner.config.spec import StudySpec, parse_spec, upgrade_stored_spec
+from tuner.storage.record import StudyAttr, TrialAttr
 
 
 def worker_seed(spec: StudySpec, worker_index: int | None) -> int:

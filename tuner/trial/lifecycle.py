@@ -20,7 +20,7 @@ The retry protocol, all of it here:
   lapsed while the database was away) adopts its own WAITING retry, so the
   result is kept rather than run again.
 - A claim, a record and an adoption are each retried as a whole while the
-  connection is down (:func:`tuner.retry.retry_transient`, one level); each
+  connection is down (:func:`tuner.storage.retry.retry_transient`, one level); each
   reconciles an earlier attempt whose commit went through but whose answer was
   lost, so that a retry neither loses nor repeats a write.
 """
@@ -44,13 +44,13 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from tuner.heartbeat import Heartbeat
-from tuner.optuna_compat import RoutedRDBStorage, study_id, trial_id
-from tuner.record import TrialAttr, TrialSystemAttr
-from tuner.retry import retry_transient
-from tuner.storage import ResilientRDBStorage, StorageSettings, make_storage
+from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
+from tuner.storage.rdb import ResilientRDBStorage, StorageSettings, make_storage
+from tuner.storage.record import TrialAttr, TrialSystemAttr
+from tuner.storage.retry import retry_transient
+from tuner.trial.heartbeat import Heartbeat
 
-log = logging.getLogger("tuner.lifecycle")
+log = logging.getLogger("tuner.trial.lifecycle")
 T = TypeVar("T")
 
 
@@ -323,7 +323,7 @@ class TrialLifecycle:
         self.n_trials = n_trials
         self.settings = settings
         # Run only queued (WAITING) trials, never sample new ones: a companion study of
-        # verify jobs (tuner.verify), whose every trial was enqueued with its config.
+        # verify jobs (tuner.commands.verify), whose every trial was enqueued with its config.
         self.queue_only = queue_only
         # Trials this worker failed but has not re-queued yet (a lost connection between).
         self._unqueued: dict[int, str] = {}

@@ -30,8 +30,8 @@ import env
 from env.arena import DEFAULT_OPENING_PLIES, play_match
 from env.opponents import Opponent, make_opponent
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
-from tuner.errors import UserError
-from tuner.rating import CONFIDENCE, Fit, PairResults, fit_ratings
+from tuner.base.errors import UserError
+from tuner.strength.rating import CONFIDENCE, Fit, PairResults, fit_ratings
 
 # The members, weakest first. A test checks that env/ladder.yaml rates exactly these.
 LADDER = ("random", "greedy", *(f"minimax:{d}" for d in range(1, 7)))

@@ -21,7 +21,7 @@ def name_part(name: str, what: str = "study name") -> str:
     create a study) and from export files; a name such as ``..`` or ``a/../../x``
     would put logs, reports and models outside the folder meant for them.
     """
-    from tuner.errors import UserError
+    from tuner.base.errors import UserError
 
     if (
         not isinstance(name, str)

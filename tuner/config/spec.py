@@ -28,8 +28,8 @@ from env.kalaha_env import MAX_OPENING_PLIES
 from env.league import LEAGUE_NAMES, SAMPLINGS
 from env.opponents import make_opponent
 from env.policy_files import ACTIVATIONS
-from tuner.errors import UserError
-from tuner.settings import DEFAULT_STUDIES
+from tuner.base.errors import UserError
+from tuner.base.settings import DEFAULT_STUDIES
 
 STUDIES_DIR = DEFAULT_STUDIES  # Settings.studies_dir ($KALAHA_STUDIES) is passed in
 
@@ -253,7 +253,7 @@ class BudgetSpec(_Strict):
     total_timesteps: int = Field(ge=1)
     n_evaluations: int = Field(3, ge=1)
     n_envs: int = Field(8, ge=1, le=256)
-    # Training runs (seeds) per trial; the trial's value is their mean (tuner.objective).
+    # Training runs (seeds) per trial; the trial's value is their mean (tuner.trial.objective).
     seeds: int = Field(1, ge=1, le=32)
 
 
@@ -532,7 +532,7 @@ def ppo_argument_keys() -> set[str]:
 
 def _check_ladder_game(spec: StudySpec) -> None:
     """A rating is only meaningful on the game the ladder was measured on."""
-    from tuner.ladder import load_ladder
+    from tuner.strength.ladder import load_ladder
 
     ladder = load_ladder()
     searched = {"seeds", "empty_capture"} & set(spec.search_space)
@@ -696,7 +696,7 @@ def parse_spec(data: Any, source: str = "<study>") -> StudySpec:
         raise UserError(format_error(source, err)) from None
     # Build the sampler and pruner once now: bad options fail here, before storage.
     # Imported here: optuna is not needed to read a spec, and the import stays cheap.
-    from tuner.samplers import build_pruner, build_sampler
+    from tuner.config.samplers import build_pruner, build_sampler
 
     try:
         build_sampler(spec, seed=0)

@@ -10,9 +10,9 @@ import logging
 import threading
 from typing import Protocol
 
-from tuner.retry import first_line
+from tuner.storage.retry import first_line
 
-log = logging.getLogger("tuner.heartbeat")
+log = logging.getLogger("tuner.trial.heartbeat")
 
 
 class HeartbeatStorage(Protocol):

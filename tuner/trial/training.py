@@ -23,19 +23,19 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from env.kalaha_env import KalahaEnv
 from env.league import LEAGUE_NAMES, SnapshotPool, attach_learner, build_sources, pools
 from env.vec_env import KalahaVecEnv
-from tuner.callbacks import (
+from tuner.base.errors import ConfigError, UserError
+from tuner.config.space import lookahead_plies, materialize
+from tuner.config.spec import EvaluationSpec
+from tuner.storage.rdb import worker_name
+from tuner.strength.evaluate import make_evaluator
+from tuner.strength.league import SnapshotCallback, league_summary
+from tuner.trial.callbacks import (
     Evaluation,
     EvaluationCallback,
     TrialCallback,
     TrialProgress,
     params_finite,
 )
-from tuner.errors import ConfigError, UserError
-from tuner.evaluate import make_evaluator
-from tuner.league import SnapshotCallback, league_summary
-from tuner.space import lookahead_plies, materialize
-from tuner.spec import EvaluationSpec
-from tuner.storage import worker_name
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
@@ -213,7 +213,7 @@ def train(
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
     ``callbacks`` go to ``learn()`` before the evaluation (SB3's list idiom); the
-    :class:`~tuner.callbacks.TrialCallback`s among them (pruning, stop on a signal,
+    :class:`~tuner.trial.callbacks.TrialCallback`s among them (pruning, stop on a signal,
     progress) share the run's :class:`TrialProgress` and hear of each evaluation.
     The envs are closed before this returns, whatever happened; the caller turns a
     pruned, stopped or diverged :class:`TrialProgress` into the trial's state.

@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from tuner.verify import CONFIDENCE, Verification, base_name, companion_name, summarize
+from tuner.commands.verify import CONFIDENCE, Verification, base_name, companion_name, summarize
 
 
 def _label(c: Any) -> str:

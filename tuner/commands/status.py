@@ -13,8 +13,8 @@ import datetime as dt
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.optuna_compat import RoutedRDBStorage, study_id, trial_id
-from tuner.record import StudyAttr, TrialAttr
+from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
+from tuner.storage.record import StudyAttr, TrialAttr
 
 
 def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -116,3 +116,14 @@ def format_status(
         for app, n in sorted(connections.items()):
             lines.append(f"  {app}  {n}")
     return "\n".join(lines)
+
+
+def top_trials(study: optuna.Study, k: int = 10) -> list[FrozenTrial]:
+    """The ``k`` best completed trials, best first."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(done, key=lambda t: (t.value, -t.number), reverse=reverse)[:k]

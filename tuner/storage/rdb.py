@@ -11,10 +11,10 @@ with the same parameters that records which trial it retries.
 
 Connections drop (a PostgreSQL restart, a network blip). Every storage call of
 :class:`ResilientRDBStorage` is retried with backoff for ``retry_seconds`` while
-the error is a lost or refused connection (the one policy of :mod:`tuner.retry`);
+the error is a lost or refused connection (the one policy of :mod:`tuner.storage.retry`);
 ``pool_pre_ping`` replaces the dead pooled connections. Errors that are not about
 the connection (a finished trial, bad data) pass through at once. Re-queueing a
-failed trial is the trial lifecycle's business (:mod:`tuner.lifecycle`).
+failed trial is the trial lifecycle's business (:mod:`tuner.trial.lifecycle`).
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from tuner.errors import UserError
-from tuner.optuna_compat import RoutedRDBStorage
-from tuner.retry import first_line, is_transient, retry_transient
-from tuner.settings import DEFAULT_RUNS, StorageSettings, default_storage_url
+from tuner.base.errors import UserError
+from tuner.base.settings import DEFAULT_RUNS, StorageSettings, default_storage_url
+from tuner.storage.optuna_compat import RoutedRDBStorage
+from tuner.storage.retry import first_line, is_transient, retry_transient
 
 ENV_STORAGE = "OPTUNA_STORAGE"
-log = logging.getLogger("tuner.storage")
+log = logging.getLogger("tuner.storage.rdb")
 T = TypeVar("T")
 # Optuna's heartbeat_stale_trial_callback: (study, the trial it failed) -> None.
 StaleTrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -223,7 +223,7 @@ class ResilientRDBStorage(RoutedRDBStorage):
 
     Each call is retried for ``retry_seconds`` on a lost or refused connection, at
     one level: a call made inside a unit that is retried as a whole (a claim, a
-    record) runs once and the unit retries (see :mod:`tuner.retry`).
+    record) runs once and the unit retries (see :mod:`tuner.storage.retry`).
     ``record_heartbeat`` is not retried: the heartbeat thread tries again at its
     next beat. A create whose answer was lost may leave a RUNNING trial without a
     heartbeat; the worker fails such orphans under its claim lock.
@@ -247,7 +247,7 @@ def make_storage(
 
     ``on_stale_trial`` is the storage's ``heartbeat_stale_trial_callback``, which
     Optuna's own ``fail_stale_trials`` (``study.optimize``) calls for each trial it
-    fails; a worker passes the one that re-queues it (:mod:`tuner.lifecycle`).
+    fails; a worker passes the one that re-queues it (:mod:`tuner.trial.lifecycle`).
     """
     settings = settings or StorageSettings()
     url = resolve_url(url)
