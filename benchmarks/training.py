@@ -14,7 +14,8 @@ collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
    and policy opponents acting through ``predict``: both kept for this row), with
    net_arch's settings and with the selfplay study's trial settings (its file, the
    search space pinned to ``SELFPLAY_PARAMS``: [256, 256, 256], 7 epochs, the
-   league, the rating evaluation).
+   league with its pool full from the start, as in most of a trial, the rating
+   evaluation).
 3. Torch threads: two workers with one thread each against one worker with two,
    steps/s of the whole (the selfplay trial settings, in subprocesses).
 
@@ -140,6 +141,33 @@ def former_policy_opponents() -> Iterator[None]:
         PolicyOpponent.act = original
 
 
+@contextmanager
+def full_pools() -> Iterator[None]:
+    """Snapshot pools start full: ``pool_size`` snapshots of the new learner.
+
+    Why: a trial's pool fills after ``pool_size x snapshot_every`` steps (450k with
+    the pinned settings) and stays full for the rest of a 1M-step trial, and every
+    member answers its games with its own forward pass per ply; a 65k-step run
+    with a pool of one or two would price a league far cheaper than a trial's.
+    """
+    import tuner.trial.training as training
+    from env.league import SnapshotPool
+
+    original = training.attach_learner
+
+    def attach(sources: Any, policy: Any, timestep: int = 0) -> None:
+        original(sources, policy, timestep)
+        for pool in (s for s in sources if isinstance(s, SnapshotPool)):
+            while len(pool.members) < pool.size:
+                pool.add(policy, timestep)
+
+    training.attach_learner = attach
+    try:
+        yield
+    finally:
+        training.attach_learner = original
+
+
 def selfplay_settings(
     eval_games: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], EvaluationSpec, int]:
@@ -170,10 +198,11 @@ def run(
 ) -> dict[str, float]:
     """One training run; steps/s of the whole and the shares of collection, update, evaluation.
 
-    ``before``: policy opponents act as before this change (``former_policy_opponents``).
+    ``before``: policy opponents act as before this change (``former_policy_opponents``);
+    any league's pool starts full (``full_pools``).
     """
     former = former_policy_opponents() if before else nullcontext()
-    with timed_phases() as spent, former:
+    with timed_phases() as spent, former, full_pools():
         start = time.perf_counter()
         result = train(
             ppo,
@@ -300,9 +329,6 @@ def workers(count: int, threads: int, timesteps: int, device: str, eval_games: i
 
 def threads_table(timesteps: int, device: str, eval_games: int) -> None:
     """Table 3: two workers with one torch thread each against one worker with two."""
-    if timesteps <= 0:
-        print("\n3. torch threads: skipped (--threads-timesteps 0)")
-        return
     print(f"\n3. torch threads: the selfplay trial settings, {timesteps} steps per worker")
     two = workers(2, 1, timesteps, device, eval_games)
     one = workers(1, 2, timesteps, device, eval_games)
@@ -320,8 +346,9 @@ def main() -> None:
     parser.add_argument("--eval-games", type=int, default=200, help="games per opponent")
     parser.add_argument("--features-envs", type=int, default=64, help="table 2's n_envs (64)")
     parser.add_argument(
-        "--threads-timesteps", type=int, default=32_768, help="table 3, per worker (0: skip)"
+        "--threads-timesteps", type=int, default=32_768, help="table 3, per worker (32768)"
     )
+    parser.add_argument("--tables", default="1,2,3", help="which tables (default 1,2,3)")
     parser.add_argument("--one-run", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -331,11 +358,16 @@ def main() -> None:
     evaluation = EvaluationSpec(
         opponents=["random", "greedy", "minimax:2"], games=args.eval_games, opening_plies=2
     )
-    run(PPO, ENV, 8, 2_048, evaluation, device)  # compile and warm up outside the timing
+    # Compile (numba: the rules, the opponents, the features) and warm up outside the timing.
+    run(with_lookahead(PPO), ENV, 8, 2_048, evaluation, device)
     print(f"whole training, MaskablePPO, {args.timesteps} steps per run, device {device}, 1 thread")
-    env_table([int(n) for n in args.n_envs.split(",")], args.timesteps, evaluation, device)
-    summary(features_table(args.timesteps, evaluation, device, args.features_envs))
-    threads_table(args.threads_timesteps, device, args.eval_games)
+    tables = args.tables.split(",")
+    if "1" in tables:
+        env_table([int(n) for n in args.n_envs.split(",")], args.timesteps, evaluation, device)
+    if "2" in tables:
+        summary(features_table(args.timesteps, evaluation, device, args.features_envs))
+    if "3" in tables:
+        threads_table(args.threads_timesteps, device, args.eval_games)
 
 
 if __name__ == "__main__":
