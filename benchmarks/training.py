@@ -2,8 +2,10 @@
 
 Every row runs ``tuner.trial.training.train``, the code a trial runs, from the same seed;
 every figure is measured in this run, side by side, so the ratios hold on any
-machine; nothing here fails on a slow one. The time of ``learn()`` is split into
-collection (``collect_rollouts``), the PPO update (``train``) and evaluation.
+machine; nothing here fails on a slow one. Steps/s and the shares of collection
+(``collect_rollouts``), the PPO update (``train``) and evaluation are per CPU
+second of this process (``benchmarks/phases.py``: what a free core gives, even on
+shared cores); ``wall s/s`` is per second of wall time.
 
 1. The batched env: SB3's ``DummyVecEnv`` against ``KalahaVecEnv``, with net_arch's
    former fixed settings (n_steps 256, batch 512, 5 epochs, [128, 128], random and
@@ -30,14 +32,13 @@ import json
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
-from sb3_contrib import MaskablePPO
 
+from benchmarks.phases import training_phases
 from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import resolve_device, train
 
@@ -65,33 +66,6 @@ SELFPLAY_PARAMS = {
 }
 TARGET_FEATURES = 0.75  # lookahead 2 / plain steps/s
 TARGET_SELFPLAY = 2.5  # the selfplay trial settings, now / before
-
-
-@contextmanager
-def timed_phases() -> Iterator[dict[str, float]]:
-    """Seconds spent in MaskablePPO's collection and update, while the block runs."""
-    spent: dict[str, float] = defaultdict(float)
-    originals = {name: getattr(MaskablePPO, name) for name in ("collect_rollouts", "train")}
-
-    def timer(name: str):
-        original = originals[name]
-
-        def wrapper(self, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                spent[name] += time.perf_counter() - start
-
-        return wrapper
-
-    for name in originals:
-        setattr(MaskablePPO, name, timer(name))
-    try:
-        yield spent
-    finally:
-        for name, original in originals.items():
-            setattr(MaskablePPO, name, original)
 
 
 def with_lookahead(ppo: dict[str, Any], plies: int = 2) -> dict[str, Any]:
@@ -196,14 +170,16 @@ def run(
     checks: bool = False,
     before: bool = False,
 ) -> dict[str, float]:
-    """One training run; steps/s of the whole and the shares of collection, update, evaluation.
+    """One training run: steps per CPU second (``benchmarks.phases``: what a free core
+    gives; on shared cores the wall clock counts other processes) and per wall
+    second, and the CPU shares of collection, update and evaluation.
 
     ``before``: policy opponents act as before this change (``former_policy_opponents``);
     any league's pool starts full (``full_pools``).
     """
     former = former_policy_opponents() if before else nullcontext()
-    with timed_phases() as spent, former, full_pools():
-        start = time.perf_counter()
+    with training_phases() as split, former, full_pools():
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = train(
             ppo,
             env,
@@ -217,24 +193,30 @@ def run(
             distribution_checks=checks,
         )
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
     return {
-        "steps_per_s": result.timesteps / wall,
-        "collect": spent["collect_rollouts"] / wall,
-        "update": spent["train"] / wall,
-        "eval": result.eval_seconds / wall,
+        "steps_per_s": result.timesteps / cpu,
+        "wall_steps_per_s": result.timesteps / wall,
+        "collect": split.total("collect") / cpu,
+        "update": split.total("update") / cpu,
+        "eval": split.total("evaluation") / cpu,
     }
 
 
 def row(n_envs: int, label: str, r: dict[str, float], base: float) -> None:
     print(
         f"{n_envs:>6}  {label:<34} {r['steps_per_s']:>9,.0f} {r['steps_per_s'] / base:>5.2f}x "
-        f"{r['collect']:>7.0%} {r['update']:>7.0%} {r['eval']:>6.0%}",
+        f"{r['collect']:>7.0%} {r['update']:>7.0%} {r['eval']:>6.0%} "
+        f"{r['wall_steps_per_s']:>9,.0f}",
         flush=True,
     )
 
 
 def header() -> None:
-    text = f"{'n_envs':>6}  {'run':<34} {'steps/s':>9} {'ratio':>6} {'collect':>8} {'update':>7} {'eval':>6}"
+    text = (
+        f"{'n_envs':>6}  {'run':<34} {'steps/s':>9} {'ratio':>6} {'collect':>8} {'update':>7} "
+        f"{'eval':>6} {'wall s/s':>9}"
+    )
     print(text)
     print("-" * len(text))
 

@@ -3,8 +3,8 @@
 Runs one trial of ``studies/selfplay.yaml`` through the objective a worker runs
 (sampling, training with the league, the rating evaluation, the model artifact and
 the user attrs on a SQLite storage), with the parameters ``make bench`` pins
-(``benchmarks.training.SELFPLAY_PARAMS``) and one torch thread,
-and splits its wall time:
+(``benchmarks.training.SELFPLAY_PARAMS``) and one torch thread, and splits its CPU
+time (``benchmarks/phases.py``: on shared cores the wall clock counts other work):
 
 - collection: the env (the agent's moves, the features), the policy's forward
   pass, the league's policy opponents, the fixed opponents, the rollout buffer,
@@ -15,8 +15,8 @@ and splits its wall time:
 
 Each function below is timed by a wrapper that counts its own time, less the
 time of any timed function it calls, under the innermost phase it runs in; the
-shares add up to the whole. ``--cprofile FILE`` also runs it under cProfile and
-prints the functions that take the most time themselves.
+shares add up to the whole. ``--cprofile FILE`` also runs it under cProfile (CPU
+time too) and prints the functions that take the most time themselves.
 
     python -m benchmarks.trial_profile --timesteps 250000
 """
@@ -28,67 +28,12 @@ import cProfile
 import pstats
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-PHASES = ("collect", "update", "evaluation", "storage")
-# What a phase's own time is: what runs in it outside the functions timed within it.
-PHASE_REST = {
-    "collect": "SB3's loop",
-    "update": "losses and SB3's loop",
-    "evaluation": "the games' loop",
-    "storage": "Optuna storage, artifact",
-}
-
-
-class Split:
-    """Seconds per (phase, part): each timed call's own time, nested timed calls excluded."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[tuple[str, str], float] = defaultdict(float)
-        self._stack: list[list[Any]] = []  # [label, start, seconds in timed callees]
-
-    def phase(self) -> str:
-        for label, _, _ in reversed(self._stack):
-            if label in PHASES:
-                return label
-        return "other"
-
-    @contextmanager
-    def timing(self, label: str) -> Iterator[None]:
-        self._stack.append([label, time.perf_counter(), 0.0])
-        try:
-            yield
-        finally:
-            _, start, inner = self._stack[-1]
-            spent = time.perf_counter() - start
-            phase = label if label in PHASES else self.phase()
-            self._stack.pop()
-            part = PHASE_REST.get(label, label)
-            self.seconds[(phase, part)] += spent - inner
-            if self._stack:
-                self._stack[-1][2] += spent
-
-    def wrap(self, owner: Any, name: str, label: str, stack: ExitStack) -> None:
-        """Time ``owner.name`` under ``label`` until ``stack`` closes."""
-        own = owner.__dict__ if isinstance(owner, type) else {name: getattr(owner, name)}
-        if isinstance(own.get(name), staticmethod | classmethod):
-            return
-        original = getattr(owner, name)
-        split = self
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with split.timing(label):
-                return original(*args, **kwargs)
-
-        setattr(owner, name, timed)
-        if name in own:
-            stack.callback(setattr, owner, name, own[name])
-        else:  # inherited: the base class's comes back
-            stack.callback(delattr, owner, name)
+from benchmarks.phases import PHASES, Split
 
 
 def _targets() -> list[tuple[Any, str, str]]:
@@ -130,8 +75,9 @@ def _targets() -> list[tuple[Any, str, str]]:
     return targets
 
 
-def run_trial(timesteps: int, workdir: Path) -> float:
-    """One selfplay trial of ``timesteps`` steps (one evaluation, at the end); its wall time."""
+def run_trial(timesteps: int, workdir: Path) -> tuple[float, float]:
+    """One selfplay trial of ``timesteps`` steps (one evaluation, at the end): its wall
+    and CPU seconds."""
     import optuna
 
     from benchmarks.training import SELFPLAY_PARAMS
@@ -144,37 +90,38 @@ def run_trial(timesteps: int, workdir: Path) -> float:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=f"sqlite:///{workdir / 'profile.db'}", direction="maximize")
     study.enqueue_trial(SELFPLAY_PARAMS)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     study.optimize(lambda t: objective(t, spec, device="cpu", runs_dir=workdir), n_trials=1)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     trial = study.trials[0]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise SystemExit(f"expected the trial to complete, but it ended {trial.state.name}")
-    return wall
+    return wall, cpu
 
 
-def report(split: Split, wall: float, timesteps: int) -> None:
-    """The split as a table: phase, part, seconds, share of the trial's wall time."""
+def report(split: Split, wall: float, cpu: float, timesteps: int) -> None:
+    """The split as a table: phase, part, CPU seconds, share of the trial's CPU time."""
     print(
-        f"one selfplay trial: {timesteps} steps in {wall:.1f} s ({timesteps / wall:,.0f} steps/s)"
+        f"one selfplay trial: {timesteps} steps in {cpu:.1f} CPU s ({timesteps / cpu:,.0f} "
+        f"steps/s), {wall:.1f} s of wall time ({timesteps / wall:,.0f} steps/s)"
     )
-    print(f"{'phase':<11} {'part':<24} {'seconds':>8} {'share':>6}")
+    print(f"{'phase':<11} {'part':<24} {'CPU s':>8} {'share':>6}")
     for phase in (*PHASES, "other"):
         rows = sorted(
             ((part, s) for (ph, part), s in split.seconds.items() if ph == phase),
             key=lambda row: -row[1],
         )
         total = sum(s for _, s in rows)
-        print(f"{phase:<11} {'(all)':<24} {total:>8.1f} {total / wall:>6.1%}")
+        print(f"{phase:<11} {'(all)':<24} {total:>8.1f} {total / cpu:>6.1%}")
         for part, s in rows:
-            print(f"{'':<11} {part:<24} {s:>8.1f} {s / wall:>6.1%}")
-    outside = wall - sum(split.seconds.values())
-    print(f"{'other':<11} {'untimed (build, sampling)':<24} {outside:>8.1f} {outside / wall:>6.1%}")
+            print(f"{'':<11} {part:<24} {s:>8.1f} {s / cpu:>6.1%}")
+    outside = cpu - sum(split.seconds.values())
+    print(f"{'other':<11} {'untimed (build, sampling)':<24} {outside:>8.1f} {outside / cpu:>6.1%}")
 
 
-def profiled(call: Callable[[], float], out: str, top: int) -> float:
-    """``call()`` under cProfile; the stats go to ``out``, the top ``top`` are printed."""
-    profile = cProfile.Profile()
+def profiled(call: Callable[[], Any], out: str, top: int) -> Any:
+    """``call()`` under cProfile (CPU time); the stats go to ``out``, the top ``top`` printed."""
+    profile = cProfile.Profile(time.process_time)
     result = profile.runcall(call)
     profile.dump_stats(out)
     pstats.Stats(out).sort_stats("tottime").print_stats(top)
@@ -195,11 +142,11 @@ def main() -> None:
         for owner, name, label in _targets():
             split.wrap(owner, name, label, stack)
 
-        def call() -> float:
+        def call() -> tuple[float, float]:
             return run_trial(args.timesteps, Path(tmp))
 
-        wall = profiled(call, args.cprofile, args.top) if args.cprofile else call()
-    report(split, wall, args.timesteps)
+        wall, cpu = profiled(call, args.cprofile, args.top) if args.cprofile else call()
+    report(split, wall, cpu, args.timesteps)
 
 
 if __name__ == "__main__":
