@@ -94,7 +94,7 @@ def as_before(ppo: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def former_policy_opponents() -> Iterator[None]:
     """Policy opponents act as they did before: through ``predict`` (what
-    ``env.networks.policy_actions`` now does faster, with the same actions)."""
+    ``env.networks.PolicyActor`` now does faster, with the same actions)."""
     import numpy as np
 
     from env.opponents import PolicyOpponent

@@ -20,8 +20,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.policies import BaseModel
-from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
@@ -240,35 +239,56 @@ def expected_observation(policy: Any, seeds: int = 4) -> Observation:
 _MASKED_LOGIT = -1.0e8  # what sb3-contrib's MaskableCategorical gives a masked action
 
 
-def policy_actions(
-    policy: Any, observations: np.ndarray, masks: np.ndarray, deterministic: bool
-) -> np.ndarray:
+def _leaves(module: nn.Module) -> list[nn.Module]:
+    """The modules a ``Sequential`` (nested or not) applies, in order."""
+    if isinstance(module, nn.Sequential):
+        return [leaf for child in module for leaf in _leaves(child)]
+    return [module]
+
+
+class PolicyActor:
     """The actions ``policy.predict(observations, action_masks=masks)`` picks, made faster.
 
     Why: a league's policy opponents (every pool snapshot, the learner) act once per
-    ply each, on a few games, and ``predict`` then costs about three times the
-    network itself: it switches every module to eval mode, checks the observation,
-    and builds two ``torch.distributions`` objects per call. Here the same tensor
-    operations run in the same order (the actor's layers, sb3-contrib's masking:
-    normalized logits, masked ones set to -1e8 and normalized again, then the
-    softmax's argmax or one ``torch.multinomial`` draw), so the actions, and the
-    random numbers drawn, are ``predict``'s own (a test compares them).
+    ply each, on a few games, and ``predict`` then costs several times the network
+    itself: it switches every module to eval mode, checks the observation, calls
+    each layer through ``nn.Module``'s hook machinery, and builds two
+    ``torch.distributions`` objects per call. Here the same tensor operations run
+    in the same order (the actor's layers, each by its own ``forward``; sb3-contrib's
+    masking: normalized logits, masked ones set to -1e8 and normalized again; then
+    the softmax's argmax or one ``torch.multinomial`` draw), so the actions, and
+    the random numbers drawn, are ``predict``'s own (a test compares them). Built
+    once per opponent; the layers read the policy's current weights at each call.
     """
-    if policy.training:
-        policy.set_training_mode(False)  # as predict does; a frozen snapshot never is
-    with torch.no_grad():
-        obs = torch.as_tensor(observations, device=policy.device)
-        # BaseModel's, as get_distribution calls it: the actor's extractor alone.
-        features = BaseModel.extract_features(policy, obs, policy.pi_features_extractor)
-        logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
-        logits = logits.view(-1, policy.action_space.n)
-        logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-        allowed = torch.as_tensor(masks, dtype=torch.bool, device=logits.device)
-        masked = torch.where(
-            allowed.reshape(logits.shape),
-            logits,
-            torch.tensor(_MASKED_LOGIT, dtype=logits.dtype, device=logits.device),
-        )
-        probs = torch.softmax(masked - masked.logsumexp(dim=-1, keepdim=True), dim=-1)
-        actions = probs.argmax(dim=-1) if deterministic else torch.multinomial(probs, 1, True).T
-    return actions.cpu().numpy().reshape(-1).astype(np.int64)
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.extractor = policy.pi_features_extractor
+        layers = [*_leaves(policy.mlp_extractor.policy_net), policy.action_net]
+        self.layers = [layer.forward for layer in layers]
+        self.n_actions = int(policy.action_space.n)
+        weight = policy.action_net.weight
+        self.device = weight.device
+        self.masked_logit = torch.tensor(_MASKED_LOGIT, dtype=weight.dtype, device=self.device)
+
+    def __call__(
+        self, observations: np.ndarray, masks: np.ndarray, deterministic: bool
+    ) -> np.ndarray:
+        policy = self.policy
+        if policy.training:
+            policy.set_training_mode(False)  # as predict does; a frozen snapshot never is
+        with torch.no_grad():
+            obs = torch.as_tensor(observations, device=self.device)
+            # As get_distribution: the actor's extractor over the preprocessed observation.
+            x = self.extractor(
+                preprocess_obs(obs, policy.observation_space, policy.normalize_images)
+            )
+            for forward in self.layers:
+                x = forward(x)
+            logits = x.view(-1, self.n_actions)
+            logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+            allowed = torch.as_tensor(masks, dtype=torch.bool, device=self.device)
+            masked = torch.where(allowed.reshape(logits.shape), logits, self.masked_logit)
+            probs = torch.softmax(masked - masked.logsumexp(dim=-1, keepdim=True), dim=-1)
+            actions = probs.argmax(-1) if deterministic else torch.multinomial(probs, 1, True).T
+        return actions.cpu().numpy().reshape(-1).astype(np.int64)

@@ -190,7 +190,7 @@ class PolicyOpponent:
             path = Path(model)
             model = load_policy(path, device="cpu")  # PolicyFileError is a ValueError
             name = name or f"policy:{path}"
-        from env.networks import expected_observation
+        from env.networks import PolicyActor, expected_observation
 
         self.model = model
         self.seeds = seeds
@@ -200,16 +200,14 @@ class PolicyOpponent:
         policy = getattr(model, "policy", model)
         # SB3's actor-critic policies act through the fast path; anything else with a
         # predict() (a stand-in in a test, another algorithm) through predict().
-        self._policy = policy if hasattr(policy, "mlp_extractor") else None
+        self._actor = PolicyActor(policy) if hasattr(policy, "mlp_extractor") else None
 
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
         obs = self.observation(boards, players)
         masks = legal_masks(boards, players)
-        if self._policy is not None:
-            from env.networks import policy_actions
-
-            return policy_actions(self._policy, obs, masks, self.deterministic)
+        if self._actor is not None:
+            return self._actor(obs, masks, self.deterministic)
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 

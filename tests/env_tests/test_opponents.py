@@ -380,7 +380,7 @@ def test_policy_opponent_loads_a_saved_zip(tmp_path, one_torch_thread):
 def test_policy_opponents_pick_what_predict_picks_from_the_same_random_numbers(
     one_torch_thread, deterministic, lookahead
 ):
-    """PolicyOpponent's fast path (env.networks.policy_actions) gives MaskablePPO.predict's
+    """PolicyOpponent's fast path (env.networks.PolicyActor) gives MaskablePPO.predict's
     actions, sampled ones included: the same draws from torch's generator, which both
     leave in the same state; like predict, it puts a policy in training mode into eval."""
     import torch
