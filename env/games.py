@@ -286,17 +286,37 @@ class GameTable:
         while waiting.any():
             pos = np.flatnonzero(waiting)
             sub = idx[pos]
-            pits = np.empty(sub.size, dtype=np.int64)
-            actors = self.actor[sub]
-            for a in np.unique(actors):
-                rows = np.flatnonzero(actors == a)
-                games = sub[rows]
-                rng = RowRandom(self.streams, games)
-                pits[rows] = self._actors[a].act(self.boards[games], self.to_move[games], rng)
-            ended = self._play(sub, self.to_move[sub], pits)
+            ended = self._play(sub, self.to_move[sub], self._replies(sub))
             over[pos[ended]] = True
             waiting[pos] = ~ended & (self.to_move[sub] != self.seat[sub])
         return over
+
+    def _replies(self, games: np.ndarray) -> np.ndarray:
+        """The opponents' pits in ``games`` (each with an opponent to move).
+
+        Each opponent acts once for all its games; members of a team (a snapshot
+        pool's, ``env.league``) act together, through the team, in one call.
+        """
+        pits = np.empty(games.size, dtype=np.int64)
+        actors, inverse = np.unique(self.actor[games], return_inverse=True)
+        keys: dict[int, int] = {}  # an opponent, or its team -> the number of its group
+        group_of = np.empty(actors.size, dtype=np.int64)
+        for j, a in enumerate(actors):
+            team = getattr(self._actors[a], "team", None)
+            group_of[j] = keys.setdefault(id(team) if team is not None else -1 - int(a), len(keys))
+        group = group_of[inverse.reshape(-1)]
+        for g in range(len(keys)):
+            rows = np.flatnonzero(group == g)
+            sub = games[rows]
+            rng = RowRandom(self.streams, sub)
+            first = self._actors[self.actor[sub[0]]]
+            team = getattr(first, "team", None)
+            if team is None:
+                pits[rows] = first.act(self.boards[sub], self.to_move[sub], rng)
+            else:
+                faced = [self.opponent[i] for i in sub]
+                pits[rows] = team.act_together(faced, self.boards[sub], self.to_move[sub], rng)
+        return pits
 
     def step(self, pits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The agent plays ``pits`` (legal) in every game; the opponents answer.

@@ -153,6 +153,11 @@ class Lookahead(BaseFeaturesExtractor):
         self.empty_capture = bool(empty_capture)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.features(observations)
+        return self.trunk(features) if self.trunk is not None else features
+
+    def features(self, observations: torch.Tensor) -> torch.Tensor:
+        """The counts and each move's features, before the trunk (if any)."""
         obs = observations.reshape(observations.shape[0], -1)
         counts = torch.round(obs * self.seeds)
         after, legal, extra, over = _sow_all(counts, self.empty_capture)
@@ -161,8 +166,7 @@ class Lookahead(BaseFeaturesExtractor):
         if self.plies == 2:
             parts.append(self._reply_features(after, extra, over, obs.dtype))
         per_move = torch.cat(parts, dim=-1)  # (n, 6, PER_MOVE)
-        features = torch.cat([obs, per_move.reshape(obs.shape[0], -1)], dim=-1)
-        return self.trunk(features) if self.trunk is not None else features
+        return torch.cat([obs, per_move.reshape(obs.shape[0], -1)], dim=-1)
 
     def _reply_features(
         self, after: torch.Tensor, extra: torch.Tensor, over: torch.Tensor, dtype: torch.dtype
@@ -218,8 +222,12 @@ class PrecomputedLookahead(BaseFeaturesExtractor):
         self.empty_capture = bool(empty_capture)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        features = observations.reshape(observations.shape[0], -1)
+        features = self.features(observations)
         return self.trunk(features) if self.trunk is not None else features
+
+    def features(self, observations: torch.Tensor) -> torch.Tensor:
+        """The counts and each move's features, as the env computed them."""
+        return observations.reshape(observations.shape[0], -1)
 
 
 def expected_observation(policy: Any, seeds: int = 4) -> Observation:
@@ -285,10 +293,120 @@ class PolicyActor:
             )
             for forward in self.layers:
                 x = forward(x)
-            logits = x.view(-1, self.n_actions)
-            logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-            allowed = torch.as_tensor(masks, dtype=torch.bool, device=self.device)
-            masked = torch.where(allowed.reshape(logits.shape), logits, self.masked_logit)
-            probs = torch.softmax(masked - masked.logsumexp(dim=-1, keepdim=True), dim=-1)
-            actions = probs.argmax(-1) if deterministic else torch.multinomial(probs, 1, True).T
-        return actions.cpu().numpy().reshape(-1).astype(np.int64)
+            return _choose(x.view(-1, self.n_actions), masks, self.masked_logit, deterministic)
+
+
+def _choose(
+    logits: torch.Tensor, masks: np.ndarray, masked_logit: torch.Tensor, deterministic: bool
+) -> np.ndarray:
+    """sb3-contrib's masked Categorical, operation for operation: normalized logits,
+    masked ones set to -1e8 and normalized again, then the softmax's argmax or one
+    ``torch.multinomial`` draw for all rows."""
+    logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+    allowed = torch.as_tensor(masks, dtype=torch.bool, device=logits.device)
+    masked = torch.where(allowed.reshape(logits.shape), logits, masked_logit)
+    probs = torch.softmax(masked - masked.logsumexp(dim=-1, keepdim=True), dim=-1)
+    actions = probs.argmax(-1) if deterministic else torch.multinomial(probs, 1, True).T
+    return actions.cpu().numpy().reshape(-1).astype(np.int64)
+
+
+def _flatten_rows(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1)
+
+
+def _actor_chain(policy: Any) -> tuple[Any, list[nn.Module], tuple[str, ...]] | None:
+    """A policy's actor as (a weightless first step, the layers after it, its shape).
+
+    The first step turns the observations into the extractor's features without
+    weights (the lookahead features, or a flatten); the layers are the extractor's
+    trunk, the actor's hidden layers and its action layer, ``nn.Flatten`` left out
+    (a no-op on rows). The shape names what must agree for networks to be stacked:
+    the first step's settings, each layer's kind and sizes. ``None`` for an
+    extractor this does not know.
+    """
+    extractor = policy.pi_features_extractor
+    if isinstance(extractor, Lookahead | PrecomputedLookahead):
+        first, trunk = extractor.features, extractor.trunk
+        key = f"{type(extractor).__name__}({extractor.plies},{extractor.seeds},{extractor.empty_capture})"
+    elif isinstance(extractor, SharedTrunk) or type(extractor).__name__ == "FlattenExtractor":
+        first, trunk, key = _flatten_rows, getattr(extractor, "net", None), "flatten"
+    else:
+        return None
+    leaves = _leaves(trunk) if trunk is not None else []
+    leaves += [*_leaves(policy.mlp_extractor.policy_net), policy.action_net]
+    layers = [leaf for leaf in leaves if not isinstance(leaf, nn.Flatten)]
+    shape = [
+        f"Linear({m.in_features},{m.out_features})"
+        if isinstance(m, nn.Linear)
+        else repr(m) + ("+weights" if any(True for _ in m.parameters()) else "")
+        for m in layers
+    ]
+    return first, layers, (key, *shape)
+
+
+class StackedActors:
+    """Policies of one architecture acting as one network: one pass for all their games.
+
+    Why: a snapshot pool holds up to ``pool_size`` frozen copies of the learner,
+    and every one of them answered its few games with its own forward pass per
+    ply, about 13 passes per step of 64 games with a full pool of 9, each costing
+    what small tensor operations cost (dispatch, not arithmetic). Here the
+    members' layer weights are stacked once, and each layer is one batched matmul
+    (``torch.baddbmm``) over every member's games (padded to the largest group);
+    then the masked choice is :func:`_choose`'s, as for one policy. The batched
+    matmul may round differently from one policy's in the last bit, and the games
+    draw their actions in one ``torch.multinomial`` call, so the pool's games are
+    not bit for bit what separate passes would play; each member's action
+    probabilities are the same (a test compares them). Only for frozen weights:
+    the stack is a copy.
+    """
+
+    def __init__(self, policies: Sequence[Any]) -> None:
+        chains = [_actor_chain(p) for p in policies]
+        shapes = {c[2] if c is not None else ("unknown extractor",) for c in chains}
+        if len(shapes) != 1 or None in chains or any("+weights" in s for s in next(iter(shapes))):
+            raise ValueError(
+                f"expected networks of one architecture to stack, but got {sorted(shapes)}"
+            )
+        first, layers, _ = chains[0]  # type: ignore[misc]
+        self.first = first
+        self.k = len(policies)
+        self.steps: list[Any] = []
+        for i, module in enumerate(layers):
+            if isinstance(module, nn.Linear):
+                mats = [c[1][i] for c in chains]  # type: ignore[index]
+                weight = torch.stack([m.weight.detach().T for m in mats]).contiguous()
+                bias = torch.stack([m.bias.detach() for m in mats])[:, None, :].contiguous()
+                self.steps.append((weight, bias))
+            else:
+                self.steps.append(module.forward)
+        self.policy = policies[0]
+        self.n_actions = int(self.policy.action_space.n)
+        weight = self.policy.action_net.weight
+        self.masked_logit = torch.tensor(_MASKED_LOGIT, dtype=weight.dtype, device=weight.device)
+
+    def __call__(
+        self, observations: np.ndarray, masks: np.ndarray, member: np.ndarray, deterministic: bool
+    ) -> np.ndarray:
+        """Actions for rows of ``observations``; row ``i`` is for policy ``member[i]``."""
+        device = self.masked_logit.device
+        counts = np.bincount(member, minlength=self.k)
+        order = np.argsort(member, kind="stable")
+        slot = np.empty_like(member)
+        slot[order] = np.arange(member.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        who = torch.as_tensor(member, device=device)
+        where = torch.as_tensor(slot, device=device)
+        with torch.no_grad():
+            obs = torch.as_tensor(observations, device=device)
+            policy = self.policy
+            x = self.first(preprocess_obs(obs, policy.observation_space, policy.normalize_images))
+            padded = x.new_zeros((counts.size, int(counts.max()), x.shape[1]))
+            padded[who, where] = x
+            for step in self.steps:
+                padded = (
+                    torch.baddbmm(step[1], padded, step[0])
+                    if isinstance(step, tuple)
+                    else step(padded)
+                )
+            logits = padded[who, where].reshape(-1, self.n_actions)
+            return _choose(logits, masks, self.masked_logit, deterministic)
