@@ -13,7 +13,8 @@ shared cores); ``wall s/s`` is per second of wall time.
 2. The lookahead features at 64 envs: plain, ``lookahead: 2`` (the env computes the
    features once per step, the network reads them) and ``lookahead: 2`` the way it
    ran before (``env.networks.Lookahead`` recomputing them in every forward pass,
-   and policy opponents acting through ``predict``: both kept for this row), with
+   and policy opponents acting through ``predict``, one pass per pool member:
+   kept for this row), with
    net_arch's settings and with the selfplay study's trial settings (its file, the
    search space pinned to ``SELFPLAY_PARAMS``: [256, 256, 256], 7 epochs, the
    league with its pool full from the start, as in most of a trial, the rating
@@ -93,10 +94,12 @@ def as_before(ppo: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def former_policy_opponents() -> Iterator[None]:
-    """Policy opponents act as they did before: through ``predict`` (what
-    ``env.networks.PolicyActor`` now does faster, with the same actions)."""
+    """Policy opponents act as they did before: each through ``predict`` (what
+    ``env.networks.PolicyActor`` now does faster, with the same actions), a pool's
+    members each with its own forward pass (not stacked)."""
     import numpy as np
 
+    from env.league import SnapshotPool
     from env.opponents import PolicyOpponent
     from env.rules import legal_masks
 
@@ -107,12 +110,13 @@ def former_policy_opponents() -> Iterator[None]:
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 
-    original = PolicyOpponent.act
+    original, stack = PolicyOpponent.act, SnapshotPool._stack
     PolicyOpponent.act = act
+    SnapshotPool._stack = lambda self: None
     try:
         yield
     finally:
-        PolicyOpponent.act = original
+        PolicyOpponent.act, SnapshotPool._stack = original, stack
 
 
 @contextmanager
