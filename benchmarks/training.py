@@ -13,12 +13,11 @@ shared cores); ``wall s/s`` is per second of wall time.
 2. The lookahead features at 64 envs: plain, ``lookahead: 2`` (the env computes the
    features once per step, the network reads them) and ``lookahead: 2`` the way it
    ran before (``env.networks.Lookahead`` recomputing them in every forward pass,
-   and policy opponents acting through ``predict``, one pass per pool member:
-   kept for this row), with
-   net_arch's settings and with the selfplay study's trial settings (its file, the
-   search space pinned to ``SELFPLAY_PARAMS``: [256, 256, 256], 7 epochs, the
-   league with its pool full from the start, as in most of a trial, the rating
-   evaluation).
+   policy opponents acting through ``predict``, one pass per pool member: kept for
+   this row), with net_arch's settings and with the selfplay study's trial settings
+   (its file, the search space pinned to ``SELFPLAY_PARAMS``: [256, 256, 256], 7
+   epochs, the league with its pool full from the start, as in most of a trial,
+   the rating evaluation).
 3. Torch threads: two workers with one thread each against one worker with two,
    steps/s of the whole (the selfplay trial settings, in subprocesses).
 
