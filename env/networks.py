@@ -390,23 +390,48 @@ class StackedActors:
     ) -> np.ndarray:
         """Actions for rows of ``observations``; row ``i`` is for policy ``member[i]``."""
         device = self.masked_logit.device
-        counts = np.bincount(member, minlength=self.k)
-        order = np.argsort(member, kind="stable")
-        slot = np.empty_like(member)
-        slot[order] = np.arange(member.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        who = torch.as_tensor(member, device=device)
-        where = torch.as_tensor(slot, device=device)
         with torch.no_grad():
             obs = torch.as_tensor(observations, device=device)
             policy = self.policy
             x = self.first(preprocess_obs(obs, policy.observation_space, policy.normalize_images))
-            padded = x.new_zeros((counts.size, int(counts.max()), x.shape[1]))
-            padded[who, where] = x
+            present = np.unique(member)
+            # Few members with games (a later round of a ply): each on its own rows,
+            # rather than a pass over every member's weights.
+            if 2 * present.size <= self.k:
+                logits = self._each(x, member, present)
+            else:
+                logits = self._stacked(x, member)
+            return _choose(
+                logits.reshape(-1, self.n_actions), masks, self.masked_logit, deterministic
+            )
+
+    def _stacked(self, x: torch.Tensor, member: np.ndarray) -> torch.Tensor:
+        """All members at once: rows padded per member, one batched matmul per layer."""
+        counts = np.bincount(member, minlength=self.k)
+        order = np.argsort(member, kind="stable")
+        slot = np.empty_like(member)
+        slot[order] = np.arange(member.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        who = torch.as_tensor(member, device=x.device)
+        where = torch.as_tensor(slot, device=x.device)
+        padded = x.new_zeros((self.k, int(counts.max()), x.shape[1]))
+        padded[who, where] = x
+        for step in self.steps:
+            padded = (
+                torch.baddbmm(step[1], padded, step[0]) if isinstance(step, tuple) else step(padded)
+            )
+        return padded[who, where]
+
+    def _each(self, x: torch.Tensor, member: np.ndarray, present: np.ndarray) -> torch.Tensor:
+        """The members in ``present``, each on its rows, with its slice of the stack."""
+        logits = x.new_empty((member.size, self.n_actions))
+        for k in present:
+            rows = torch.as_tensor(np.flatnonzero(member == k), device=x.device)
+            y = x[rows]
             for step in self.steps:
-                padded = (
-                    torch.baddbmm(step[1], padded, step[0])
+                y = (
+                    torch.addmm(step[1][k, 0], y, step[0][k])
                     if isinstance(step, tuple)
-                    else step(padded)
+                    else step(y)
                 )
-            logits = padded[who, where].reshape(-1, self.n_actions)
-            return _choose(logits, masks, self.masked_logit, deterministic)
+            logits[rows] = y
+        return logits
