@@ -18,7 +18,7 @@ def test_training_benchmark_runs_and_prints_the_ratios():
     done = run_module(
         "benchmarks.training",
         *("--timesteps", "1024", "--n-envs", "8", "--eval-games", "10"),
-        *("--features-envs", "8", "--tables", "1,2"),
+        *("--features-envs", "8", "--tables", "1,2", "--repeat", "1"),
         timeout=540,
     )
     assert done.returncode == 0, done.stderr
