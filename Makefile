@@ -116,10 +116,14 @@ ladder: install ## Rate the reference ladder by a round robin and rewrite env/la
 DEVICE ?= cpu
 
 .PHONY: bench
-bench: install ## Engine vs a Python loop, training DummyVecEnv vs KalahaVecEnv (DEVICE=cuda on a GPU), the solver by phase and --perfect vs a rating
+bench: install ## Engine vs a Python loop; whole training: the batched env, the lookahead features, torch threads (DEVICE=cuda on a GPU); the solver by phase and --perfect vs a rating
 	$(BIN)/python -m benchmarks.engine $(ARGS)
 	$(BIN)/python -m benchmarks.training --device $(DEVICE) $(TRAIN_ARGS)
 	$(BIN)/python -m benchmarks.perfect $(PERFECT_ARGS)
+
+.PHONY: bench-trial
+bench-trial: install ## One selfplay trial (250k steps) split into collection, update, evaluation and storage (ARGS="--cprofile trial.prof")
+	$(BIN)/python -m benchmarks.trial_profile $(ARGS)
 
 .PHONY: bench-rating
 bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from env.league import build_sources
-from env.observation import observe
+from env.observation import Observation
 from env.opponents import Opponent
 from env.options import DEFAULTS, GameOptions
 from env.rules import BOARD_DTYPE, N_PITS, apply_moves, initial_board, legal_masks, store_of
@@ -119,9 +119,19 @@ class GameTable:
             mix with its shares; league names (``self``, ``pool``) become league
             sources (``env.league``) with the options' pool settings.
         seat: 0, 1, or ``None`` to draw the agent's seat per episode.
+        lookahead: 0, or 1 or 2 plies of lookahead features after the counts in each
+            observation (:class:`env.observation.Observation`): computed here, once
+            per step for all games, so that the policy only reads them.
     """
 
-    def __init__(self, n: int, options: GameOptions = DEFAULTS, *, seat: int | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        options: GameOptions = DEFAULTS,
+        *,
+        seat: int | None = None,
+        lookahead: int = 0,
+    ) -> None:
         if not isinstance(options, GameOptions):
             raise TypeError(f"expected GameOptions, but got {type(options).__name__}")
         if seat not in (None, 0, 1):
@@ -135,6 +145,7 @@ class GameTable:
         self.fixed_seat = seat
         self.total_stones = 2 * N_PITS * options.stones
         self._start = np.asarray(initial_board(options.stones), dtype=BOARD_DTYPE)
+        self.observation = Observation(options.stones, lookahead, options.empty_capture)
         self.boards = np.tile(self._start, (self.n, 1))
         self.to_move = np.zeros(self.n, dtype=np.int64)
         self.seat = np.zeros(self.n, dtype=np.int64)
@@ -148,8 +159,11 @@ class GameTable:
 
     # --- what the agent sees ----------------------------------------------------------
 
-    def observations(self) -> np.ndarray:
-        return observe(self.boards, self.seat, self.options.stones)
+    def observations(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """What the agent sees in every game, or in the games ``idx``."""
+        if idx is None:
+            return self.observation(self.boards, self.seat)
+        return self.observation(self.boards[idx], self.seat[idx])
 
     def masks(self) -> np.ndarray:
         return legal_masks(self.boards, self.seat)
@@ -228,17 +242,37 @@ class GameTable:
         while waiting.any():
             pos = np.flatnonzero(waiting)
             sub = idx[pos]
-            pits = np.empty(sub.size, dtype=np.int64)
-            actors = self.actor[sub]
-            for a in np.unique(actors):
-                rows = np.flatnonzero(actors == a)
-                games = sub[rows]
-                rng = RowRandom(self.streams, games)
-                pits[rows] = self._actors[a].act(self.boards[games], self.to_move[games], rng)
-            ended = self._play(sub, self.to_move[sub], pits)
+            ended = self._play(sub, self.to_move[sub], self._replies(sub))
             over[pos[ended]] = True
             waiting[pos] = ~ended & (self.to_move[sub] != self.seat[sub])
         return over
+
+    def _replies(self, games: np.ndarray) -> np.ndarray:
+        """The opponents' pits in ``games`` (each with an opponent to move).
+
+        Each opponent acts once for all its games; members of a team (a snapshot
+        pool's, ``env.league``) act together, through the team, in one call.
+        """
+        pits = np.empty(games.size, dtype=np.int64)
+        actors, inverse = np.unique(self.actor[games], return_inverse=True)
+        keys: dict[int, int] = {}  # an opponent, or its team -> the number of its group
+        group_of = np.empty(actors.size, dtype=np.int64)
+        for j, a in enumerate(actors):
+            team = getattr(self._actors[a], "team", None)
+            group_of[j] = keys.setdefault(id(team) if team is not None else -1 - int(a), len(keys))
+        group = group_of[inverse.reshape(-1)]
+        for g in range(len(keys)):
+            rows = np.flatnonzero(group == g)
+            sub = games[rows]
+            rng = RowRandom(self.streams, sub)
+            first = self._actors[self.actor[sub[0]]]
+            team = getattr(first, "team", None)
+            if team is None:
+                pits[rows] = first.act(self.boards[sub], self.to_move[sub], rng)
+            else:
+                faced = [self.opponent[i] for i in sub]
+                pits[rows] = team.act_together(faced, self.boards[sub], self.to_move[sub], rng)
+        return pits
 
     def step(self, pits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The agent plays ``pits`` (legal) in every game; the opponents answer.

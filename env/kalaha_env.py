@@ -17,7 +17,6 @@ import numpy as np
 from gymnasium import spaces
 
 from env.games import GameTable
-from env.observation import observation_space
 from env.opponents import Opponent
 from env.options import DEFAULTS, GameOptions, opponent_mix
 from env.rules import N_PITS, pit_index, store_of
@@ -43,6 +42,8 @@ class KalahaEnv(gym.Env):
         opening_plies: random plies played by both sides before the episode's
             first observation (varied openings for training).
         opponent_weights: the share of episodes against each opponent (default equal).
+        lookahead: 0, or 1 or 2 plies of lookahead features after the counts in the
+            observation (``env/features.py``), for a policy that reads them.
         illegal_action: ``"raise"`` (default) raises ``ValueError`` on a masked
             action; ``"lose"`` ends the episode as a loss instead, for tools that
             sample unmasked actions (SB3's ``check_env`` does).
@@ -68,6 +69,7 @@ class KalahaEnv(gym.Env):
         extra_turn_coef: float = DEFAULTS.extra_turn_coef,
         opening_plies: int = DEFAULTS.opening_plies,
         opponent_weights: Sequence[float] | None = None,
+        lookahead: int = 0,
         illegal_action: str = "raise",
         render_mode: str | None = None,
     ) -> None:
@@ -79,7 +81,7 @@ class KalahaEnv(gym.Env):
             extra_turn_coef=extra_turn_coef,
             opening_plies=opening_plies,
         )
-        self._build(options, seat, illegal_action, render_mode)
+        self._build(options, seat, illegal_action, render_mode, lookahead)
 
     @classmethod
     def from_options(
@@ -89,14 +91,20 @@ class KalahaEnv(gym.Env):
         seat: int | None = None,
         illegal_action: str = "raise",
         render_mode: str | None = None,
+        lookahead: int = 0,
     ) -> KalahaEnv:
         """One game of ``options``, as they are (what ``DummyVecEnv`` builds per env)."""
         kalaha = cls.__new__(cls)  # the keywords are only another way to give the options
-        kalaha._build(options, seat, illegal_action, render_mode)
+        kalaha._build(options, seat, illegal_action, render_mode, lookahead)
         return kalaha
 
     def _build(
-        self, options: GameOptions, seat: int | None, illegal_action: str, render_mode: str | None
+        self,
+        options: GameOptions,
+        seat: int | None,
+        illegal_action: str,
+        render_mode: str | None,
+        lookahead: int = 0,
     ) -> None:
         if illegal_action not in ("raise", "lose"):
             raise ValueError(
@@ -104,13 +112,13 @@ class KalahaEnv(gym.Env):
             )
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', but got {render_mode!r}")
-        self.table = GameTable(1, options, seat=seat)
+        self.table = GameTable(1, options, seat=seat, lookahead=lookahead)
         self.options = options
         self.fixed_seat = seat
         self.illegal_action = illegal_action
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(N_PITS)
-        self.observation_space = observation_space(options.stones)
+        self.observation_space = self.table.observation.space()
         self._done = True
 
     # --- what the table holds, for one game ----------------------------------------

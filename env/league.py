@@ -8,8 +8,9 @@ as strong as the learner and varied, the standard cure in game RL.
 
 Both are *sources* for :class:`env.games.GameTable`: per episode, ``pick`` names
 the opponent a game faces, and ``record`` hears the result. Snapshots are copies
-of the policy's weights in memory (never files); every game facing one snapshot
-is answered by one forward pass per ply.
+of the policy's weights in memory (never files); the pool is their *team*: every
+game facing any of its snapshots is answered by one forward pass per ply, all
+members' weights stacked (:class:`env.networks.StackedActors`).
 
 Pool sampling (which past self a new episode faces):
 - ``uniform``: all kept snapshots alike.
@@ -23,12 +24,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from env.opponents import Opponent, PolicyOpponent, make_opponent
 from env.options import DEFAULT_STONES, DEFAULTS, LEAGUE_NAMES, SAMPLINGS, GameOptions
+from env.rules import legal_masks
+
+if TYPE_CHECKING:  # torch is imported when a pool first acts, not with the study checks
+    from env.networks import StackedActors
 
 __all__ = ["LEAGUE_NAMES", "SAMPLINGS", "Learner", "SnapshotPool", "build_sources"]
 
@@ -85,19 +90,63 @@ class SnapshotPool:
         # The learner's results against each member: [score sum, games].
         self.results: dict[int, list[float]] = {}
         self.added = 0
+        self._stacked: StackedActors | None = None
+        self._unstackable = False  # the members' networks cannot be stacked
 
     def add(self, policy: Any, timestep: int = 0) -> PolicyOpponent:
         """Freeze ``policy`` into a new member; the oldest goes when the pool is full."""
         member = PolicyOpponent(
             frozen_copy(policy), stones=self.stones, deterministic=False, name=f"pool@{timestep}"
         )
+        member.team = self  # GameTable asks the pool to act for its members
         self.members.append(member)
         self.results[id(member)] = [0.0, 0.0]
         self.added += 1
         while len(self.members) > self.size:
             gone = self.members.pop(0)
             self.results.pop(id(gone), None)
+        self._stacked, self._unstackable = None, False
         return member
+
+    def act_together(
+        self,
+        members: Sequence[PolicyOpponent],
+        boards: np.ndarray,
+        players: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """The pits of games facing ``members[i]`` (row ``i``), in one forward pass.
+
+        Games whose member has left the pool since their episode began, and pools
+        whose networks cannot be stacked, are answered member by member.
+        """
+        position = {id(m): i for i, m in enumerate(self.members)}
+        index = np.array([position.get(id(m), -1) for m in members], dtype=np.int64)
+        stacked = self._stack()
+        pits = np.empty(len(members), dtype=np.int64)
+        alone = np.flatnonzero(index < 0) if stacked is not None else np.arange(len(members))
+        if stacked is not None and alone.size < len(members):
+            rows = np.flatnonzero(index >= 0)
+            players = players.astype(np.int64)
+            obs = members[int(rows[0])].observation(boards[rows], players[rows])
+            masks = legal_masks(boards[rows], players[rows])
+            pits[rows] = stacked(obs, masks, index[rows], deterministic=False)
+        for member in {id(members[i]): members[i] for i in alone.tolist()}.values():
+            rows = np.array([i for i in alone.tolist() if members[i] is member])
+            pits[rows] = member.act(boards[rows], players[rows], rng)
+        return pits
+
+    def _stack(self) -> StackedActors | None:
+        """The members' networks stacked, built once per change of the pool (None: they
+        cannot be: another architecture, or an extractor the stack does not know)."""
+        if self._stacked is None and not self._unstackable:
+            from env.networks import StackedActors
+
+            try:
+                self._stacked = StackedActors([m.model for m in self.members])
+            except ValueError:
+                self._unstackable = True
+        return self._stacked
 
     def weights(self) -> np.ndarray:
         """The probability of each member (oldest first) for the next episode."""

@@ -4,21 +4,28 @@ Since SB3 1.8 the actor and critic of ``MlpPolicy`` never share hidden layers;
 sharing happens through the features extractor. ``SharedTrunk`` is that
 extractor: ``shared_trunk: [128]`` in a study puts one 128-unit layer under both
 heads (with ``share_features_extractor=True``), so "shared or separate" is a
-choice a study can search. ``Lookahead`` (``lookahead: 1|2`` in a study) adds each
-move's exact consequences to the 14 counts, without weights (see its docstring).
+choice a study can search. ``lookahead: 1|2`` in a study gives the network each
+move's exact consequences beside the 14 counts, without weights: the env computes
+them once per step (``env/features.py``) and :class:`PrecomputedLookahead` reads
+them. :class:`Lookahead`, which computed the same features in its forward pass (in
+every PPO epoch again), is kept for model files saved before, for SB3's own
+loader, and as the reference the features are tested against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
-from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from env.features import PER_MOVE, feature_count
+from env.observation import OBS_SIZE, Observation
 from env.options import DEFAULT_STONES
 from env.rules import BOARD_SIZE, N_PITS, opposite, pits_of, side_of, store_of
 
@@ -107,20 +114,26 @@ def _flip(view: torch.Tensor) -> torch.Tensor:
 
 
 class Lookahead(BaseFeaturesExtractor):
-    """The board plus, for each of the six moves, what it leads to (no weights).
+    """The board plus, for each of the six moves, what it leads to, computed in torch.
 
-    Why: an MLP on 14 seed counts must learn sowing arithmetic (where the last seed
-    lands, mod 13) before it can learn strategy; PPO spends millions of steps on it.
-    These features give the exact consequences of each move (``plies=1``: the
-    board after it, whether it is legal, earns another move, or ends the game) and,
-    with ``plies=2``, the best immediate store gain of whoever moves next (negative
-    when that is the opponent). The policy still chooses; nothing searches at play
-    time beyond these two plies. The observation stays the 14 counts, so any
-    loader that feeds a saved agent boards keeps working. ``hidden`` puts a shared
-    trunk (as :class:`SharedTrunk`) over the features.
+    Why the features: an MLP on 14 seed counts must learn sowing arithmetic (where
+    the last seed lands, mod 13) before it can learn strategy; PPO spends millions
+    of steps on it. These features give the exact consequences of each move
+    (``plies=1``: the board after it, whether it is legal, earns another move, or
+    ends the game) and, with ``plies=2``, the best immediate store gain of whoever
+    moves next (negative when that is the opponent). The policy still chooses;
+    nothing searches at play time beyond these two plies.
+
+    This extractor computes them from the 14 counts in its forward pass, so PPO
+    pays for them in every epoch and minibatch; training now uses
+    :class:`PrecomputedLookahead` over features the env computed once per step.
+    It stays for models saved with it (``env/policy_files.py`` loads them into the
+    new network with the same weights), for SB3's own loader, as the reference the
+    env's features are tested against, and as the benchmark's former path.
+    ``hidden`` puts a shared trunk (as :class:`SharedTrunk`) over the features.
     """
 
-    PER_MOVE: ClassVar[dict[int, int]] = {1: 17, 2: 19}
+    PER_MOVE: ClassVar[dict[int, int]] = PER_MOVE
 
     def __init__(
         self,
@@ -146,6 +159,11 @@ class Lookahead(BaseFeaturesExtractor):
         self.empty_capture = bool(empty_capture)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.features(observations)
+        return self.trunk(features) if self.trunk is not None else features
+
+    def features(self, observations: torch.Tensor) -> torch.Tensor:
+        """The counts and each move's features, before the trunk (if any)."""
         obs = observations.reshape(observations.shape[0], -1)
         counts = torch.round(obs * self.stones)
         after, legal, extra, over = _sow_all(counts, self.empty_capture)
@@ -154,8 +172,7 @@ class Lookahead(BaseFeaturesExtractor):
         if self.plies == 2:
             parts.append(self._reply_features(after, extra, over, obs.dtype))
         per_move = torch.cat(parts, dim=-1)  # (n, 6, PER_MOVE)
-        features = torch.cat([obs, per_move.reshape(obs.shape[0], -1)], dim=-1)
-        return self.trunk(features) if self.trunk is not None else features
+        return torch.cat([obs, per_move.reshape(obs.shape[0], -1)], dim=-1)
 
     def _reply_features(
         self, after: torch.Tensor, extra: torch.Tensor, over: torch.Tensor, dtype: torch.dtype
@@ -171,3 +188,260 @@ class Lookahead(BaseFeaturesExtractor):
         sign = torch.where(extra, 1.0, -1.0).to(dtype)
         live = (~over).to(dtype)
         return torch.stack([sign * best / self.stones * live, sign * again * live], dim=-1)
+
+
+class PrecomputedLookahead(BaseFeaturesExtractor):
+    """Reads the counts and the lookahead features the env computed (no weights).
+
+    Why: the features depend on the board alone, so they are computed once per
+    environment step, for all games in one numba call (``env/features.py``), and
+    stored in the rollout buffer with the observation; the PPO update then reads
+    them in every epoch instead of recomputing them (what :class:`Lookahead`
+    does). The observation is the counts followed by the features
+    (:class:`env.observation.Observation` with ``lookahead=plies``); its keyword
+    arguments are :class:`Lookahead`'s, so a model file names what its network
+    expects, and ``hidden`` puts the same shared trunk over the features (the
+    weights of a ``Lookahead`` network load into this one unchanged).
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        plies: int = 2,
+        stones: int = DEFAULT_STONES,
+        empty_capture: bool = False,
+        hidden: Sequence[int] = (),
+        *,
+        seeds: int | None = None,
+    ) -> None:
+        stones = stones if seeds is None else seeds  # as Lookahead: the older name
+        n_features = OBS_SIZE + feature_count(plies)
+        found = get_flattened_obs_dim(observation_space)
+        if found != n_features:
+            raise ValueError(
+                f"lookahead {plies}: expected observations of {n_features} values (the "
+                f"counts and each move's features), but got {found}; build the env with "
+                f"lookahead={plies}"
+            )
+        hidden = list(hidden)
+        super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
+        self.trunk = _mlp(n_features, hidden) if hidden else None
+        self.plies = int(plies)
+        self.stones = int(stones)
+        self.empty_capture = bool(empty_capture)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.features(observations)
+        return self.trunk(features) if self.trunk is not None else features
+
+    def features(self, observations: torch.Tensor) -> torch.Tensor:
+        """The counts and each move's features, as the env computed them."""
+        return observations.reshape(observations.shape[0], -1)
+
+
+def expected_observation(policy: Any, stones: int = DEFAULT_STONES) -> Observation:
+    """What ``policy`` (an SB3 policy, or a model holding one) must be shown.
+
+    A :class:`PrecomputedLookahead` network reads the features after the counts;
+    every other network (``Lookahead`` included, which computes them itself)
+    reads the 14 counts.
+    """
+    policy = getattr(policy, "policy", policy)
+    extractor = getattr(policy, "features_extractor", None)
+    if isinstance(extractor, PrecomputedLookahead):
+        return Observation(stones, extractor.plies, extractor.empty_capture)
+    return Observation(stones)
+
+
+_MASKED_LOGIT = -1.0e8  # what sb3-contrib's MaskableCategorical gives a masked action
+
+
+def _leaves(module: nn.Module) -> list[nn.Module]:
+    """The modules a ``Sequential`` (nested or not) applies, in order."""
+    if isinstance(module, nn.Sequential):
+        return [leaf for child in module for leaf in _leaves(child)]
+    return [module]
+
+
+class PolicyActor:
+    """The actions ``policy.predict(observations, action_masks=masks)`` picks, made faster.
+
+    Why: a league's policy opponents (every pool snapshot, the learner) act once per
+    ply each, on a few games, and ``predict`` then costs several times the network
+    itself: it switches every module to eval mode, checks the observation, calls
+    each layer through ``nn.Module``'s hook machinery, and builds two
+    ``torch.distributions`` objects per call. Here the same tensor operations run
+    in the same order (the actor's layers, each by its own ``forward``; sb3-contrib's
+    masking: normalized logits, masked ones set to -1e8 and normalized again; then
+    the softmax's argmax or one ``torch.multinomial`` draw), so the actions, and
+    the random numbers drawn, are ``predict``'s own (a test compares them). Built
+    once per opponent; the layers read the policy's current weights at each call.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.extractor = policy.pi_features_extractor
+        layers = [*_leaves(policy.mlp_extractor.policy_net), policy.action_net]
+        self.layers = [layer.forward for layer in layers]
+        self.n_actions = int(policy.action_space.n)
+        weight = policy.action_net.weight
+        self.device = weight.device
+        self.masked_logit = torch.tensor(_MASKED_LOGIT, dtype=weight.dtype, device=self.device)
+
+    def __call__(
+        self, observations: np.ndarray, masks: np.ndarray, deterministic: bool
+    ) -> np.ndarray:
+        policy = self.policy
+        if policy.training:
+            policy.set_training_mode(False)  # as predict does; a frozen snapshot never is
+        with torch.no_grad():
+            obs = torch.as_tensor(observations, device=self.device)
+            # As get_distribution: the actor's extractor over the preprocessed observation.
+            x = self.extractor(
+                preprocess_obs(obs, policy.observation_space, policy.normalize_images)
+            )
+            for forward in self.layers:
+                x = forward(x)
+            return _choose(x.view(-1, self.n_actions), masks, self.masked_logit, deterministic)
+
+
+def _choose(
+    logits: torch.Tensor, masks: np.ndarray, masked_logit: torch.Tensor, deterministic: bool
+) -> np.ndarray:
+    """sb3-contrib's masked Categorical, operation for operation: normalized logits,
+    masked ones set to -1e8 and normalized again, then the softmax's argmax or one
+    ``torch.multinomial`` draw for all rows."""
+    logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+    allowed = torch.as_tensor(masks, dtype=torch.bool, device=logits.device)
+    masked = torch.where(allowed.reshape(logits.shape), logits, masked_logit)
+    probs = torch.softmax(masked - masked.logsumexp(dim=-1, keepdim=True), dim=-1)
+    actions = probs.argmax(-1) if deterministic else torch.multinomial(probs, 1, True).T
+    return actions.cpu().numpy().reshape(-1).astype(np.int64)
+
+
+def _flatten_rows(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1)
+
+
+def _actor_chain(policy: Any) -> tuple[Any, list[nn.Module], tuple[str, ...]] | None:
+    """A policy's actor as (a weightless first step, the layers after it, its shape).
+
+    The first step turns the observations into the extractor's features without
+    weights (the lookahead features, or a flatten); the layers are the extractor's
+    trunk, the actor's hidden layers and its action layer, ``nn.Flatten`` left out
+    (a no-op on rows). The shape names what must agree for networks to be stacked:
+    the first step's settings, each layer's kind and sizes. ``None`` for an
+    extractor this does not know.
+    """
+    extractor = policy.pi_features_extractor
+    first: Callable[[torch.Tensor], torch.Tensor]
+    if isinstance(extractor, Lookahead | PrecomputedLookahead):
+        first, trunk = extractor.features, extractor.trunk
+        key = f"{type(extractor).__name__}({extractor.plies},{extractor.stones},{extractor.empty_capture})"
+    elif isinstance(extractor, SharedTrunk) or type(extractor).__name__ == "FlattenExtractor":
+        first, trunk, key = _flatten_rows, getattr(extractor, "net", None), "flatten"
+    else:
+        return None
+    leaves = _leaves(trunk) if trunk is not None else []
+    leaves += [*_leaves(policy.mlp_extractor.policy_net), policy.action_net]
+    layers = [leaf for leaf in leaves if not isinstance(leaf, nn.Flatten)]
+    shape = [
+        f"Linear({m.in_features},{m.out_features})"
+        if isinstance(m, nn.Linear)
+        else repr(m) + ("+weights" if any(True for _ in m.parameters()) else "")
+        for m in layers
+    ]
+    return first, layers, (key, *shape)
+
+
+class StackedActors:
+    """Policies of one architecture acting as one network: one pass for all their games.
+
+    Why: a snapshot pool holds up to ``pool_size`` frozen copies of the learner,
+    and every one of them answered its few games with its own forward pass per
+    ply, about 13 passes per step of 64 games with a full pool of 9, each costing
+    what small tensor operations cost (dispatch, not arithmetic). Here the
+    members' layer weights are stacked once, and each layer is one batched matmul
+    (``torch.baddbmm``) over every member's games (padded to the largest group);
+    then the masked choice is :func:`_choose`'s, as for one policy. The batched
+    matmul may round differently from one policy's in the last bit, and the games
+    draw their actions in one ``torch.multinomial`` call, so the pool's games are
+    not bit for bit what separate passes would play; each member's action
+    probabilities are the same (a test compares them). Only for frozen weights:
+    the stack is a copy.
+    """
+
+    def __init__(self, policies: Sequence[Any]) -> None:
+        chains = [_actor_chain(p) for p in policies]
+        shapes = {c[2] if c is not None else ("unknown extractor",) for c in chains}
+        if len(shapes) != 1 or None in chains or any("+weights" in s for s in next(iter(shapes))):
+            raise ValueError(
+                f"expected networks of one architecture to stack, but got {sorted(shapes)}"
+            )
+        first, layers, _ = chains[0]  # type: ignore[misc]
+        self.first = first
+        self.k = len(policies)
+        self.steps: list[Any] = []
+        for i, module in enumerate(layers):
+            if isinstance(module, nn.Linear):
+                mats: list[nn.Linear] = [c[1][i] for c in chains]  # type: ignore[index, misc]
+                weight = torch.stack([m.weight.detach().T for m in mats]).contiguous()
+                bias = torch.stack([m.bias.detach() for m in mats])[:, None, :].contiguous()
+                self.steps.append((weight, bias))
+            else:
+                self.steps.append(module.forward)
+        self.policy = policies[0]
+        self.n_actions = int(self.policy.action_space.n)
+        weight = self.policy.action_net.weight
+        self.masked_logit = torch.tensor(_MASKED_LOGIT, dtype=weight.dtype, device=weight.device)
+
+    def __call__(
+        self, observations: np.ndarray, masks: np.ndarray, member: np.ndarray, deterministic: bool
+    ) -> np.ndarray:
+        """Actions for rows of ``observations``; row ``i`` is for policy ``member[i]``."""
+        device = self.masked_logit.device
+        with torch.no_grad():
+            obs = torch.as_tensor(observations, device=device)
+            policy = self.policy
+            x = self.first(preprocess_obs(obs, policy.observation_space, policy.normalize_images))
+            present = np.unique(member)
+            # Few members with games (a later round of a ply): each on its own rows,
+            # rather than a pass over every member's weights.
+            if 2 * present.size <= self.k:
+                logits = self._each(x, member, present)
+            else:
+                logits = self._stacked(x, member)
+            return _choose(
+                logits.reshape(-1, self.n_actions), masks, self.masked_logit, deterministic
+            )
+
+    def _stacked(self, x: torch.Tensor, member: np.ndarray) -> torch.Tensor:
+        """All members at once: rows padded per member, one batched matmul per layer."""
+        counts = np.bincount(member, minlength=self.k)
+        order = np.argsort(member, kind="stable")
+        slot = np.empty_like(member)
+        slot[order] = np.arange(member.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        who = torch.as_tensor(member, device=x.device)
+        where = torch.as_tensor(slot, device=x.device)
+        padded = x.new_zeros((self.k, int(counts.max()), x.shape[1]))
+        padded[who, where] = x
+        for step in self.steps:
+            padded = (
+                torch.baddbmm(step[1], padded, step[0]) if isinstance(step, tuple) else step(padded)
+            )
+        return padded[who, where]
+
+    def _each(self, x: torch.Tensor, member: np.ndarray, present: np.ndarray) -> torch.Tensor:
+        """The members in ``present``, each on its rows, with its slice of the stack."""
+        logits = x.new_empty((member.size, self.n_actions))
+        for k in present:
+            rows = torch.as_tensor(np.flatnonzero(member == k), device=x.device)
+            y = x[rows]
+            for step in self.steps:
+                y = (
+                    torch.addmm(step[1][k, 0], y, step[0][k])
+                    if isinstance(step, tuple)
+                    else step(y)
+                )
+            logits[rows] = y
+        return logits

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 import numpy as np
 from numba import njit
 
-from env.observation import observe
 from env.options import DEFAULT_STONES
 from env.rules import N_PITS, _apply_one, legal_masks, pit_index, store_of
 
@@ -177,8 +176,10 @@ class MinimaxOpponent:
 class PolicyOpponent:
     """A trained (Maskable)PPO policy: from a model object or an SB3 ``.zip`` file.
 
-    It sees the board from its own seat, as it did in training, and acts with
-    action masks so that it never picks an empty pit.
+    It sees the board from its own seat, as it did in training, and the features
+    its network reads (``env.networks.expected_observation``: the counts, or the
+    counts and the lookahead features, computed for all its games in one call);
+    it acts with action masks so that it never picks an empty pit.
     """
 
     def __init__(
@@ -195,15 +196,26 @@ class PolicyOpponent:
             path = Path(model)
             model = load_policy(path, device="cpu")  # PolicyFileError is a ValueError
             name = name or f"policy:{path}"
+        from env.networks import PolicyActor, expected_observation
+
         self.model = model
         self.stones = stones
+        self.observation = expected_observation(model, stones)
         self.deterministic = deterministic
         self.name = name or "policy"
+        # A snapshot pool (env.league) that answers its members' games in one pass.
+        self.team: Any = None
+        policy = getattr(model, "policy", model)
+        # SB3's actor-critic policies act through the fast path; anything else with a
+        # predict() (a stand-in in a test, another algorithm) through predict().
+        self._actor = PolicyActor(policy) if hasattr(policy, "mlp_extractor") else None
 
     def act(self, boards: np.ndarray, players: np.ndarray, rng: np.random.Generator):
         players = players.astype(np.int64)
-        obs = observe(boards, players, self.stones)
+        obs = self.observation(boards, players)
         masks = legal_masks(boards, players)
+        if self._actor is not None:
+            return self._actor(obs, masks, self.deterministic)
         actions, _ = self.model.predict(obs, action_masks=masks, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(-1)
 

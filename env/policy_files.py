@@ -15,6 +15,14 @@ an activation and a features extractor, each by a name from an allow-list below.
 without the metadata is refused, unless the caller passes ``trust_pickle=True``
 (SB3's own loader, for files from a source you trust).
 
+The metadata also says what the network reads: ``observation_shape`` and the
+features extractor (``PrecomputedLookahead``: the counts and the lookahead
+features; anything else: the 14 counts), which
+``env.networks.expected_observation`` turns into the observations a policy
+opponent builds. A file saved before the features moved into the env names
+``Lookahead`` (features computed in the forward pass): it is loaded as the same
+network reading precomputed features, with the same weights (see :func:`_upgraded`).
+
 torch and sb3-contrib are imported inside the functions, so that the study-file
 checks can read :data:`ACTIVATIONS` without loading torch.
 """
@@ -27,6 +35,8 @@ import math
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from env.options import DEFAULT_STONES
 
 FORMAT = "kalaha-tuner/policy/v1"
 META_ENTRY = "kalaha_policy.json"
@@ -55,7 +65,9 @@ EXTRACTOR_KWARGS = {
     "FlattenExtractor": set(),
     "SharedTrunk": {"hidden"},
     "Lookahead": {"plies", "stones", "empty_capture", "hidden"},
+    "PrecomputedLookahead": {"plies", "stones", "empty_capture", "hidden"},
 }
+LOOKAHEAD_EXTRACTORS = ("Lookahead", "PrecomputedLookahead")
 FEATURES_EXTRACTORS = tuple(EXTRACTOR_KWARGS)
 TRUST_HINT = (
     "load it only if you trust where it came from, with --trust-pickle "
@@ -144,7 +156,7 @@ def _layers(value: Any, where: str) -> list[int]:
 def _upgrade_meta(meta: Any) -> Any:
     """Metadata written before stones per pit were called stones: the lookahead features'
     ``seeds`` is their ``stones`` (the committed selfplay agent has it)."""
-    if not isinstance(meta, dict) or meta.get("features_extractor") != "Lookahead":
+    if not isinstance(meta, dict) or meta.get("features_extractor") not in LOOKAHEAD_EXTRACTORS:
         return meta
     kwargs = meta.get("features_extractor_kwargs")
     if not isinstance(kwargs, dict) or "seeds" not in kwargs or "stones" in kwargs:
@@ -155,7 +167,6 @@ def _upgrade_meta(meta: Any) -> Any:
 
 def _check_meta(meta: Any) -> dict[str, Any]:
     """Every field of the metadata, type-checked; nothing in it is ever executed."""
-    from env.observation import OBS_SIZE
     from env.rules import N_PITS
 
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -179,11 +190,6 @@ def _check_meta(meta: Any) -> dict[str, Any]:
         raise PolicyFileError(
             f"{META_ENTRY}: expected the keys {sorted(expected)}, but got {sorted(meta)}"
         )
-    if meta["observation_shape"] != [OBS_SIZE] or meta["n_actions"] != N_PITS:
-        raise PolicyFileError(
-            f"{META_ENTRY}: expected a Kalah policy ({OBS_SIZE} observations, {N_PITS} "
-            f"actions), but got {meta['observation_shape']!r} and {meta['n_actions']!r}"
-        )
     for key in ("observation_low", "observation_high"):
         if not isinstance(meta[key], int | float) or not math.isfinite(meta[key]):
             raise PolicyFileError(f"{META_ENTRY}: {key}: expected a number, got {meta[key]!r}")
@@ -192,7 +198,19 @@ def _check_meta(meta: Any) -> dict[str, Any]:
             raise PolicyFileError(f"{META_ENTRY}: {key}: expected true/false, got {meta[key]!r}")
     _check_net_arch(meta["net_arch"])
     activation_class(meta["activation_fn"])
-    _check_features_extractor(meta["features_extractor"], meta["features_extractor_kwargs"])
+    extractor, kwargs = meta["features_extractor"], meta["features_extractor_kwargs"]
+    _check_features_extractor(extractor, kwargs)
+    if kwargs.get("plies", 2) not in (1, 2) or not 1 <= kwargs.get("stones", 4) <= 12:
+        raise PolicyFileError(
+            f"features_extractor_kwargs: expected plies 1 or 2 and stones 1..12, but got {kwargs!r}"
+        )
+    size = observation_of(meta).size
+    if meta["observation_shape"] != [size] or meta["n_actions"] != N_PITS:
+        raise PolicyFileError(
+            f"{META_ENTRY}: expected a Kalah policy ({size} observations for a {extractor} "
+            f"network, {N_PITS} actions), but got {meta['observation_shape']!r} and "
+            f"{meta['n_actions']!r}"
+        )
     return meta
 
 
@@ -227,6 +245,38 @@ def _check_features_extractor(extractor: Any, kwargs: Any) -> None:
                 f"features_extractor_kwargs.{key}: expected {kind.__name__}, "
                 f"but got {kwargs[key]!r}"
             )
+
+
+def observation_of(meta: dict[str, Any]) -> Any:
+    """The :class:`env.observation.Observation` the network a metadata describes reads."""
+    from env.observation import Observation
+
+    kwargs = meta["features_extractor_kwargs"]
+    stones = kwargs.get("stones", DEFAULT_STONES)
+    if meta["features_extractor"] != "PrecomputedLookahead":
+        return Observation(stones)
+    return Observation(stones, kwargs.get("plies", 2), kwargs.get("empty_capture", False))
+
+
+def _upgraded(meta: dict[str, Any]) -> dict[str, Any]:
+    """A ``Lookahead`` network's metadata -> the same network reading precomputed features.
+
+    Why: ``Lookahead`` computes the features in its forward pass and has no
+    weights of its own (a trunk over the features is named alike in both), so
+    the saved weights load unchanged into a ``PrecomputedLookahead`` network, and
+    an agent saved before the features moved into the env plays on the same path
+    as a new one: its features computed once per ply for all its games, the same
+    values bit for bit (tests check both).
+    """
+    if meta["features_extractor"] != "Lookahead":
+        return meta
+    new = {**meta, "features_extractor": "PrecomputedLookahead"}
+    space = observation_of(new).space()
+    return new | {
+        "observation_shape": [int(space.shape[0])],
+        "observation_low": float(space.low.min()),
+        "observation_high": float(space.high.max()),
+    }
 
 
 def _open(path: Path) -> zipfile.ZipFile:
@@ -277,7 +327,7 @@ def load_policy(path: str | Path, *, device: str = "cpu", trust_pickle: bool = F
             if isinstance(err, PolicyFileError):
                 raise PolicyFileError(f"policy file {str(path)!r}: {err}") from None
             raise PolicyFileError(f"policy file {str(path)!r} is damaged: {err}") from None
-    return _build(meta, weights, device, str(path))
+    return _build(_upgraded(meta), weights, device, str(path))
 
 
 def _build(meta: dict[str, Any], weights: bytes, device: str, source: str) -> Any:

@@ -78,8 +78,13 @@ class PolicyEvaluator:
     """
 
     def __init__(self, policy: Any, stones: int = DEFAULT_STONES, max_batch: int = 4096) -> None:
+        from env.networks import expected_observation
+
         self.policy = policy
         self.stones = int(stones)
+        # A view is the board seen by its mover, as if seat 0: what the network reads of
+        # it (the counts, and the lookahead features where the network reads them).
+        self.observation = expected_observation(policy, self.stones)
         self.max_batch = int(max_batch)
         self.calls = 0  # forward passes so far: what the benchmarks count
         self.boards = 0
@@ -100,7 +105,8 @@ class PolicyEvaluator:
         self.calls += 1
         self.boards += views.shape[0]
         policy = self.policy
-        obs = torch.as_tensor(views.astype(np.float32) / float(self.stones), device=policy.device)
+        movers = np.zeros(views.shape[0], dtype=np.int64)
+        obs = torch.as_tensor(self.observation(views, movers), device=policy.device)
         with torch.inference_mode():
             features = policy.extract_features(obs)
             if policy.share_features_extractor:

@@ -24,7 +24,6 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from env.games import GameTable
-from env.observation import observation_space
 from env.options import DEFAULTS, GameOptions
 from env.rules import N_PITS
 
@@ -34,8 +33,10 @@ class KalahaVecEnv(VecEnv):
 
     Takes the :class:`env.options.GameOptions` as they are (``KalahaEnv``'s keywords
     build the same object), so the league names of the opponent mix become league
-    sources (``env.league``), read back through :attr:`sources`. With ``seed=s``,
-    game ``i`` plays the episodes a ``KalahaEnv`` reset with seed ``s + i`` plays.
+    sources (``env.league``), read back through :attr:`sources`. ``lookahead`` (1 or 2)
+    appends each move's features to the observations (``env/features.py``), computed
+    once per step for all games. With ``seed=s``, game ``i`` plays the episodes a
+    ``KalahaEnv`` reset with seed ``s + i`` plays.
     """
 
     def __init__(
@@ -44,14 +45,15 @@ class KalahaVecEnv(VecEnv):
         options: GameOptions = DEFAULTS,
         *,
         seat: int | None = None,
+        lookahead: int = 0,
         seed: int | None = None,
     ) -> None:
         if not isinstance(n_envs, int) or n_envs < 1:
             raise ValueError(f"n_envs must be a positive integer, but got {n_envs!r}")
-        self.table = GameTable(n_envs, options, seat=seat)
+        self.table = GameTable(n_envs, options, seat=seat, lookahead=lookahead)
         self.options = options
         self.render_mode = None  # read by VecEnv.__init__; the table draws no images
-        super().__init__(n_envs, observation_space(options.stones), spaces.Discrete(N_PITS))
+        super().__init__(n_envs, self.table.observation.space(), spaces.Discrete(N_PITS))
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(n_envs, dtype=np.float64)
         self._lengths = np.zeros(n_envs, dtype=np.int64)
@@ -97,10 +99,10 @@ class KalahaVecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         done_idx = np.flatnonzero(dones)
         if done_idx.size:
-            terminal = self.table.observations()
+            terminal = self.table.observations(done_idx)  # features only where needed
             elapsed = round(time.perf_counter() - self._t0, 6)
-            for i in done_idx:
-                infos[i]["terminal_observation"] = terminal[i]
+            for row, i in enumerate(done_idx):
+                infos[i]["terminal_observation"] = terminal[row]
                 infos[i]["episode"] = {
                     "r": float(self._returns[i]),
                     "l": int(self._lengths[i]),

@@ -143,3 +143,87 @@ def test_epsilon_opponent_plays_random_moves_at_its_rate():
 def test_bad_epsilon_specs_are_rejected(spec):
     with pytest.raises(ValueError, match=r"@EPS"):
         make_opponent(spec)
+
+
+def _distinct_pool(size: int, **policy_kwargs) -> tuple[SnapshotPool, MaskablePPO]:
+    """A pool of ``size`` snapshots with different weights (the learner nudged between)."""
+    model = MaskablePPO(
+        "MlpPolicy",
+        KalahaVecEnv(4, lookahead=policy_kwargs.pop("lookahead", 0), seed=0),
+        policy_kwargs={"net_arch": [16, 16], **policy_kwargs},
+        seed=0,
+    )
+    pool = SnapshotPool(size=size, sampling="uniform")
+    for t in range(size):
+        with torch.no_grad():
+            for p in model.policy.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        pool.add(model.policy, timestep=t)
+    return pool, model
+
+
+def _positions(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    table = GameTable(n, GameOptions(opening_plies=9))
+    for i in range(n):
+        table.streams.reseed(i, np.random.default_rng(seed + i))
+    table.start(np.arange(n))
+    return table.boards.copy(), table.seat.copy()
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_a_pool_answers_all_its_members_games_in_one_pass_as_each_member_would(lookahead):
+    """The stacked pass gives each game its own member's action distribution: the same
+    greedy actions as the member alone, sampled ones with the same frequencies."""
+    from env.networks import PrecomputedLookahead
+
+    extra = {}
+    if lookahead:
+        extra = {
+            "lookahead": lookahead,
+            "features_extractor_class": PrecomputedLookahead,
+            "features_extractor_kwargs": {"plies": lookahead},
+        }
+    pool, _ = _distinct_pool(4, **extra)
+    boards, players = _positions(120)
+    stacked = pool._stack()
+    assert stacked is not None
+    obs = pool.members[0].observation(boards, players)
+    # Every member with games (one pass over the stack), and two of four (each alone).
+    for index in (np.arange(120) % 4, 1 + np.arange(120) % 2):
+        greedy = stacked(obs, legal_masks(boards, players), index, deterministic=True)
+        for k in np.unique(index):
+            rows = np.flatnonzero(index == k)
+            alone = pool.members[k].model.predict(
+                obs[rows], action_masks=legal_masks(boards[rows], players[rows]), deterministic=True
+            )[0]
+            np.testing.assert_array_equal(greedy[rows], alone)
+    # Sampled: one position per member, 4,000 draws each, against predict's probabilities.
+    one = np.repeat(np.arange(4), 4000)  # member k plays position k, 4,000 times
+    drawn = pool.act_together([pool.members[k] for k in one], boards[one], players[one], None)
+    for k, member in enumerate(pool.members):
+        dist = member.model.get_distribution(
+            torch.as_tensor(obs[k : k + 1]), legal_masks(boards[k : k + 1], players[k : k + 1])
+        )
+        probs = dist.distribution.probs.detach().numpy()[0]
+        freq = np.bincount(drawn[one == k], minlength=6) / 4000
+        np.testing.assert_allclose(freq, probs, atol=0.03)
+
+
+def test_games_whose_snapshot_left_the_pool_are_still_answered_by_it():
+    pool, model = _distinct_pool(2)
+    gone = pool.members[0]
+    pool.add(model.policy, timestep=99)  # the oldest leaves a full pool
+    assert gone not in pool.members
+    boards, players = _positions(10)
+    faced = [gone] * 5 + pool.members[:1] * 5
+    torch.manual_seed(0)
+    pits = pool.act_together(faced, boards, players, None)
+    masks = legal_masks(boards, players)
+    assert masks[np.arange(10), pits].all()
+    alone = gone.model.predict(
+        gone.observation(boards[:5], players[:5]), action_masks=masks[:5], deterministic=True
+    )[0]
+    gone.deterministic = True
+    np.testing.assert_array_equal(
+        pool.act_together([gone] * 5, boards[:5], players[:5], None), alone
+    )

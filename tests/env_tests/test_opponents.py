@@ -301,3 +301,42 @@ def test_policy_opponent_loads_a_saved_zip(tmp_path, one_torch_thread):
     kalaha = KalahaEnv(opponent=f"policy:{path}", seat=1)
     kalaha.reset(seed=0)
     assert kalaha.step(int(np.flatnonzero(kalaha.action_masks())[0]))[0].shape == (14,)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_policy_opponents_pick_what_predict_picks_from_the_same_random_numbers(
+    one_torch_thread, deterministic, lookahead
+):
+    """PolicyOpponent's fast path (env.networks.PolicyActor) gives MaskablePPO.predict's
+    actions, sampled ones included: the same draws from torch's generator, which both
+    leave in the same state; like predict, it puts a policy in training mode into eval."""
+    import torch
+
+    from env.networks import PrecomputedLookahead
+
+    policy_kwargs = {"net_arch": [16, 16]}
+    if lookahead:
+        policy_kwargs |= {
+            "features_extractor_class": PrecomputedLookahead,
+            "features_extractor_kwargs": {"plies": lookahead},
+            "share_features_extractor": False,
+        }
+    model = MaskablePPO(
+        "MlpPolicy", KalahaEnv(lookahead=lookahead), policy_kwargs=policy_kwargs, seed=0
+    )
+    opponent = PolicyOpponent(model, deterministic=deterministic)
+    boards, players = random_positions(n_games=40, rng=2)
+    obs, masks = opponent.observation(boards, players), legal_masks(boards, players)
+    for rows in (slice(0, 3), slice(0, None)):
+        model.policy.set_training_mode(True)
+        torch.manual_seed(5)
+        fast = opponent.act(boards[rows], players[rows], np.random.default_rng(0))
+        after_fast = torch.rand(3)
+        assert not model.policy.training
+        torch.manual_seed(5)
+        expected, _ = model.predict(
+            obs[rows], action_masks=masks[rows], deterministic=deterministic
+        )
+        np.testing.assert_array_equal(fast, expected)
+        assert torch.equal(torch.rand(3), after_fast)

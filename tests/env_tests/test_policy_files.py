@@ -37,10 +37,10 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def tiny(**policy_kwargs) -> MaskablePPO:
+def tiny(lookahead: int = 0, **policy_kwargs) -> MaskablePPO:
     return MaskablePPO(
         "MlpPolicy",
-        KalahaEnv(),
+        KalahaEnv(lookahead=lookahead),
         n_steps=32,
         batch_size=32,
         policy_kwargs={"net_arch": [8], **policy_kwargs},
@@ -99,8 +99,16 @@ def plant_payload(path: Path, out: Path, marker: Path) -> Path:
             "features_extractor_kwargs": {"plies": 2, "stones": 4, "hidden": [16]},
             "share_features_extractor": True,
         },
+        {
+            "lookahead": 1,
+            "features_extractor_class": __import__(
+                "env.networks", fromlist=["PrecomputedLookahead"]
+            ).PrecomputedLookahead,
+            "features_extractor_kwargs": {"plies": 1, "stones": 4, "hidden": [16]},
+            "share_features_extractor": False,
+        },
     ],
-    ids=["default", "split-relu", "shared-trunk", "lookahead-trunk"],
+    ids=["default", "split-relu", "shared-trunk", "lookahead-trunk", "precomputed-split"],
 )
 def test_a_saved_policy_loads_from_metadata_and_plays_as_the_model(
     tmp_path, one_torch_thread, policy_kwargs
@@ -178,6 +186,12 @@ def test_pickled_weights_and_metadata_outside_the_allow_list_are_refused(
         ("features_extractor_kwargs", {"cmd": "ls"}, "features_extractor_kwargs"),
         ("net_arch", [10**9], "layer widths"),
         ("n_actions", 7, "expected a Kalah policy"),
+        ("observation_shape", [128], r"expected a Kalah policy \(14 observations"),
+        (
+            "features_extractor",
+            "PrecomputedLookahead",
+            r"\(128 observations for a PrecomputedLookahead",
+        ),
         ("format", "other", "expected format"),
     ]:
         bad = rewrite(

@@ -153,11 +153,19 @@ def materialize(ppo_kwargs: dict[str, Any], game: GameOptions = DEFAULTS) -> dic
         if trunk:  # shared layers, over the counts or over the lookahead features
             extractor["hidden"] = list(trunk)
             policy["share_features_extractor"] = True
-        policy["features_extractor_class"] = networks.Lookahead if plies else networks.SharedTrunk
+        policy["features_extractor_class"] = (
+            networks.PrecomputedLookahead if plies else networks.SharedTrunk
+        )
         policy["features_extractor_kwargs"] = extractor
     if policy:
         out["policy_kwargs"] = policy
     return out
+
+
+def lookahead_plies(ppo_kwargs: dict[str, Any]) -> int:
+    """The lookahead plies a config's network reads: the env must compute those features
+    (``KalahaVecEnv(lookahead=...)``), since the network only reads them."""
+    return int(ppo_kwargs.get("policy_kwargs", {}).get("lookahead", 0) or 0)
 
 
 class _linear_schedule:

@@ -23,7 +23,7 @@ from env.league import SnapshotPool, attach_learner, pools
 from env.options import GameOptions
 from env.vec_env import KalahaVecEnv
 from tuner.base.errors import ConfigError, UserError
-from tuner.config.space import materialize
+from tuner.config.space import lookahead_plies, materialize
 from tuner.config.spec import EvaluationSpec
 from tuner.storage.rdb import worker_name
 from tuner.strength.evaluate import make_evaluator
@@ -95,14 +95,18 @@ class TrainingRun:
         return self.timesteps / max(self.train_seconds, 1e-9)
 
 
-def make_training_env(game: GameOptions, n_envs: int, seed: int) -> KalahaVecEnv:
+def make_training_env(
+    game: GameOptions, n_envs: int, seed: int, lookahead: int = 0
+) -> KalahaVecEnv:
     """The training envs: ``KalahaVecEnv``, all games stepped in one batch.
 
     Env ``i`` is seeded ``seed + i``. A league (``self``, ``pool``) is built by the vec
-    env from ``game``, and read back through its ``sources``. (``benchmarks/training.py``
-    puts SB3's ``DummyVecEnv`` in its place to measure what the batch gains.)
+    env from ``game``, and read back through its ``sources``. ``lookahead``
+    (``space.lookahead_plies`` of the config) has the env compute the features the
+    network reads, once per step. (``benchmarks/training.py`` puts SB3's
+    ``DummyVecEnv`` in its place to measure what the batch gains.)
     """
-    return KalahaVecEnv(n_envs, game, seed=seed)
+    return KalahaVecEnv(n_envs, game, seed=seed, lookahead=lookahead)
 
 
 @contextmanager
@@ -124,14 +128,14 @@ def distribution_checks_off() -> Iterator[None]:
         Distribution.set_default_validate_args(before)
 
 
-def _config_env(game: GameOptions, n_envs: int, seed: int) -> VecEnv:
+def _config_env(game: GameOptions, n_envs: int, seed: int, lookahead: int) -> VecEnv:
     """The training envs, or a one-line :class:`ConfigError` when the options are bad.
 
     A bad env option is the study file's fault, not the trial's: the worker
     records a ConfigError without spending the budget.
     """
     try:
-        return make_training_env(game, n_envs, seed)
+        return make_training_env(game, n_envs, seed, lookahead)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"the env cannot be built from the env options: {_line(err)}") from None
 
@@ -186,7 +190,7 @@ def train(
     ``restore(model, pools)`` (``tuner.pbt``) loads a member's state into the new model
     and its pools; ``eval_seed`` (default ``seed``) seeds the evaluations' openings.
     """
-    envs = _config_env(game, n_envs, seed)
+    envs = _config_env(game, n_envs, seed, lookahead_plies(ppo_kwargs))
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])

@@ -14,7 +14,7 @@ from support import REPO_ROOT, write_study
 from tuner.base.errors import UserError
 from tuner.cli import main
 from tuner.config.loading import load_spec, parse_spec, resolve_study_path
-from tuner.config.space import materialize, sample, to_config
+from tuner.config.space import lookahead_plies, materialize, sample, to_config
 from tuner.trial.training import make_training_env
 
 STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
@@ -30,7 +30,8 @@ def test_shipped_study_validates_and_builds_a_model(path: Path):
     for _ in range(3):
         trial = study.ask()
         config = to_config(spec, sample(spec, trial))
-        vec = make_training_env(config.game, spec.budget.n_envs, seed=0)
+        plies = lookahead_plies(config.ppo_kwargs)
+        vec = make_training_env(config.game, spec.budget.n_envs, seed=0, lookahead=plies)
         built = materialize(config.ppo_kwargs, config.game)
         model = MaskablePPO("MlpPolicy", vec, device="cpu", **built)
         assert model.batch_size <= model.n_steps * spec.budget.n_envs
