@@ -361,6 +361,8 @@ def train_from_export(
         )
     if run.state.diverged:
         raise UserError(f"training diverged: {run.state.diverged}")
+    if run.state.stalled:
+        raise UserError(f"training stopped: {run.state.stalled}")
     out = out or model_path(export, runs_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)
