@@ -151,9 +151,9 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     summary = worker.run()
     if summary.config_error:
         raise UserError(
-            f"{summary.config_error}. The worker stopped: its trials kept failing with this "
-            "configuration error (such trials do not count against n_trials); fix the study "
-            "file and run again"
+            f"{summary.config_error}. The worker stopped: {summary.config_errors} of its trials "
+            "failed on a configuration error (such trials do not count against n_trials); fix "
+            "the study file and run again"
         )
     counts = ", ".join(f"{s}={summary.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
     stop = f" (stopped by {summary.stopped_by})" if summary.stopped_by else ""

@@ -31,6 +31,11 @@ P = TypeVar("P")
 DEFAULT_RUNS = Path("runs")
 DEFAULT_STUDIES = Path("studies")
 DEVICES = "auto, cpu, cuda or cuda:N"
+# A worker's storage settings, bounded: a day is far above any useful interval, and far
+# below what a thread's wait overflows on. The grace period is at least this many
+# heartbeat intervals, so that one late beat never fails a live trial as stale.
+MAX_SECONDS = 86_400
+BEATS_PER_GRACE = 3
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and check every variable; a :class:`UserError` names the first bad one."""
         env = _Reader(os.environ if environ is None else environ)
-        return cls(
+        settings = cls(
             storage_url=env.text("OPTUNA_STORAGE"),
             runs_dir=Path(env.text("KALAHA_RUNS") or DEFAULT_RUNS),
             studies_dir=Path(env.text("KALAHA_STUDIES") or DEFAULT_STUDIES),
@@ -72,10 +77,10 @@ class Settings:
             worker_index=env.integer("WORKER_INDEX", None, 0, None, "--worker-index"),
             storage=StorageSettings(
                 heartbeat_interval=env.integer(
-                    "KALAHA_HEARTBEAT_INTERVAL", 10, 1, None, "heartbeat interval (seconds)"
+                    "KALAHA_HEARTBEAT_INTERVAL", 10, 1, 3600, "heartbeat interval (seconds)"
                 ),
                 grace_period=env.integer(
-                    "KALAHA_GRACE_PERIOD", 60, 1, None, "heartbeat grace period (seconds)"
+                    "KALAHA_GRACE_PERIOD", 60, 1, MAX_SECONDS, "heartbeat grace period (seconds)"
                 ),
                 max_retry=env.integer("KALAHA_MAX_RETRY", 2, 0, None, "retries of a dead trial"),
                 pool_size=env.integer("KALAHA_POOL_SIZE", 2, 1, None, "connection pool size"),
@@ -83,14 +88,33 @@ class Settings:
                     "KALAHA_CONNECT_ATTEMPTS", 5, 1, None, "connection attempts at start"
                 ),
                 retry_seconds=env.integer(
-                    "KALAHA_RETRY_SECONDS", 120, 0, None, "storage retry window (seconds)"
+                    "KALAHA_RETRY_SECONDS", 120, 0, MAX_SECONDS, "storage retry window (seconds)"
                 ),
             ),
         )
+        check_storage(settings.storage)
+        return settings
 
     def storage_url_for(self, url: str | None) -> str:
         """``--storage`` first, then ``$OPTUNA_STORAGE``, then the SQLite file in the runs folder."""
         return url or self.storage_url or default_storage_url(self.runs_dir)
+
+
+def check_storage(storage: StorageSettings) -> None:
+    """Settings that contradict each other: a :class:`UserError` line naming both variables.
+
+    A heartbeat interval near or above the grace period fails live trials as stale
+    (another worker sees a beat older than the grace period between two beats).
+    """
+    interval, grace = storage.heartbeat_interval, storage.grace_period
+    if grace < BEATS_PER_GRACE * interval:
+        raise UserError(
+            f"heartbeat grace period (seconds): expected at least {BEATS_PER_GRACE} heartbeat "
+            f"intervals ({BEATS_PER_GRACE} * {interval} = {BEATS_PER_GRACE * interval}), but "
+            f"got {grace} (from $KALAHA_GRACE_PERIOD, with $KALAHA_HEARTBEAT_INTERVAL={interval}); "
+            "raise KALAHA_GRACE_PERIOD or lower KALAHA_HEARTBEAT_INTERVAL, or unset both for "
+            "10 and 60"
+        )
 
 
 def default_storage_url(runs_dir: Path = DEFAULT_RUNS) -> str:

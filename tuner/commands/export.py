@@ -34,6 +34,7 @@ from env.policy_files import save_model
 from tuner.base.errors import UserError
 from tuner.base.runs import confined, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
+from tuner.config.bounds import PPO_DEFAULTS, check_batch_fits
 from tuner.config.checks import check_opponent_names, check_ppo_values, ppo_argument_keys
 from tuner.config.loading import STUDIES_DIR, read_yaml
 from tuner.config.space import game_options, to_config
@@ -237,7 +238,13 @@ class ExportDocument(BaseModel):
                     f"ppo_kwargs.{key}: unknown setting; expected a MaskablePPO argument "
                     f"({', '.join(sorted(known))})"
                 )
-        check_ppo_values(self.ppo_kwargs, "ppo_kwargs")
+        check_ppo_values(self.ppo_kwargs, "ppo_kwargs")  # each value within its bound
+        check_batch_fits(
+            [self.ppo_kwargs.get("n_steps", PPO_DEFAULTS["n_steps"])],
+            [self.ppo_kwargs.get("batch_size", PPO_DEFAULTS["batch_size"])],
+            self.budget.n_envs,
+            "ppo_kwargs.batch_size",
+        )
         schedule = self.ppo_kwargs.get("lr_schedule", "constant")
         if schedule not in SCHEDULES:
             raise ValueError(
@@ -354,6 +361,8 @@ def train_from_export(
         )
     if run.state.diverged:
         raise UserError(f"training diverged: {run.state.diverged}")
+    if run.state.stalled:
+        raise UserError(f"training stopped: {run.state.stalled}")
     out = out or model_path(export, runs_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out = save_model(run.model, out)

@@ -9,8 +9,8 @@ module is the loop around it and what a signal does to it:
   signal interrupts the trial at once (it is still recorded, never left RUNNING).
 - A trial's every way of ending (pruned, failed, a configuration error, a lost
   connection, failed as stale by another worker) becomes an :class:`Outcome`;
-  the worker goes on to the next trial, and stops after ``CONFIG_ERROR_STREAK``
-  trials in a row failed with one configuration error.
+  the worker goes on to the next trial, and stops at its ``CONFIG_ERROR_LIMIT``-th
+  trial failed on a configuration error, whatever the errors say.
 
 :class:`Worker` is built around a :class:`Trials` (the lifecycle, or a stand-in)
 and opens no database itself; :meth:`Worker.open` opens the storage and the study.
@@ -57,9 +57,11 @@ log = logging.getLogger("tuner.commands.worker")
 ObjectiveFn = Callable[..., float]
 
 
-# A worker whose trials fail this many times in a row with the same configuration
-# error stops (exit 2): the file is wrong, and every further trial would fail too.
-CONFIG_ERROR_STREAK = 2
+# A worker that has seen this many trials fail on a configuration error stops (exit 2),
+# whatever the errors say: the file is wrong, and such trials do not count against
+# n_trials, so nothing else would stop it. (Counted, not compared: a searched value out
+# of range fails each trial with another value in its message.)
+CONFIG_ERROR_LIMIT = 3
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class WorkerSummary:
     stopped_by: str | None = None
     # Set when the worker stopped because its trials kept failing on the configuration.
     config_error: str | None = None
+    config_errors: int = 0  # trials this worker saw fail on a configuration error
     # The study's n_trials are all used (by any worker): nothing was left to claim.
     budget_spent: bool = False
 
@@ -318,13 +321,14 @@ class Worker:
         value = outcome.value if final == TrialState.COMPLETE else None
         return final.name, value, outcome.reason if outcome.config_error else None
 
-    def _config_error_streak(self, errors: list[str]) -> bool:
-        """Whether the last trials all failed with one configuration error: stop then."""
-        last = errors[-CONFIG_ERROR_STREAK:]
-        if len(last) < CONFIG_ERROR_STREAK or len(set(last)) != 1:
+    def _config_errors_exhausted(self, errors: list[str]) -> bool:
+        """Whether this worker has seen ``CONFIG_ERROR_LIMIT`` configuration failures: stop then."""
+        if len(errors) < CONFIG_ERROR_LIMIT:
             return False
-        self.summary.config_error = last[0]
-        log.error("%d trials in a row failed with: %s", CONFIG_ERROR_STREAK, last[0])
+        self.summary.config_error, self.summary.config_errors = errors[-1], len(errors)
+        log.error(
+            "%d trials failed on a configuration error; the last: %s", len(errors), errors[-1]
+        )
         return True
 
     def _limit_reached(self, start: float) -> bool:
@@ -361,8 +365,9 @@ class Worker:
                 trial, t0 = claim.trial, time.monotonic()
                 state, value, config_error = self._run_one(trial)
                 self.summary.finished.append((trial.number, state, value))
-                config_errors = [*config_errors, config_error] if config_error else []
-                if self._config_error_streak(config_errors):
+                if config_error:
+                    config_errors.append(config_error)
+                if self._config_errors_exhausted(config_errors):
                     break
                 self._trial_ended(trial, state, value, t0)
         finally:

@@ -16,16 +16,24 @@ the file.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from env.opponents import make_opponent
 from env.options import LEAGUE_NAMES
 from env.policy_files import ACTIVATIONS
+from tuner.config.bounds import (
+    PPO_DEFAULTS,
+    check_batch_fits,
+    check_searched,
+    check_settings,
+)
 from tuner.config.spec import (
     ENV_KEYS,
     POLICY_KEYS,
     SCHEDULE_KEYS,
     CategoricalParam,
+    IntParam,
     StudySpec,
     check_ppo_numbers,
 )
@@ -65,6 +73,7 @@ def check_study(spec: StudySpec) -> None:
     check_setting_names(spec)
     if "policy_kwargs" in spec.ppo:
         check_policy_kwargs(spec.ppo["policy_kwargs"], "ppo.policy_kwargs")
+    check_bounds(spec)
     check_opponent_names(spec.env.opponents, "key 'env.opponents'")
     if spec.evaluation.opponents is not None:
         check_opponent_names(spec.evaluation.opponents, "key 'evaluation.opponents'")
@@ -88,6 +97,49 @@ def check_setting_names(spec: StudySpec) -> None:
                 )
 
 
+def check_bounds(spec: StudySpec) -> None:
+    """Every value a trial can be built with is within its bound (:mod:`tuner.config.bounds`).
+
+    One rule for fixed and searched values: each fixed setting; both ends of each
+    searched range (a bound is an interval, so the ends stand for the range) and each
+    searched choice; then the batch against the rollout over every combination of
+    ``n_steps`` and ``batch_size`` the search can draw.
+    """
+    check_settings(spec.ppo, "ppo")
+    for name, param in spec.search_space.items():
+        if isinstance(param, CategoricalParam):
+            values = [param.value_of(c) for c in param.option_names]
+        else:
+            values = [param.low, param.high]
+        check_searched(name, param.type, values, f"search_space.{name}")
+    searched = {"n_steps", "batch_size"} & set(spec.search_space)
+    where = f"search_space.{sorted(searched)[0]}" if searched else "ppo.batch_size"
+    if not searched:  # a fixed batch larger than the rollout is the file's slip
+        rollout = _drawn(spec, "n_steps")[0] * spec.budget.n_envs
+        batch = _drawn(spec, "batch_size")[0]
+        if batch is not None and batch > rollout:
+            raise ValueError(
+                f"ppo.batch_size: expected at most n_steps * n_envs = {rollout}, but got {batch}"
+            )
+    check_batch_fits(_drawn(spec, "n_steps"), _drawn(spec, "batch_size"), spec.budget.n_envs, where)
+
+
+def _drawn(spec: StudySpec, key: str) -> Sequence[Any]:
+    """Every value of ``key`` a trial can be built with: its range (a ``range``) or choices,
+    and its fixed value or MaskablePPO's default where a condition leaves it unset."""
+    param = spec.search_space.get(key)
+    default = spec.ppo.get(key, PPO_DEFAULTS[key])
+    if param is None:
+        return [default]
+    if isinstance(param, IntParam):
+        drawn: Sequence[Any] = range(param.low, param.high + 1, param.step)
+    elif isinstance(param, CategoricalParam):
+        drawn = [param.value_of(c) for c in param.option_names]
+    else:  # a float: check_searched refused it for an integer setting
+        return [default]
+    return [*drawn, default] if param.condition else drawn
+
+
 def check_policy_kwargs(value: Any, where: str = "ppo.policy_kwargs") -> None:
     """A mapping whose keys the policy takes: a typo (``ortho_int``) fails here, not in
     every trial."""
@@ -108,10 +160,11 @@ def check_policy_kwargs(value: Any, where: str = "ppo.policy_kwargs") -> None:
 
 def check_ppo_values(ppo: dict[str, Any], where: str) -> None:
     """Fixed MaskablePPO settings (an export's ``ppo_kwargs``): a ``policy_kwargs`` the
-    policy takes, finite numbers, no numbers hiding in strings."""
+    policy takes, finite numbers, no numbers hiding in strings, each within its bound."""
     if "policy_kwargs" in ppo:
         check_policy_kwargs(ppo["policy_kwargs"], f"{where}.policy_kwargs")
     check_ppo_numbers(ppo, where)
+    check_settings(ppo, where)
 
 
 def check_opponent_names(names: Any, where: str) -> None:

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuner.config.bounds import MAX_EVAL_GAMES, check_value
 from tuner.config.pbt_spec import PbtSpec, check_pbt, pbt_defaults
 from tuner.config.renamed import RENAMED
 
@@ -212,13 +213,14 @@ class EnvSpec(_Strict):
 
     # Any: check_opponent_mix gives one message for both forms, not a union's two.
     opponents: Any = Field(default_factory=_game_default("opponents"))
-    stones: int = Field(default_factory=_game_default("stones"), ge=3, le=6)
+    # Bounds: the one table of tuner.config.bounds, which a searched option meets too.
+    stones: int = Field(default_factory=_game_default("stones"))
     empty_capture: bool = Field(default_factory=_game_default("empty_capture"))
-    opening_plies: int = Field(default_factory=_game_default("opening_plies"), ge=0)
+    opening_plies: int = Field(default_factory=_game_default("opening_plies"))
     store_diff_coef: float = Field(default_factory=_game_default("store_diff_coef"))
     extra_turn_coef: float = Field(default_factory=_game_default("extra_turn_coef"))
-    snapshot_every: int = Field(default_factory=_game_default("snapshot_every"), ge=1)
-    pool_size: int = Field(default_factory=_game_default("pool_size"), ge=1, le=100)
+    snapshot_every: int = Field(default_factory=_game_default("snapshot_every"))
+    pool_size: int = Field(default_factory=_game_default("pool_size"))
     pool_sampling: str = Field(default_factory=_game_default("pool_sampling"))
 
     @model_validator(mode="before")
@@ -231,22 +233,19 @@ class EnvSpec(_Strict):
     def _opponents(cls, v: Any) -> Any:
         return check_opponent_mix(v)
 
-    @field_validator("opening_plies")
+    @field_validator(
+        "stones", "opening_plies", "store_diff_coef", "extra_turn_coef", "snapshot_every",
+        "pool_size",
+    )  # fmt: skip
     @classmethod
-    def _plies(cls, v: int) -> int:
-        return _check_opening_plies(v)
+    def _bounded(cls, v: Any, info: ValidationInfo) -> Any:
+        check_value(str(info.field_name), v, "")
+        return v
 
     @field_validator("pool_sampling")
     @classmethod
     def _sampling(cls, v: str) -> str:
         return check_pool_sampling(v)
-
-    @field_validator("store_diff_coef", "extra_turn_coef")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError(f"expected a finite number, but got {v}")
-        return v
 
 
 # The env options a study may fix under env: or search: the fields of EnvSpec.
@@ -291,6 +290,7 @@ class EvaluationSpec(_Strict):
     games: int = Field(
         default_factory=lambda: _game("DEFAULT_EVAL_GAMES"),
         ge=2,
+        le=MAX_EVAL_GAMES,
         description="per opponent (score) or in all (rating); even: each opening from both seats",
     )
     opening_plies: int = Field(default_factory=lambda: _game("DEFAULT_OPENING_PLIES"), ge=0)
@@ -373,8 +373,11 @@ class EvaluationSpec(_Strict):
                 f"evaluation.weights: expected weights for exactly the opponents "
                 f"{self.opponents} with combine: weighted, but got none"
             )
-        if self.weights and (min(self.weights.values()) < 0 or sum(self.weights.values()) <= 0):
-            raise ValueError(f"expected weights >= 0 with a positive sum, but got {self.weights}")
+        total = sum(self.weights.values()) if self.weights else 1.0
+        if self.weights and (min(self.weights.values()) < 0 or not 0 < total < math.inf):
+            raise ValueError(
+                f"expected weights >= 0 with a positive sum, and finite, but got {self.weights}"
+            )
         return self
 
 
@@ -488,15 +491,8 @@ class StudySpec(_Strict):
                 raise ValueError(f"lr_schedule: expected 'constant' or 'linear', but got {s!r}")
 
     def _check_budget(self) -> None:
-        """The batch fits the rollout, and the objective and pruner fit the budget."""
-        n_steps, batch = self.ppo.get("n_steps", 2048), self.ppo.get("batch_size", 64)
-        if "n_steps" not in self.search_space and "batch_size" not in self.search_space:
-            rollout = n_steps * self.budget.n_envs
-            if batch > rollout:
-                raise ValueError(
-                    f"ppo.batch_size: expected at most n_steps * n_envs = {rollout}, "
-                    f"but got {batch}"
-                )
+        """The objective and pruner fit the budget. (The batch's fit to the rollout is
+        checked with the bounds of each value: tuner.config.checks.check_bounds.)"""
         if self.evaluation.objective == "rating" and self.direction != "maximize":
             raise ValueError(
                 "direction: expected maximize with evaluation.objective: rating (a higher "
@@ -540,8 +536,10 @@ def check_opponent_mix(v: Any) -> Any:
                 raise ValueError(f"{name}: expected a share (a number >= 0), but got {share!r}")
             if not math.isfinite(share) or share < 0:
                 raise ValueError(f"{name}: expected a finite share >= 0, but got {share!r}")
-        if sum(v.values()) <= 0:
-            raise ValueError(f"expected shares with a positive sum, but got {v}")
+        total = sum(v.values())
+        if total <= 0 or not math.isfinite(total):
+            # An infinite sum made every share but the last 0/inf: one opponent played.
+            raise ValueError(f"expected shares with a positive sum, and finite, but got {v}")
     return v
 
 

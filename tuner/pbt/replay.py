@@ -164,7 +164,7 @@ def replay(
             restore=restore,
         )
         runs.append(run)
-        if run.state.diverged or run.state.stopped or run.model is None:
+        if run.state.diverged or run.state.stopped or run.state.stalled or run.model is None:
             break
         state = MemberState.capture(run.model, pools, state)
     return _merged(runs)
@@ -177,6 +177,7 @@ def _merged(runs: list[TrainingRun]) -> TrainingRun:
         evaluations=[e for r in runs for e in r.state.evaluations],
         diverged=last.state.diverged,
         stopped=last.state.stopped,
+        stalled=last.state.stalled,
     )
     return replace(
         last,

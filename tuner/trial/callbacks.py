@@ -69,6 +69,8 @@ class RunState:
     pruned: bool = False
     diverged: str | None = None
     stopped: str | None = None
+    # No env step for too long outside an evaluation (tuner.trial.watchdog): the reason.
+    stalled: str | None = None
 
     @property
     def eval_seconds(self) -> float:

@@ -215,6 +215,8 @@ def run_value(spec: StudySpec, run: TrainingRun) -> float:
         raise TrialFailed(f"worker stopped: {state.stopped}")
     if state.diverged:
         raise TrialFailed(state.diverged)
+    if state.stalled:  # not re-queued: the next worker would hang on it too
+        raise TrialFailed(state.stalled)
     if state.pruned:
         last_ev = state.evaluations[-1]
         raise optuna.TrialPruned(f"pruned at timestep {last_ev.timestep} with {last_ev.describe()}")

@@ -34,6 +34,7 @@ from tuner.trial.callbacks import (
     TrialCallback,
     params_finite,
 )
+from tuner.trial.watchdog import STALL_SECONDS, StallWatchdog, TrainingStalled
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
@@ -179,6 +180,7 @@ def train(
     callbacks: list[BaseCallback] | None = None,
     restore: Callable[[Any, list[SnapshotPool]], None] | None = None,
     eval_seed: int | None = None,
+    stall_seconds: float = STALL_SECONDS,
 ) -> TrainingRun:
     """Train MaskablePPO with ``n_evaluations`` evaluations spread evenly over the budget.
 
@@ -189,13 +191,18 @@ def train(
     pruned, stopped or diverged :class:`RunState` into the trial's state.
     ``restore(model, pools)`` (``tuner.pbt``) loads a member's state into the new model
     and its pools; ``eval_seed`` (default ``seed``) seeds the evaluations' openings.
+    A run with no env step for ``stall_seconds`` outside its evaluations is stopped as
+    stalled (:mod:`tuner.trial.watchdog`).
     """
     envs = _config_env(game, n_envs, seed, lookahead_plies(ppo_kwargs))
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
+    watchdog = StallWatchdog(stall_seconds)
     evaluator = EvaluationCallback(
-        make_evaluator(evaluation, game, seed if eval_seed is None else eval_seed),
+        watchdog.pausing(
+            make_evaluator(evaluation, game, seed if eval_seed is None else eval_seed)
+        ),
         eval_every=max(1, total_timesteps // n_evaluations),
         max_inline=n_evaluations - 1,
         listeners=[c for c in given if isinstance(c, TrialCallback)],
@@ -206,18 +213,20 @@ def train(
     try:
         model = _build_model(ppo_kwargs, game, envs, seed, device, tensorboard_log)
         start_step = _start(model, envs, league, restore)
-        run_callbacks: list[BaseCallback] = [*given, evaluator]
+        run_callbacks: list[BaseCallback] = [watchdog, *given, evaluator]
         if league:
             run_callbacks.append(SnapshotCallback(league, game.snapshot_every))
-        with distribution_checks_off():
+        with distribution_checks_off(), watchdog:
             model.learn(total_timesteps, run_callbacks, tb_log_name=tb_log_name,
                         reset_num_timesteps=restore is None)  # fmt: skip
-        if not (state.pruned or state.diverged or state.stopped):
+        if not (state.pruned or state.diverged or state.stopped or state.stalled):
             evaluator.evaluate_now(final=True)  # once the budget is spent: never pruned
     except (ValueError, RuntimeError) as err:
         if not _diverged(err, model):
             raise
         state.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
+    except TrainingStalled:
+        state.stalled = watchdog.reason
     finally:
         envs.close()
     return _finished_run(model, state, time.perf_counter() - start, device, league, start_step)

@@ -99,7 +99,7 @@ def test_an_empty_variable_is_unset():
         (
             "KALAHA_GRACE_PERIOD",
             "1.5",
-            "heartbeat grace period (seconds): expected an integer >= 1",
+            "heartbeat grace period (seconds): expected an integer between 1 and 86400",
         ),
         ("KALAHA_MAX_RETRY", "-1", "retries of a dead trial: expected an integer >= 0"),
         ("KALAHA_POOL_SIZE", "0", "connection pool size: expected an integer >= 1"),
@@ -179,6 +179,7 @@ def test_importing_the_tuner_installs_no_warning_filter():
 
 def test_storage_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("KALAHA_GRACE_PERIOD", "7")
+    monkeypatch.setenv("KALAHA_HEARTBEAT_INTERVAL", "2")  # a grace of 7 s is 3 beats of 2 s
     assert Settings.from_env().storage.grace_period == 7
 
 
@@ -189,3 +190,44 @@ def test_threads_from_the_environment_are_checked(runs):
     result = run_cli("tune", "smoke", runs_path=runs, KALAHA_TORCH_THREADS="abc")
     assert_one_line_error(result, "--threads", "'abc' (from $KALAHA_TORCH_THREADS)")
     assert not (runs / "optuna.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        # Hardening (issue 25): a beat every 90 s against a grace of 60 s made two live
+        # workers fail 4 of 7 running trials as stale.
+        (
+            {"KALAHA_HEARTBEAT_INTERVAL": "90", "KALAHA_GRACE_PERIOD": "60"},
+            "heartbeat grace period (seconds): expected at least 3 heartbeat intervals",
+        ),
+        ({"KALAHA_HEARTBEAT_INTERVAL": "30"}, "(3 * 30 = 90), but got 60"),
+        # A huge interval killed the heartbeat thread with an OverflowError.
+        (
+            {"KALAHA_HEARTBEAT_INTERVAL": "99999999999999999999"},
+            "heartbeat interval (seconds): expected an integer between 1 and 3600",
+        ),
+        (
+            {"KALAHA_GRACE_PERIOD": "99999999999999999999"},
+            "heartbeat grace period (seconds): expected an integer between 1 and 86400",
+        ),
+        (
+            {"KALAHA_RETRY_SECONDS": "99999999999999999999"},
+            "storage retry window (seconds): expected an integer between 0 and 86400",
+        ),
+    ],
+)
+def test_settings_that_contradict_each_other_or_overflow_are_refused(
+    variables, expected, runs, monkeypatch, capsys
+):
+    """One line naming the variables, exit 2, before any command runs."""
+    with pytest.raises(UserError) as caught:
+        Settings.from_env(variables)
+    assert str(caught.value).startswith(expected) or expected in str(caught.value), caught.value
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert main(["status", "smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not runs.exists()
+    assert Settings.from_env({"KALAHA_HEARTBEAT_INTERVAL": "20"}).storage.heartbeat_interval == 20

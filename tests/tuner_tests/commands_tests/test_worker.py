@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from support import assert_one_line_error, run_cli, spawn_cli, write_study
 
 from tuner.base.errors import ConfigError
-from tuner.commands.worker import Worker, WorkerInterrupted, outcome_of
+from tuner.commands.worker import CONFIG_ERROR_LIMIT, Worker, WorkerInterrupted, outcome_of
 from tuner.config.loading import parse_spec
 from tuner.storage.rdb import StorageSettings
 from tuner.storage.record import TrialAttr, TrialSystemAttr
@@ -132,8 +132,27 @@ def test_a_repeated_configuration_error_stops_the_worker():
 
     trials = InMemoryTrials(n_trials=10)
     report = worker(trials, misconfigured).run()
-    assert len(report.finished) == 2 and report.config_error is not None
+    assert len(report.finished) == CONFIG_ERROR_LIMIT and report.config_error is not None
     assert all(o.config_error for o in trials.outcomes)
+
+
+def test_configuration_errors_count_against_a_limit_whatever_they_say():
+    """Hardening (issue 25): a searched value out of range failed each trial with another
+    value in its message, so "the same error twice in a row" never held, and such trials
+    do not count against n_trials: one worker failed 1,677 trials in 90 s. Counted now,
+    between good trials too."""
+
+    def sometimes(trial, _spec, **_):
+        if trial.number % 2:
+            return 0.5
+        raise ConfigError(
+            f"the env cannot be built: pool_size: expected 1..100, got {trial.number}"
+        )
+
+    trials = InMemoryTrials(n_trials=100)
+    report = worker(trials, sometimes).run()
+    assert report.config_errors == CONFIG_ERROR_LIMIT and "got 4" in report.config_error
+    assert [s for _, s, _ in report.finished] == ["FAIL", "COMPLETE"] * 2 + ["FAIL"]
 
 
 @pytest.mark.parametrize("times", [1, 2])
@@ -335,7 +354,7 @@ def test_two_workers_share_one_postgres_study_exactly(runs, pg_url, tmp_path):
 def test_a_configuration_error_stops_the_worker_and_spends_no_budget(runs, tmp_path, tiny_spec):
     """Hardening (issue 12): a configuration typo burnt the budget. A setting that passes
     the schema but cannot build the model (Adam has ``eps``, not
-    ``epsilon``): the worker stops after two such trials with exit 2, the trials say
+    ``epsilon``): the worker stops after three such trials with exit 2, the trials say
     "configuration error" (not "training diverged"), and once the file is fixed the
     study still has its whole budget."""
     ppo = {"n_steps": 64, "batch_size": 128, "n_epochs": 2}
@@ -348,7 +367,7 @@ def test_a_configuration_error_stops_the_worker_and_spends_no_budget(runs, tmp_p
 
     url = f"sqlite:///{runs / 'optuna.db'}"
     trials = optuna.load_study(study_name="smoke", storage=url).get_trials()
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert [t.state for t in trials] == [TrialState.FAIL] * CONFIG_ERROR_LIMIT
     for t in trials:
         assert t.user_attrs[TrialAttr.CONFIG_ERROR] is True
         assert t.user_attrs[TrialAttr.FAIL_REASON].startswith(
