@@ -34,6 +34,7 @@ from tuner.trial.callbacks import (
     TrialCallback,
     params_finite,
 )
+from tuner.trial.curriculum import CurriculumCallback, curricula, curriculum_summary
 
 
 def resolve_device(device: str, worker_index: int | None = None) -> str:
@@ -190,6 +191,8 @@ def train(
     sources = envs.sources if isinstance(envs, KalahaVecEnv) else []
     league = pools(sources)
     given = list(callbacks or [])
+    if curricula(sources):  # each evaluation moves the curriculum's shares
+        given.append(CurriculumCallback(curricula(sources)))
     evaluator = EvaluationCallback(
         make_evaluator(evaluation, game, seed if eval_seed is None else eval_seed),
         eval_every=max(1, total_timesteps // n_evaluations),
@@ -216,7 +219,10 @@ def train(
         state.diverged = f"training diverged: {str(err).splitlines()[0][:200]}"
     finally:
         envs.close()
-    return _finished_run(model, state, time.perf_counter() - start, device, league, start_step)
+    run = _finished_run(model, state, time.perf_counter() - start, device, league, start_step)
+    if curricula(sources):
+        run.league["curricula"] = curriculum_summary(curricula(sources))
+    return run
 
 
 def _start(
