@@ -105,6 +105,17 @@ verify: install ## Re-train the TOP (3) best configurations of STUDY with SEEDS 
 export: install ## Write the best trial of STUDY to studies/best/STUDY.yaml (ARGS=--force replaces another trial's)
 	$(BIN)/tuner export $(STUDY) $(ARGS)
 
+# A study that moves to another machine: save it here, copy the file, load it there.
+SAVED ?= docs/results/$(STUDY)/study.sqlite3
+
+.PHONY: save
+save: install ## Save STUDY to SAVED (docs/results/STUDY/study.sqlite3) to move it; ARGS=--force replaces an older save
+	$(BIN)/tuner save $(STUDY) --to $(SAVED) $(ARGS)
+
+.PHONY: load
+load: install ## Load STUDY from SAVED (docs/results/STUDY/study.sqlite3) into the storage, e.g. a fresh PostgreSQL
+	$(BIN)/tuner load $(SAVED) $(STUDY) $(ARGS)
+
 .PHONY: train
 train: install ## Retrain studies/best/STUDY.yaml and evaluate the agent
 	$(BIN)/tuner train studies/best/$(STUDY).yaml $(ARGS)

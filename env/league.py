@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from env.curriculum import Curriculum, is_curriculum
 from env.opponents import Opponent, PolicyOpponent, make_opponent
 from env.options import DEFAULT_STONES, DEFAULTS, LEAGUE_NAMES, SAMPLINGS, GameOptions
 from env.rules import legal_masks
@@ -182,8 +183,9 @@ def build_sources(options: GameOptions) -> tuple[list[Any], list[float]]:
     """The options' opponent mix -> the sources a table draws from, and their shares.
 
     ``self`` and ``pool`` become league sources (the pool with the options' size and
-    sampling); a string is a fixed opponent spec (see :func:`env.opponents.make_opponent`);
-    an object (an opponent, a league source) is taken as it is.
+    sampling), ``curriculum[:N][@EPS]`` a curriculum of ladder members (``env.curriculum``);
+    a string is a fixed opponent spec (see :func:`env.opponents.make_opponent`); an object
+    (an opponent, a league source) is taken as it is.
     """
     sources: list[Any] = []
     for name in options.names:
@@ -192,6 +194,12 @@ def build_sources(options: GameOptions) -> tuple[list[Any], list[float]]:
         elif name == "pool":
             sources.append(
                 SnapshotPool(options.pool_size, options.pool_sampling, stones=options.stones)
+            )
+        elif is_curriculum(name):
+            sources.append(
+                Curriculum.from_spec(
+                    name, stones=options.stones, empty_capture=options.empty_capture
+                )
             )
         elif isinstance(name, str):
             sources.append(

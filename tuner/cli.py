@@ -239,6 +239,35 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_save(args: argparse.Namespace, settings: Settings) -> int:
+    from tuner.base.runs import artifacts_dir
+    from tuner.storage.transfer import save_study
+
+    study, storage = _load_existing(args.study, args.storage, settings)
+    out = Path(args.to)
+    copied = save_study(study.study_name, storage, storage.url, out, force=args.force)
+    print(f"saved {', '.join(map(repr, copied.studies))} ({copied.trials} trials) to {out}")
+    for note in copied.notes(artifacts_dir(settings.runs_dir)):
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from tuner.storage.rdb import describe, make_storage
+    from tuner.storage.transfer import load_saved
+
+    url = settings.storage_url_for(args.storage)
+    storage = make_storage(url, settings.storage)
+    copied = load_saved(Path(args.file), args.study, storage, url, as_name=args.as_name)
+    print(
+        f"loaded {', '.join(map(repr, copied.studies))} ({copied.trials} trials) into "
+        f"{describe(url)}; go on with: tuner tune {copied.studies[0]}"
+    )
+    for note in copied.notes():
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
 def cmd_trials(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.trials import format_table, write_csv
 
@@ -752,6 +781,48 @@ def _add_study_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _add_save_load(sub: Any) -> None:
+    """save, load: a study moved between storages (machines) through a SQLite file."""
+    p = sub.add_parser(
+        "save",
+        help="copy a study (trials, attrs, intermediate values) into a SQLite file",
+        epilog=_examples(
+            "tuner save selfplay --to docs/results/selfplay/study.sqlite3",
+            "tuner save selfplay --to study.sqlite3 --force   # replace an older save",
+            "tuner save selfplay --to study.sqlite3 --storage postgresql+psycopg2://tuner:PW@db:5432/optuna",
+        ),
+    )
+    p.add_argument("study", help=STUDY_HELP)
+    p.add_argument("--to", required=True, help="the SQLite file to write (it may hold others)")
+    _storage_arg(p)
+    p.add_argument(
+        "--force", action="store_true", help="replace the study if the file already holds it"
+    )
+    p.set_defaults(func=cmd_save)
+
+    p = sub.add_parser(
+        "load",
+        help="copy a study saved by `tuner save` into the storage, to go on with it",
+        epilog=_examples(
+            "tuner load docs/results/selfplay/study.sqlite3              # its one study",
+            "tuner load study.sqlite3 selfplay --storage $OPTUNA_STORAGE",
+            "tuner load study.sqlite3 selfplay --as selfplay_b       # beside an existing one",
+        ),
+    )
+    p.add_argument("file", help="a SQLite file written by `tuner save`")
+    p.add_argument(
+        "study", nargs="?", default=None, help="which study (default: the file's only one)"
+    )
+    _storage_arg(p)
+    p.add_argument(
+        "--as",
+        dest="as_name",
+        default=None,
+        help="load it under this name (a study of the same name is never replaced)",
+    )
+    p.set_defaults(func=cmd_load)
+
+
 def _add_trials(sub: Any) -> None:
     """trials: every trial of a study, as a table or CSV."""
     p = sub.add_parser(
@@ -1007,6 +1078,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_study_commands(sub)
     _add_trials(sub)
+    _add_save_load(sub)
     _add_verify(sub)
     _add_train(sub)
     _add_evaluate(sub)

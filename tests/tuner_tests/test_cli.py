@@ -25,6 +25,8 @@ COMMANDS = [
     "report",
     "ladder",
     "dashboard",
+    "save",
+    "load",
 ]
 
 

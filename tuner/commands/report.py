@@ -169,48 +169,180 @@ def _trial_number(label: Any) -> int | None:
     return int(text[5:]) if text.startswith("Trial") and text[5:].isdigit() else None
 
 
-def _mark_pruned_plotly(fig: Any, pruned: set[int]) -> None:
-    """Pruned trials dashed red with an X where they stopped; completed ones solid."""
+# Past this many trials a legend entry per trial squeezes the plot into a strip (a
+# 40-entry legend): the lines are coloured by state instead, and only the best are named.
+LEGEND_LIMIT = 10
+TOP_HIGHLIGHT = 3
+TOP_COLORS = ("#2ca02c", "#ff7f0e", "#9467bd")
+COMPLETE_COLOR = "#1f77b4"
+OTHER_COLOR = "#999999"  # running or failed trials that reported a value
+
+
+@dataclass(frozen=True)
+class _Highlight:
+    """How the intermediate-values figure marks trials: which were pruned, which are the
+    best (best first, with their values), and whether there are too many to name each."""
+
+    pruned: frozenset[int]
+    complete: frozenset[int]
+    top: tuple[tuple[int, float], ...] = ()
+    many: bool = False
+
+    def top_label(self, number: int) -> str | None:
+        for rank, (n, value) in enumerate(self.top, 1):
+            if n == number:
+                return f"#{rank} trial {number} ({_fmt(value)})"
+        return None
+
+    @property
+    def title(self) -> str:
+        if not self.many:
+            return "Intermediate values (pruned trials dashed red, X where pruned)"
+        return (
+            "Intermediate values (complete blue, pruned dashed red with an X, "
+            f"the best {len(self.top)} in colour)"
+        )
+
+
+def _highlight(study: optuna.Study, trials: list[FrozenTrial]) -> _Highlight:
+    pruned = frozenset(t.number for t in trials if t.state == TrialState.PRUNED)
+    complete = frozenset(t.number for t in trials if t.state == TrialState.COMPLETE)
+    many = sum(1 for t in trials if t.intermediate_values) > LEGEND_LIMIT
+    top = tuple(
+        (t.number, float(t.value))
+        for t in top_trials(study, TOP_HIGHLIGHT)
+        if t.intermediate_values and t.value is not None
+    )
+    return _Highlight(pruned, complete, top if many else (), many)
+
+
+def _style(number: int, marks: _Highlight) -> tuple[str, str, float, float, str | None]:
+    """(colour, dash, width, opacity, legend label) of a trial's line with many trials."""
+    label = marks.top_label(number)
+    if label is not None:
+        rank = [n for n, _ in marks.top].index(number)
+        return TOP_COLORS[rank % len(TOP_COLORS)], "solid", 3.0, 1.0, label
+    if number in marks.pruned:
+        return PRUNED_COLOR, "dash", 1.0, 0.45, None
+    if number in marks.complete:
+        return COMPLETE_COLOR, "solid", 1.0, 0.45, None
+    return OTHER_COLOR, "dot", 1.0, 0.45, None
+
+
+def _state_counts_label(marks: _Highlight, state: str) -> str:
+    n = len(marks.pruned) if state == "pruned" else len(marks.complete)
+    return f"{state} trials ({n})"
+
+
+def _mark_pruned_plotly(fig: Any, marks: _Highlight) -> None:
+    """Pruned trials dashed red with an X where they stopped; completed ones solid.
+
+    With many trials, one legend entry per state and one per highlighted best trial;
+    each line still names its trial on hover. The best are drawn last, on top.
+    """
+    tops: list[tuple[int, Any]] = []
+    rest: list[Any] = []
     for trace in fig.data:
         number = _trial_number(trace.name)
         if number is None:
+            rest.append(trace)
             continue
-        if number in pruned:
-            n = len(trace.x or ())
-            trace.update(
-                name=f"trial {number} (pruned)",
-                line={"dash": "dash", "color": PRUNED_COLOR},
-                marker={
-                    "symbol": ["circle"] * (n - 1) + ["x"],
-                    "size": [6] * (n - 1) + [12],
-                    "color": PRUNED_COLOR,
-                    "maxdisplayed": 0,
-                },
-            )
+        n = len(trace.x or ())
+        x_marker = {
+            "symbol": ["circle"] * (n - 1) + ["x"],
+            "size": [6] * (n - 1) + [12],
+            "color": PRUNED_COLOR,
+            "maxdisplayed": 0,
+        }
+        if not marks.many:
+            if number in marks.pruned:
+                trace.update(
+                    name=f"trial {number} (pruned)",
+                    line={"dash": "dash", "color": PRUNED_COLOR},
+                    marker=x_marker,
+                )
+            else:
+                trace.update(name=f"trial {number}", line={"dash": "solid"})
+            continue
+        color, dash, width, opacity, label = _style(number, marks)
+        trace.update(
+            name=label or f"trial {number}" + (" (pruned)" if number in marks.pruned else ""),
+            line={"dash": dash, "color": color, "width": width},
+            opacity=opacity,
+            showlegend=label is not None,
+        )
+        if number in marks.pruned and label is None:
+            trace.update(marker=x_marker)
         else:
-            trace.update(name=f"trial {number}", line={"dash": "solid"})
-    fig.update_layout(
-        showlegend=True,
-        title="Intermediate values (pruned trials dashed red, X where pruned)",
-    )
+            trace.update(marker={"color": color, "size": 5 if label is None else 7})
+        if label is not None:
+            tops.append(([n for n, _ in marks.top].index(number), trace))
+        else:
+            rest.append(trace)
+    if marks.many:
+        import plotly.graph_objects as go
+
+        proxies = [
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=_state_counts_label(marks, state),
+                line={"color": color, "dash": dash},
+            )
+            for state, color, dash in (
+                ("complete", COMPLETE_COLOR, "solid"),
+                ("pruned", PRUNED_COLOR, "dash"),
+            )
+        ]
+        best_last = [trace for _, trace in sorted(tops, key=lambda pair: -pair[0])]
+        fig.data = (*rest, *best_last)  # a permutation: plotly takes no new traces this way
+        fig.add_traces(proxies)
+    fig.update_layout(showlegend=True, title=marks.title)
 
 
-def _mark_pruned_matplotlib(ax: Any, pruned: set[int]) -> None:
+def _mark_pruned_matplotlib(ax: Any, marks: _Highlight) -> None:
+    from matplotlib.lines import Line2D
+
+    tops: dict[int, Any] = {}
     for line in ax.get_lines():
         number = _trial_number(line.get_label())
         if number is None:
             continue
-        if number in pruned:
-            line.set_linestyle("--")
-            line.set_color(PRUNED_COLOR)
-            line.set_label(f"trial {number} (pruned)")
-            xs, ys = line.get_xdata(), line.get_ydata()
-            if len(xs):
-                ax.plot([xs[-1]], [ys[-1]], marker="x", markersize=10, color=PRUNED_COLOR)
-        else:
-            line.set_label(f"trial {number}")
-    ax.set_title("Intermediate values (pruned trials dashed red, X where pruned)")
-    ax.legend(loc="best", fontsize="small")
+        xs, ys = line.get_xdata(), line.get_ydata()
+        if not marks.many:
+            if number in marks.pruned:
+                line.set_linestyle("--")
+                line.set_color(PRUNED_COLOR)
+                line.set_label(f"trial {number} (pruned)")
+                if len(xs):
+                    ax.plot([xs[-1]], [ys[-1]], marker="x", markersize=10, color=PRUNED_COLOR)
+            else:
+                line.set_label(f"trial {number}")
+            continue
+        color, dash, width, opacity, label = _style(number, marks)
+        line.set_color(color)
+        line.set_linestyle({"solid": "-", "dash": "--", "dot": ":"}[dash])
+        line.set_linewidth(width)
+        line.set_alpha(opacity)
+        line.set_label(label or "_nolegend_")
+        line.set_zorder(3 if label else 2)
+        if label:
+            tops[number] = line
+        elif number in marks.pruned and len(xs):
+            ax.plot([xs[-1]], [ys[-1]], marker="x", markersize=7, color=PRUNED_COLOR, alpha=0.6)
+    ax.set_title(marks.title)
+    if not marks.many:
+        ax.legend(loc="best", fontsize="small")
+        return
+    handles = [tops[n] for n, _ in marks.top if n in tops]
+    handles += [
+        Line2D([], [], color=COMPLETE_COLOR, label=_state_counts_label(marks, "complete")),
+        Line2D(
+            [], [], color=PRUNED_COLOR, linestyle="--", label=_state_counts_label(marks, "pruned")
+        ),
+    ]
+    ax.legend(handles=handles, loc="best", fontsize="small")
 
 
 def _save_png(axes: Any, path: Path) -> Path:
@@ -270,7 +402,9 @@ def _figure_specs(
             "The strength each trial reported at each evaluation (step = timesteps): its Elo "
             "rating on the reference ladder, or its score, as the study's objective says. "
             f"Pruned trials ({len(pruned)}) are dashed red and end with an X where the pruner "
-            "stopped them.",
+            f"stopped them. With more than {LEGEND_LIMIT} trials the legend names only the "
+            f"best {TOP_HIGHLIGHT}, in colour; the other lines are thin, blue for completed "
+            "trials, and name their trial on hover.",
             None if with_steps else "no trial has reported an intermediate value yet",
             lambda: _vis().plot_intermediate_values(study),
             lambda: _vis_mpl().plot_intermediate_values(study),
@@ -341,11 +475,11 @@ def _population_spec(study: optuna.Study) -> list[_FigureSpec]:
     ]
 
 
-def _draw(spec: _FigureSpec, pruned: set[int], out_dir: Path) -> Figure:
+def _draw(spec: _FigureSpec, marks: _Highlight, out_dir: Path) -> Figure:
     """One figure drawn in both backends, its PNG saved; only the reason when it is missing.
 
     Only the intermediate-values plot gets the pruned-trial marks, which Optuna
-    does not draw itself.
+    does not draw itself (and, with many trials, colours by state and the best named).
     """
     fig = Figure(spec.key, spec.title, spec.caption, missing=spec.missing)
     if spec.missing:
@@ -353,8 +487,8 @@ def _draw(spec: _FigureSpec, pruned: set[int], out_dir: Path) -> Figure:
     fig.plotly = spec.plotly()
     axes = spec.matplotlib()
     if spec.key == "intermediate_values":
-        _mark_pruned_plotly(fig.plotly, pruned)
-        _mark_pruned_matplotlib(axes, pruned)
+        _mark_pruned_plotly(fig.plotly, marks)
+        _mark_pruned_matplotlib(axes, marks)
     fig.plotly.update_layout(height=520 if spec.key != "slice" else 460)
     fig.png = _save_png(axes, out_dir / f"{spec.key}.png")
     return fig
@@ -370,7 +504,8 @@ def build_figures(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", UserWarning)
-        return [_draw(spec, pruned, out_dir) for spec in specs]
+        marks = _highlight(study, trials)
+        return [_draw(spec, marks, out_dir) for spec in specs]
 
 
 # --- HTML ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from env.curriculum import is_curriculum, parse_curriculum
 from env.opponents import make_opponent
 from env.options import LEAGUE_NAMES
 from env.policy_files import ACTIVATIONS
@@ -168,7 +169,8 @@ def check_ppo_values(ppo: dict[str, Any], where: str) -> None:
 
 
 def check_opponent_names(names: Any, where: str) -> None:
-    """Each name is a league name (``self``, ``pool``) or an opponent the game can build.
+    """Each name is a league name (``self``, ``pool``), a curriculum (``curriculum:4``) or an
+    opponent the game can build.
 
     A policy file must exist and load (safely: weights and metadata only) before any
     trial counts on it; ``make_opponent`` raises with the valid forms.
@@ -177,7 +179,7 @@ def check_opponent_names(names: Any, where: str) -> None:
         if name in LEAGUE_NAMES:
             continue
         try:
-            make_opponent(name)
+            parse_curriculum(name) if is_curriculum(name) else make_opponent(name)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
 

@@ -34,6 +34,7 @@ from tuner.trial.callbacks import (
     TrialCallback,
     params_finite,
 )
+from tuner.trial.curriculum import CurriculumCallback, curricula, curriculum_summary
 from tuner.trial.watchdog import STALL_SECONDS, StallWatchdog, TrainingStalled
 
 
@@ -199,6 +200,8 @@ def train(
     league = pools(sources)
     given = list(callbacks or [])
     watchdog = StallWatchdog(stall_seconds)
+    if curricula(sources):  # each evaluation moves the curriculum's shares
+        given.append(CurriculumCallback(curricula(sources)))
     evaluator = EvaluationCallback(
         watchdog.pausing(
             make_evaluator(evaluation, game, seed if eval_seed is None else eval_seed)
@@ -229,7 +232,10 @@ def train(
         state.stalled = watchdog.reason
     finally:
         envs.close()
-    return _finished_run(model, state, time.perf_counter() - start, device, league, start_step)
+    run = _finished_run(model, state, time.perf_counter() - start, device, league, start_step)
+    if curricula(sources):
+        run.league["curricula"] = curriculum_summary(curricula(sources))
+    return run
 
 
 def _start(

@@ -213,3 +213,60 @@ def test_report_of_the_smoke_study_opens_with_every_figure(runs: Path) -> None:
         )
         assert "Pruning saved" in body
         screenshot(driver, "report_smoke.png")
+
+
+def test_many_trials_get_a_short_legend_not_a_strip(tmp_path: Path) -> None:
+    """40 trials: the legend names the best 3 and the two states, not every trial, so the
+    PNG stays a plot rather than a strip beside a 40-entry legend."""
+    import struct
+
+    from tuner.commands import report
+
+    study = optuna.create_study(
+        study_name="many", storage=f"sqlite:///{tmp_path / 'db.sqlite'}", direction="maximize"
+    )
+    for i in range(40):
+        pruned = i % 3 == 0
+        steps = range(1000, (2000 if pruned else 4000), 1000)
+        curve = {s: 0.01 * i + s / 10_000 for s in steps}
+        study.add_trial(
+            create_trial(
+                state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+                value=None if pruned else curve[max(curve)],
+                intermediate_values=curve,
+            )
+        )
+    trials = study.get_trials(deepcopy=False)
+    marks = report._highlight(study, trials)
+    assert marks.many and [n for n, _ in marks.top] == [38, 37, 35], "the best complete trials"
+    (spec,) = [
+        s
+        for s in report._figure_specs(study, trials, {}, set(marks.pruned))
+        if s.key == "intermediate_values"
+    ]
+    fig = report._draw(spec, marks, tmp_path)
+
+    legend = [t.name for t in fig.plotly.data if t.showlegend is not False]
+    assert sorted(legend) == [
+        "#1 trial 38 (0.68)",
+        "#2 trial 37 (0.67)",
+        "#3 trial 35 (0.65)",
+        "complete trials (26)",
+        "pruned trials (14)",
+    ]
+    by_name = {t.name: t for t in fig.plotly.data}
+    assert by_name["trial 3 (pruned)"].line.dash == "dash", "every line still names its trial"
+    assert list(by_name["trial 3 (pruned)"].marker.symbol)[-1] == "x"
+    assert by_name["trial 4"].line.color == report.COMPLETE_COLOR
+    assert fig.plotly.data[-3].name.startswith("#1"), "the best is drawn last, on top"
+
+    assert fig.png is not None
+    width, height = struct.unpack(">II", fig.png.read_bytes()[16:24])
+    assert width < 2.5 * height, f"a plot, not a strip beside a legend: {width}x{height}"
+
+
+def test_a_few_trials_keep_a_legend_entry_each(built_study) -> None:
+    from tuner.commands import report
+
+    marks = report._highlight(built_study, built_study.get_trials(deepcopy=False))
+    assert not marks.many and marks.top == ()
