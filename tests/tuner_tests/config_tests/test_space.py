@@ -143,14 +143,14 @@ def test_what_the_trial_records_is_plain_data(tiny_spec):
 
 def test_a_searched_env_value_the_game_refuses_is_a_configuration_error(tiny_spec):
     """The env section becomes the game's options in one place (to_config): a searched
-    value the game cannot play is the configuration's fault, recorded as such."""
+    value the game cannot play (a range past the bounds is refused when the file is
+    read: tests/tuner_tests/config_tests/test_bounds.py; here a value from elsewhere,
+    e.g. an enqueued trial) is the configuration's fault, recorded as such."""
     import pytest
 
     from tuner.base.errors import ConfigError
 
-    spec = parse_spec(
-        tiny_spec(search_space={"stones": {"type": "int", "low": 10, "high": 14}}), "t"
-    )
+    spec = parse_spec(tiny_spec(search_space={"stones": {"type": "int", "low": 3, "high": 6}}), "t")
     assert to_config(spec, {"stones": 12}).game.stones == 12
     with pytest.raises(ConfigError, match=r"stones: expected an integer in 1\.\.12, but got 13"):
         to_config(spec, {"stones": 13})
