@@ -122,7 +122,7 @@ train: install ## Retrain studies/best/STUDY.yaml and evaluate the agent
 
 .PHONY: ladder
 ladder: install ## Rate the reference ladder by a round robin and rewrite env/ladder.yaml (ARGS="--games 160")
-	$(BIN)/tuner ladder $(ARGS)
+	$(BIN)/tuner ladder --force $(ARGS)
 
 DEVICE ?= cpu
 

@@ -33,8 +33,9 @@ import io
 import json
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from env.options import DEFAULT_STONES
 
@@ -47,6 +48,11 @@ MAX_META_BYTES = 64 * 1024
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
 MAX_LAYERS = 16
 MAX_WIDTH = 8192
+# The network a file describes is built only when it holds at most this many parameters
+# (64 MB of float32; the shipped agents hold under a million), and only after its shapes
+# were matched against the weights' on torch's "meta" device, which allocates nothing.
+MAX_PARAMETERS = 16_000_000
+LOOKAHEAD_PLIES = (1, 2)
 
 # Activation names a study may use -> their torch.nn class name. The one table of
 # activations: the study schema checks names against it, the model builder and the
@@ -323,7 +329,7 @@ def load_policy(path: str | Path, *, device: str = "cpu", trust_pickle: bool = F
         try:
             meta = _check_meta(_upgrade_meta(json.loads(zf.read(META_ENTRY))))
             weights = zf.read(WEIGHTS_ENTRY)
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError, RecursionError) as err:
             if isinstance(err, PolicyFileError):
                 raise PolicyFileError(f"policy file {str(path)!r}: {err}") from None
             raise PolicyFileError(f"policy file {str(path)!r} is damaged: {err}") from None
@@ -332,31 +338,35 @@ def load_policy(path: str | Path, *, device: str = "cpu", trust_pickle: bool = F
 
 def _build(meta: dict[str, Any], weights: bytes, device: str, source: str) -> Any:
     import numpy as np
-    import torch
     from gymnasium import spaces
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
-    policy = MaskableActorCriticPolicy(
-        spaces.Box(
-            low=meta["observation_low"],
-            high=meta["observation_high"],
-            shape=tuple(meta["observation_shape"]),
-            dtype=np.float32,
-        ),
-        spaces.Discrete(meta["n_actions"]),
-        lr_schedule=lambda _: 0.0,
-        net_arch=meta["net_arch"],
-        activation_fn=activation_class(meta["activation_fn"]),
-        ortho_init=meta["ortho_init"],
-        features_extractor_class=_extractor_class(meta["features_extractor"]),
-        features_extractor_kwargs=meta["features_extractor_kwargs"],
-        share_features_extractor=meta["share_features_extractor"],
-        normalize_images=meta["normalize_images"],
-    )
+    def network(policy_class: type = MaskableActorCriticPolicy) -> Any:
+        return policy_class(
+            spaces.Box(
+                low=meta["observation_low"],
+                high=meta["observation_high"],
+                shape=tuple(meta["observation_shape"]),
+                dtype=np.float32,
+            ),
+            spaces.Discrete(meta["n_actions"]),
+            lr_schedule=lambda _: 0.0,
+            net_arch=meta["net_arch"],
+            activation_fn=activation_class(meta["activation_fn"]),
+            ortho_init=meta["ortho_init"],
+            features_extractor_class=_extractor_class(meta["features_extractor"]),
+            features_extractor_kwargs=meta["features_extractor_kwargs"],
+            share_features_extractor=meta["share_features_extractor"],
+            normalize_images=meta["normalize_images"],
+        )
+
+    check_buildable(meta, source)
+    state = _load_weights(weights, device, source)
+    check_network_size(network, state, source)  # before a single parameter is allocated
+    policy = network()
     try:
-        state = torch.load(io.BytesIO(weights), map_location=device, weights_only=True)
         policy.load_state_dict(state)
-    except Exception as err:  # unpickling refused, wrong shapes, a truncated tensor
+    except Exception as err:  # a tensor of the right shape that does not load
         line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PolicyFileError(
             f"policy file {source!r}: its weights do not load into the network its "
@@ -365,6 +375,117 @@ def _build(meta: dict[str, Any], weights: bytes, device: str, source: str) -> An
     policy.to(device)
     policy.set_training_mode(False)
     return policy
+
+
+def _plain_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_buildable(meta: dict[str, Any], source: str) -> None:
+    """Every field the builder reads, to what the builder accepts: one line, not a traceback.
+
+    Applied to checked metadata right before the network is built: integer shapes and
+    action counts (``14.0`` compares equal to ``14`` but builds no network), an
+    observation range with ``low < high``, a non-empty trunk, lookahead plies 1 or 2
+    and stones per pit the game allows (``stones: 0`` divides by zero at every move).
+    """
+    from env.options import MAX_STONES, MIN_STONES
+
+    def refuse(what: str) -> NoReturn:
+        raise PolicyFileError(f"policy file {source!r}: {META_ENTRY}: {what}")
+
+    shape, n_actions = meta["observation_shape"], meta["n_actions"]
+    if not isinstance(shape, list) or not shape or not all(_plain_int(n) for n in shape):
+        refuse(f"observation_shape: expected a list of integers, but got {shape!r}")
+    if not _plain_int(n_actions):
+        refuse(f"n_actions: expected an integer, but got {n_actions!r}")
+    low, high = meta["observation_low"], meta["observation_high"]
+    if isinstance(low, bool) or isinstance(high, bool) or not low < high:
+        refuse(
+            f"expected observation_low < observation_high (numbers), but got {low!r} and {high!r}"
+        )
+    kwargs = meta["features_extractor_kwargs"]
+    if meta["features_extractor"] == "SharedTrunk" and not kwargs.get("hidden", [64]):
+        refuse("features_extractor_kwargs.hidden: expected at least one layer, but got []")
+    plies = kwargs.get("plies", LOOKAHEAD_PLIES[-1])
+    if plies not in LOOKAHEAD_PLIES or not _plain_int(plies):
+        refuse(f"features_extractor_kwargs.plies: expected 1 or 2, but got {plies!r}")
+    for key in ("stones", "seeds"):  # seeds: the name in files saved before the rename
+        if key in kwargs and (
+            not _plain_int(kwargs[key]) or not MIN_STONES <= kwargs[key] <= MAX_STONES
+        ):
+            refuse(
+                f"features_extractor_kwargs.{key}: expected stones per pit "
+                f"{MIN_STONES}..{MAX_STONES}, but got {kwargs[key]!r}"
+            )
+
+
+def _load_weights(weights: bytes, device: str, source: str) -> dict[str, Any]:
+    """The weights as tensors by name (``weights_only``: no pickled object is rebuilt)."""
+    import torch
+
+    try:
+        state = torch.load(io.BytesIO(weights), map_location=device, weights_only=True)
+    except Exception as err:  # unpickling refused, a truncated tensor
+        line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PolicyFileError(
+            f"policy file {source!r}: its weights do not load: {line[:300]}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise PolicyFileError(
+            f"policy file {source!r}: expected its {WEIGHTS_ENTRY} to hold tensors by name, "
+            f"but got {type(state).__name__}"
+        )
+    return state
+
+
+def check_network_size(network: Callable[[type], Any], state: dict[str, Any], source: str) -> None:
+    """The network that ``network(policy_class)`` builds, measured without allocating it: at most
+    :data:`MAX_PARAMETERS` parameters, in tensors of the very names and shapes the
+    weights hold.
+
+    Why: the metadata is a few bytes of JSON, and a 15 KB file that describes 8192-unit
+    layers would otherwise allocate gigabytes before its weights are compared. The
+    network is built on torch's ``meta`` device (shapes only, no memory); metadata that
+    builds no network at all is refused here too, in one line.
+    """
+    import torch
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
+    class OnMeta(MaskableActorCriticPolicy):
+        @property
+        def device(self) -> torch.device:  # SB3 moves its MLP to the policy's device
+            return torch.device("meta")
+
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in network(OnMeta).state_dict().items()}
+    except Exception as err:  # anything the builder refuses: one line, not a traceback
+        line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PolicyFileError(
+            f"policy file {source!r}: its metadata describes no network that can be "
+            f"built: {type(err).__name__}: {line[:300]}"
+        ) from None
+    n_params = sum(math.prod(s) for s in shapes.values())
+    if n_params > MAX_PARAMETERS:
+        raise PolicyFileError(
+            f"policy file {source!r}: expected a network of at most {MAX_PARAMETERS:,} "
+            f"parameters, but its metadata describes {n_params:,}"
+        )
+    held = {k: tuple(v.shape) for k, v in state.items()}
+    if held != shapes:
+        differ = sorted(set(held) ^ set(shapes)) or sorted(
+            k for k in shapes if held[k] != shapes[k]
+        )
+        first = differ[0]
+        raise PolicyFileError(
+            f"policy file {source!r}: its weights do not match the network its metadata "
+            f"describes: expected {len(shapes)} tensors of {n_params:,} parameters, but "
+            f"got {len(held)} of {sum(math.prod(s) for s in held.values()):,} "
+            f"({first}: expected {shapes.get(first)}, but got {held.get(first)})"
+        )
 
 
 def _load_trusted(path: str, device: str) -> Any:

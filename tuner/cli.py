@@ -9,6 +9,7 @@ hands each command its settings; a flag wins over the variable it overrides.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 import warnings
@@ -24,7 +25,18 @@ from tuner.base.settings import Settings
 DEFAULT_EVAL_GAMES = 200
 DEFAULT_OPENING_PLIES = 4
 DEFAULT_STONES = 4
-OPENING_HELP = f"random plies of each opening (default {DEFAULT_OPENING_PLIES})"
+MAX_OPENING_PLIES = 20
+MIN_STONES, MAX_STONES = 1, 12
+# Bounds of what comes in on the command line, one per kind of number (see _bounded):
+# enough for any real use, small enough that no value queues, allocates or runs forever.
+MAX_GAMES = 100_000  # games per opponent (evaluate) or per pairing (ladder)
+MAX_SEED = 2**32 - 1  # numpy's and SB3's seeds: a seed past it cannot train
+MAX_TOP, MAX_FRESH_SEEDS = 50, 20  # verify: at most 1000 training runs queued
+MAX_JOBS = 256  # solver processes
+MIN_LADDER_GAMES = 100  # games per pairing of the committed ladder, which rates every trial
+OPENING_HELP = (
+    f"random plies of each opening, 0..{MAX_OPENING_PLIES} (default {DEFAULT_OPENING_PLIES})"
+)
 SEARCH_HELP = (
     "'ab:D' (alpha-beta on the value head, D plies, an extra turn counts as one), "
     "'abx:D' (extra turns are free) or 'mcts:S' (PUCT, S simulations)"
@@ -278,11 +290,12 @@ def cmd_trials(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is None:
         write_csv(study, sys.stdout)
         return 0
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="") as stream:
-        n = write_csv(study, stream)
-    tmp.replace(out)  # never a half-written file
+    from tuner.base.files import check_writable, write_atomic
+
+    out = check_writable(Path(args.out))
+    buffer = io.StringIO()
+    n = write_csv(study, buffer)
+    write_atomic(out, buffer.getvalue())  # never a half-written file
     print(f"{n} trials of study {study.study_name!r} written to {out}", file=sys.stderr)
     return 0
 
@@ -320,12 +333,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.verify.companion import base_name, companion_spec, study_spec
     from tuner.commands.verify.jobs import VERIFYING
-    from tuner.commands.verify.queue import positive, queue_jobs
+    from tuner.commands.verify.queue import queue_jobs
     from tuner.commands.worker import Worker
     from tuner.trial.progress import ProgressDisplay
 
-    positive(args.top, "--top", "configurations")
-    positive(args.fresh_seeds, "--fresh-seeds", "fresh seeds")
     if base_name(args.study) is not None:
         raise UserError(
             f"expected the name of a study to verify, but got its companion {args.study!r}; "
@@ -424,16 +435,6 @@ def _print_results(results, rating=None) -> None:
         )
 
 
-def _even_games(games: int) -> int:
-    """Each opening is played from both seats: an even number of games, at least 2."""
-    if games < 2 or games % 2:
-        raise UserError(
-            f"--games: expected an even number of at least 2 (each opening is played from "
-            f"both seats), but got {games}"
-        )
-    return games
-
-
 def _model_to_evaluate(args: argparse.Namespace, settings: Settings) -> str:
     """MODEL as given, or the model artifact of ``--study``'s ``--trial``, downloaded."""
     if args.model is not None:
@@ -452,7 +453,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.strength.evaluate import evaluate_policy, rate_policy
 
     _threads(_thread_count(args, settings))
-    games = _even_games(_eval_games(args))
+    games = _eval_games(args)
     opponents = [o.strip() for o in args.opponents.split(",") if o.strip()]
     if not opponents and not args.rating:
         raise UserError(
@@ -461,6 +462,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.search is not None:
         _searching(None, args.search, _stones(args))  # a bad spec fails before any download
+    if args.rating:
+        _ladder_game(_stones(args))  # before any download or load
     model_path = _model_to_evaluate(args, settings)
     try:
         loaded = load_policy(model_path, device="cpu", trust_pickle=args.trust_pickle)
@@ -503,11 +506,22 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _ladder_game(stones: int) -> None:
+    """A rating is only meaningful on the game the reference ladder was measured on."""
+    from tuner.strength.ladder import load_ladder
+
+    ladder = load_ladder()
+    if stones != ladder.stones:
+        raise UserError(
+            f"--rating: the reference ladder was measured with {ladder.stones} stones per "
+            f"pit, so expected --stones {ladder.stones}, but got {stones}; drop --rating for "
+            "scores against opponents on this game"
+        )
+
+
 def cmd_solve(args: argparse.Namespace, settings: Settings) -> int:
     from tuner.commands.solve import read_positions, solve_lines
 
-    if args.jobs < 1:
-        raise UserError(f"--jobs: expected at least 1, but got {args.jobs}")
     if args.input == "-":
         rows = read_positions(sys.stdin, "stdin")
     else:
@@ -601,10 +615,23 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ladder(args: argparse.Namespace, settings: Settings) -> int:
-    from tuner.strength.ladder import round_robin, write_ladder
+    from tuner.base.files import check_writable
+    from tuner.strength.ladder import LADDER_FILE, round_robin, write_ladder
 
-    doc = round_robin(_even_games(args.games), seed=args.seed, opening_plies=_opening_plies(args))
-    path = write_ladder(doc, Path(args.out)) if args.out else write_ladder(doc)
+    # Checked before the first game: a round robin takes minutes.
+    if args.out is None and not args.force:
+        raise UserError(
+            f"expected --out PATH (or --force to replace the committed {LADDER_FILE.name}, "
+            "against which every trial is rated), but got neither; nothing was played"
+        )
+    if args.out is None and args.games < MIN_LADDER_GAMES:
+        raise UserError(
+            f"--games: expected at least {MIN_LADDER_GAMES} games per pairing for the "
+            f"committed ladder, but got {args.games}; use --out PATH for a trial run"
+        )
+    out = check_writable(Path(args.out) if args.out else LADDER_FILE)
+    doc = round_robin(args.games, seed=args.seed, opening_plies=_opening_plies(args))
+    path = write_ladder(doc, out)
     for m in doc["members"]:
         print(f"  {m['name']:<10s} {m['rating']:7.1f}  [{m['low']:.1f}, {m['high']:.1f}]")
     print(f"ladder written to {path} ({doc['seconds']:.0f}s of games)")
@@ -678,9 +705,39 @@ def _renamed_flag(p: argparse.ArgumentParser, old: str, new: str, meaning: str) 
     p.add_argument(old, action=_RenamedFlag, dest=dest, new=new, meaning=meaning)
 
 
+def _even_games(text: str) -> int:
+    """An argparse type: games, even (each opening from both seats), 2..MAX_GAMES."""
+    games = _bounded(int, 2, MAX_GAMES)(text)
+    if games % 2:
+        raise argparse.ArgumentTypeError(
+            f"expected an even number of games (each opening is played from both seats) "
+            f"between 2 and {MAX_GAMES}, but got {text!r}"
+        )
+    return games
+
+
+def _game_args(p: argparse.ArgumentParser, games_default: int | None, games_help: str) -> None:
+    """``--games``, ``--seed`` and ``--opening-plies`` of the commands that play games."""
+    p.add_argument("--games", type=_even_games, default=games_default, help=games_help)
+    p.add_argument(
+        "--seed",
+        type=_bounded(int, 0, MAX_SEED),
+        default=0,
+        help="seed of the random openings (default 0)",
+    )
+    p.add_argument(
+        "--opening-plies",
+        type=_bounded(int, 0, MAX_OPENING_PLIES),
+        default=None,
+        help=OPENING_HELP,
+    )
+
+
 def _stones_arg(p: argparse.ArgumentParser) -> None:
     """``--stones``: stones per pit, the game's one default unless given."""
-    p.add_argument("--stones", type=_bounded(int, 1, 12), default=None, help=STONES_HELP)
+    p.add_argument(
+        "--stones", type=_bounded(int, MIN_STONES, MAX_STONES), default=None, help=STONES_HELP
+    )
     _renamed_flag(p, "--seeds", "--stones", "stones per pit")
 
 
@@ -858,13 +915,19 @@ def _add_verify(sub: Any) -> None:
     p.add_argument("study", help=STUDY_HELP)
     _storage_arg(p)
     _run_args(p)
-    p.add_argument("--top", type=int, default=3, help="configurations to verify (default 3)")
+    p.add_argument(
+        "--top",
+        type=_bounded(int, 1, MAX_TOP),
+        default=3,
+        help=f"configurations to verify, 1..{MAX_TOP} (default 3)",
+    )
     p.add_argument(
         "--fresh-seeds",
-        type=int,
+        type=_bounded(int, 1, MAX_FRESH_SEEDS),
         default=3,
         metavar="S",
-        help="re-train each S times, each time with a fresh seed (default 3)",
+        help=f"re-train each S times, each time with a fresh seed, 1..{MAX_FRESH_SEEDS} "
+        "(default 3)",
     )
     _renamed_flag(p, "--seeds", "--fresh-seeds S", "the fresh seeds of each configuration")
     p.add_argument(
@@ -873,7 +936,10 @@ def _add_verify(sub: Any) -> None:
         help="only queue the jobs; workers run them with `tuner tune STUDY:verify`",
     )
     p.add_argument(
-        "--timeout", type=float, default=None, help="claim no new job after this many seconds"
+        "--timeout",
+        type=_bounded(float, 0.0),
+        default=None,
+        help="claim no new job after this many seconds",
     )
     p.add_argument(
         "--worker-index",
@@ -901,7 +967,10 @@ def _add_train(sub: Any) -> None:
     )
     p.add_argument("--out", default=None, help="model path (default runs/models/STUDY.zip)")
     p.add_argument(
-        "--seed", type=int, default=None, help="a fresh seed (default: the exported trial's seed)"
+        "--seed",
+        type=_bounded(int, 0, MAX_SEED),
+        default=None,
+        help="a fresh seed (default: the exported trial's seed)",
     )
     p.add_argument(
         "--save-every",
@@ -947,10 +1016,8 @@ def _add_evaluate(sub: Any) -> None:
         help="score its moves against perfect play on the committed solved set instead: "
         "optimal share, regret in seeds, blunders, by phase (no games, under 2 s)",
     )
-    p.add_argument("--games", type=_bounded(int, 2), default=None, help=GAMES_HELP)
+    _game_args(p, None, GAMES_HELP)
     _stones_arg(p)
-    p.add_argument("--opening-plies", type=_bounded(int, 0), default=None, help=OPENING_HELP)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random openings (default 0)")
     p.add_argument(
         "--search",
         default=None,
@@ -990,12 +1057,19 @@ def _add_game_commands(sub: Any) -> None:
     p = sub.add_parser(
         "ladder",
         help="rate the reference ladder by a round robin; write env/ladder.yaml",
-        epilog=_examples("tuner ladder --games 160 --out ladder.yaml"),
+        epilog=_examples(
+            "tuner ladder --games 160 --out ladder.yaml",
+            "tuner ladder --games 160 --force   # replace the committed env/ladder.yaml",
+        ),
     )
-    p.add_argument("--games", type=int, default=160, help="games per pairing (even; default 160)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random openings (default 0)")
-    p.add_argument("--opening-plies", type=int, default=None, help=OPENING_HELP)
+    _game_args(p, 160, "games per pairing (even; default 160)")
     p.add_argument("--out", default=None, help="where to write (default env/ladder.yaml)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"without --out: replace the committed env/ladder.yaml, against which every "
+        f"trial is rated (at least {MIN_LADDER_GAMES} games per pairing)",
+    )
     p.set_defaults(func=cmd_ladder)
 
 
@@ -1014,7 +1088,12 @@ def _add_solve(sub: Any) -> None:
         default="-",
         help="a file of JSON lines with 'board' (14 ints) and 'to_move' (0/1); - or none: stdin",
     )
-    p.add_argument("--jobs", type=int, default=1, help="solver processes (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=_bounded(int, 1, MAX_JOBS),
+        default=1,
+        help=f"solver processes, 1..{MAX_JOBS} (default 1)",
+    )
     p.add_argument(
         "--empty-capture",
         action="store_true",

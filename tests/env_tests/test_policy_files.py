@@ -234,3 +234,81 @@ def test_a_model_saved_before_stones_were_called_stones_still_loads():
     agent = PolicyOpponent(policy)
     pits = agent.act(boards, players, np.random.default_rng(0))
     assert (pits == PolicyOpponent(trusted).act(boards, players, np.random.default_rng(0))).all()
+
+
+def _with_meta(good: Path, out: Path, **changes) -> Path:
+    with zipfile.ZipFile(good) as zf:
+        meta = json.loads(zf.read(META_ENTRY))
+    return rewrite(good, out, {META_ENTRY: json.dumps({**meta, **changes}).encode()})
+
+
+@pytest.mark.parametrize(
+    ("net_arch", "message"),
+    [
+        ([4096, 4096, 4096], "expected a network of at most 16,000,000 parameters"),
+        ({"pi": [8192] * 4, "vf": [8]}, "expected a network of at most 16,000,000 parameters"),
+        ([1024, 1024], "do not match the network its metadata describes"),
+    ],
+    ids=["4096-units", "8192-units", "under-the-cap"],
+)
+def test_metadata_of_a_large_network_is_refused_before_its_layers_are_allocated(
+    tmp_path, one_torch_thread, monkeypatch, net_arch, message
+):
+    """A file of a few KB whose metadata names wide layers: refused on shapes alone, no
+    layer of that width ever holding memory (the weights hold 8 units a layer)."""
+    good = save_model(tiny(), tmp_path / "good.zip")
+    bad = _with_meta(good, tmp_path / "wide.zip", net_arch=net_arch)
+    allocated: list[tuple[int, str]] = []
+    linear_init = torch.nn.Linear.__init__
+
+    def spy(self, *args, **kwargs):
+        linear_init(self, *args, **kwargs)
+        allocated.append((self.out_features, self.weight.device.type))
+
+    monkeypatch.setattr(torch.nn.Linear, "__init__", spy)
+    with pytest.raises(PolicyFileError, match=message):
+        load_policy(bad)
+    assert [n for n, device in allocated if n >= 1024 and device != "meta"] == []
+    with pytest.raises(ValueError, match=message):  # a policy: opponent, as at create
+        make_opponent(f"policy:{bad}")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"features_extractor_kwargs": {"plies": 3, "stones": 4}}, "plies: expected 1 or 2"),
+        ({"features_extractor_kwargs": {"plies": 2, "stones": 0}}, "stones per pit 1..12"),
+        ({"features_extractor_kwargs": {"plies": 2, "seeds": 99}}, "stones per pit 1..12"),
+        ({"observation_low": 20.0}, "expected observation_low < observation_high"),
+        ({"observation_shape": [14.0]}, "observation_shape: expected a list of integers"),
+        ({"n_actions": 6.0}, "n_actions: expected an integer"),
+        (
+            {"features_extractor": "SharedTrunk", "features_extractor_kwargs": {"hidden": []}},
+            "hidden: expected at least one layer",
+        ),
+    ],
+    ids=["plies", "stones", "seeds", "low-high", "float-shape", "float-actions", "empty-trunk"],
+)
+def test_metadata_the_builder_refuses_is_one_line(tmp_path, one_torch_thread, changes, message):
+    """Metadata that passes the field checks but builds no network: one line, no traceback."""
+    lookahead = tiny(
+        features_extractor_class=__import__("env.networks", fromlist=["Lookahead"]).Lookahead,
+        features_extractor_kwargs={"plies": 2, "stones": 4},
+        share_features_extractor=True,
+    )
+    good = save_model(lookahead, tmp_path / "good.zip")
+    bad = _with_meta(good, tmp_path / "bad.zip", **changes)
+    with pytest.raises(PolicyFileError, match=message):
+        load_policy(bad)
+
+
+def test_deeply_nested_metadata_is_one_line(tmp_path, capsys, one_torch_thread):
+    from tuner.cli import main
+
+    good = save_model(tiny(), tmp_path / "good.zip")
+    nested = rewrite(good, tmp_path / "nested.zip", {META_ENTRY: b"[" * 30000 + b"]" * 30000})
+    with pytest.raises(PolicyFileError, match="is damaged"):
+        load_policy(nested)
+    assert main(["evaluate", str(nested), "--games", "2", "--opponents", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: policy file") and err.count("\n") == 1

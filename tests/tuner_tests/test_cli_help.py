@@ -17,7 +17,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import create_trial
 from support import run_cli
 
-from env.options import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, DEFAULT_STONES
+from env.options import (
+    DEFAULT_EVAL_GAMES,
+    DEFAULT_OPENING_PLIES,
+    DEFAULT_STONES,
+    MAX_OPENING_PLIES,
+    MAX_STONES,
+    MIN_STONES,
+)
 from tuner import cli
 from tuner.cli import build_parser, main
 from tuner.config.loading import load_spec, parse_spec
@@ -49,6 +56,11 @@ def test_the_defaults_help_states_are_the_games():
         DEFAULT_EVAL_GAMES,
         DEFAULT_OPENING_PLIES,
         DEFAULT_STONES,
+    )
+    assert (cli.MAX_OPENING_PLIES, cli.MIN_STONES, cli.MAX_STONES) == (
+        MAX_OPENING_PLIES,
+        MIN_STONES,
+        MAX_STONES,
     )
     games = next(a for a in subparsers()["evaluate"]._actions if a.dest == "games")
     assert f"default {DEFAULT_EVAL_GAMES}" in games.help

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from env.policy_files import save_model
 from tuner.base.errors import UserError
+from tuner.base.files import write_atomic
 from tuner.base.runs import confined, tensorboard_dir
 from tuner.base.settings import DEFAULT_RUNS
 from tuner.config.bounds import PPO_DEFAULTS, check_batch_fits
@@ -180,17 +181,14 @@ def write_export(doc: dict[str, Any], path: Path) -> Path:
         ExportDocument.model_validate(doc)
     except ValidationError as err:
         raise UserError(format_error(f"export of study {doc.get('study')!r}", err)) from None
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# Best trial of study {doc['study']!r} (trial {doc['trial']}, value {doc['value']}).\n"
         f"# Retrain it with: tuner train {path}\n"
     )
     if doc.get("selection"):
         header += f"# Chosen by the rule {doc['selection'].split(':')[0]!r}: see selection below.\n"
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(header + yaml.safe_dump(_plain(doc), sort_keys=False))
-    tmp.replace(path)  # never leave a half-written export behind
-    return path
+    # never a half-written export, never a stray .tmp
+    return write_atomic(path, header + yaml.safe_dump(_plain(doc), sort_keys=False))
 
 
 class ExportDocument(BaseModel):

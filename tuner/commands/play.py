@@ -44,6 +44,14 @@ def draw(board: list[int], human: int) -> str:
     )  # fmt: skip
 
 
+def _move_number(answer: str) -> int | None:
+    """A typed pit number (any script's decimal digits, as ``int`` reads them), else None:
+    ``"²"`` is a digit that ``int`` refuses, and a number of thousands of digits too."""
+    if not answer.isdecimal() or len(answer) > 3:
+        return None
+    return int(answer)
+
+
 def play(
     agent: Opponent,
     *,
@@ -65,14 +73,18 @@ def play(
         legal = legal_pits(board, to_move)
         if to_move == human_seat:
             choices = [k + 1 for k in legal]
-            answer = ask(f"your move {choices} (q to resign): ").strip().lower()
+            try:
+                answer = ask(f"your move {choices} (q to resign): ").strip().lower()
+            except UnicodeDecodeError:  # bytes that are not text: asked again
+                answer = "(undecodable input)"
             if answer in ("q", "quit", "resign"):
                 say("You resign.")
                 return 1 - human_seat
-            if not answer.isdigit() or int(answer) not in choices:
-                say(f"expected one of {choices}, but got {answer!r}")
+            number = _move_number(answer)
+            if number not in choices:
+                say(f"expected one of {choices}, but got {answer[:20]!r}")
                 continue
-            pit = int(answer) - 1
+            pit = number - 1
         else:
             boards = np.asarray([board], dtype=np.int32)
             pit = int(agent.act(boards, np.array([to_move], dtype=np.int64), rng)[0])

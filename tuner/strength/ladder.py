@@ -3,7 +3,7 @@
 Why a ladder: an agent's rating is only as meaningful as the scale it is placed
 on. The ladder is the project's own opponents from weakest to strongest, each
 with random tie-breaks (as strong as with fixed ones, but more varied games);
-``tuner ladder --games N`` plays every pairing of them (a round robin, in
+``tuner ladder --games N --force`` plays every pairing of them (a round robin, in
 opening pairs, each pairing in one batch), fits their Elo ratings by maximum
 likelihood with ``random`` anchored at 0, and writes ``env/ladder.yaml``, which
 is committed: every evaluation of every trial rates agents against those
@@ -16,10 +16,11 @@ that wrote it), which sizes what a rating evaluation costs.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,16 @@ import yaml
 import env
 from env.arena import play_match
 from env.opponents import Opponent, make_opponent
-from env.options import DEFAULT_OPENING_PLIES, DEFAULT_STONES
+from env.options import (
+    DEFAULT_OPENING_PLIES,
+    DEFAULT_STONES,
+    MAX_OPENING_PLIES,
+    MAX_STONES,
+    MIN_STONES,
+)
 from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
 from tuner.base.errors import UserError
+from tuner.base.files import write_atomic
 from tuner.strength.rating import CONFIDENCE, Fit, PairResults, fit_ratings
 
 # The members, weakest first. A test checks that env/ladder.yaml rates exactly these.
@@ -75,8 +83,10 @@ class Ladder:
 
 
 def load_ladder(path: Path = LADDER_FILE) -> Ladder:
-    """Read the ladder file; a missing or stale file is a :class:`UserError` saying how to fix it."""
-    fix = "run `tuner ladder` (make ladder) to measure it again"
+    """Read the ladder file; a missing, stale or damaged file is a :class:`UserError` saying
+    how to fix it. Every agent is rated against these numbers, so none is trusted blindly:
+    see :func:`check_ladder`."""
+    fix = "run `tuner ladder --force` (make ladder) to measure it again"
     if not path.exists():
         raise UserError(f"ladder file {str(path)!r} does not exist; {fix}")
     try:
@@ -93,14 +103,56 @@ def load_ladder(path: Path = LADDER_FILE) -> Ladder:
         )
         # `seeds`: the name of stones per pit in files written before the rename
         stones = doc["stones"] if "stones" in doc else doc["seeds"]
-        ladder = Ladder(members, int(doc["opening_plies"]), int(stones))
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{path}: not a ladder file ({err}); {fix}") from None
-    if tuple(ladder.names) != LADDER:
+        ladder = Ladder(members, _whole(doc["opening_plies"]), _whole(stones))
+    except OSError as err:  # a directory where the file should be, an unreadable file
         raise UserError(
-            f"{path}: expected the members {list(LADDER)}, but got {ladder.names}; {fix}"
-        )
+            f"{path}: expected a readable ladder file, but got {err.strerror or err}; {fix}"
+        ) from None
+    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UserError(f"{path}: not a ladder file ({err}); {fix}") from None
+    problem = check_ladder(ladder)
+    if problem:
+        raise UserError(f"{path}: {problem}; {fix}")
     return ladder
+
+
+def _whole(value: Any) -> int:
+    """An integer field of the file (``4``, not ``4.5`` nor ``true``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, but got {value!r}")
+    return value
+
+
+def check_ladder(ladder: Ladder) -> str | None:
+    """Why ``ladder`` cannot rate agents, in one phrase; None when it can.
+
+    The members the code defines, weakest first; finite ratings in that order, the
+    anchor at 0, each inside its finite interval; positive, finite costs per move (a
+    NaN or negative cost would send every game to one member, or none); the game's
+    stones per pit and opening plies in the ranges the game allows.
+    """
+    if tuple(ladder.names) != LADDER:
+        return f"expected the members {list(LADDER)}, but got {ladder.names}"
+    for m in ladder.members:
+        values = (m.rating, m.low, m.high)
+        if not all(math.isfinite(v) for v in values) or not m.low <= m.rating <= m.high:
+            return (
+                f"expected {m.name}'s rating inside its interval, all finite, but got "
+                f"rating {m.rating}, low {m.low}, high {m.high}"
+            )
+        if not (math.isfinite(m.ms_per_move) and m.ms_per_move > 0):
+            return f"expected {m.name}'s ms_per_move > 0, but got {m.ms_per_move}"
+    anchor = ladder.members[LADDER.index(ANCHOR)]
+    if anchor.rating != 0.0:
+        return f"expected the anchor {ANCHOR} rated 0, but got {anchor.rating}"
+    ratings = [m.rating for m in ladder.members]
+    if any(b < a for a, b in pairwise(ratings)):
+        return f"expected ratings in the members' order, weakest first, but got {ratings}"
+    if not MIN_STONES <= ladder.stones <= MAX_STONES:
+        return f"expected stones {MIN_STONES}..{MAX_STONES}, but got {ladder.stones}"
+    if not 0 <= ladder.opening_plies <= MAX_OPENING_PLIES:
+        return f"expected opening_plies 0..{MAX_OPENING_PLIES}, but got {ladder.opening_plies}"
+    return None
 
 
 def _positions(n: int, stones: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -232,6 +284,14 @@ def round_robin(
 
 
 def write_ladder(doc: dict[str, Any], path: Path = LADDER_FILE) -> Path:
+    """Write a round robin's document, only if it is a ladder :func:`load_ladder` accepts,
+    atomically (never half a file, never a stray ``.tmp``)."""
+    problem = check_ladder(_as_ladder(doc))
+    if problem:
+        raise UserError(
+            f"the round robin gives no usable ladder ({problem}); nothing was written. "
+            "Play more games per pairing (--games)"
+        )
     header = (
         "# The reference ladder: Elo ratings of the project's own opponents (random\n"
         "# tie-breaks), from a round robin in paired openings; random is anchored at 0.\n"
@@ -240,8 +300,12 @@ def write_ladder(doc: dict[str, Any], path: Path = LADDER_FILE) -> Path:
         "# evaluation against it costs: make bench-rating); pairings give each pairing's\n"
         "# score of `first`. Intervals are relative to the anchor.\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, header + yaml.safe_dump(doc, sort_keys=False))
+
+
+def _as_ladder(doc: dict[str, Any]) -> Ladder:
+    members = tuple(
+        Member(m["name"], m["rating"], m["low"], m["high"], m["ms_per_move"])
+        for m in doc["members"]
+    )
+    return Ladder(members, doc["opening_plies"], doc["stones"])

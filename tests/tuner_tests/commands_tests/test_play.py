@@ -84,3 +84,18 @@ def test_the_board_numbers_every_pit_and_names_both_stores():
         assert _numbered(bottom_numbers, bottom) == {k + 1: human_base + k for k in range(6)}
         assert top.strip().startswith("AI:") and bottom.strip().startswith("you:")
         assert stores.startswith("AI store [ 7]") and stores.endswith("[ 3] your store")
+
+
+def test_a_move_typed_in_other_digits_or_bytes_is_asked_again():
+    """`²` is a digit that int() refuses, 5000 nines a number it refuses: each is asked
+    again with one line; any script's decimal digits (Arabic-Indic ٣) are the pit."""
+    typed = iter(["²", "9" * 5000, "\x00", "", "-1", "٣", "q"])
+    said: list[str] = []
+    winner = play(
+        make_opponent("random"), human_seat=0, ask=lambda _: next(typed), say=said.append,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    refusals = [s for s in said if s.startswith("expected one of")]
+    assert len(refusals) == 5 and all("\n" not in s for s in refusals)
+    assert "Extra turn." in said  # pit 3 of 4 stones: the last seed in the store
+    assert winner == 1

@@ -436,3 +436,14 @@ def test_statistics_on_numbers_alone_for_a_minimizing_study():
     assert v.winners_curse == pytest.approx(0.625 - 0.125), "the original best got worse"
     assert v.mean_drop == pytest.approx((0.5 + 0.25 + 0.125) / 3)
     assert v.rank_correlation == pytest.approx(spearmanr([1, 2, 3], [3, 1, 2])[0])
+
+
+def test_fresh_seeds_past_two_to_the_32_are_refused_before_anything_is_queued(handmade):
+    """A seed past 2**32 cannot train (numpy's limit): refused in one line, nothing queued."""
+    url, study, storage = handmade
+    companion = optuna.load_study(study_name=COMPANION, storage=url)
+    before = len(companion.get_trials(deepcopy=False))
+    spec = load_spec(FAULTS).model_copy(update={"seed": 2**32 - 150_000})
+    with pytest.raises(UserError, match=r"expected fresh seeds in \[0, 2\*\*32\)"):
+        queue_jobs(study, storage, 1, 2, spec)
+    assert len(companion.get_trials(deepcopy=False)) == before

@@ -26,13 +26,6 @@ from tuner.config.spec import StudySpec
 from tuner.storage.record import StudyAttr, TrialAttr, TrialSystemAttr
 
 
-def positive(value: int, flag: str, what: str) -> int:
-    """``value`` of the command-line ``flag``, refused unless it is at least 1."""
-    if value < 1:
-        raise UserError(f"{flag}: expected a positive number of {what}, but got {value}")
-    return value
-
-
 def top_configurations(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The best trial of each of the ``k`` best distinct configurations."""
     seen: set[str] = set()
@@ -81,6 +74,13 @@ def queue_jobs(
     top = top_configurations(study, k)
     cspec = companion_spec(spec)
     seeds = [verify_seed(spec, i) for i in range(n_seeds)]
+    if not all(0 <= s < 2**32 for s in seeds):
+        raise UserError(
+            f"--fresh-seeds {n_seeds}: expected fresh seeds in [0, 2**32) (numpy's and "
+            f"SB3's limit), but study {study.study_name!r} (seed {spec.seed}) gives "
+            f"{seeds[0]}..{seeds[-1]}; "
+            "ask for fewer fresh seeds"
+        )
     companion = create_study(cspec, storage)
     queued = already = 0
     with claim_lock(storage, cspec.study_name):
