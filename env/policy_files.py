@@ -206,10 +206,9 @@ def _check_meta(meta: Any) -> dict[str, Any]:
     activation_class(meta["activation_fn"])
     extractor, kwargs = meta["features_extractor"], meta["features_extractor_kwargs"]
     _check_features_extractor(extractor, kwargs)
-    if kwargs.get("plies", 2) not in (1, 2) or not 1 <= kwargs.get("stones", 4) <= 12:
-        raise PolicyFileError(
-            f"features_extractor_kwargs: expected plies 1 or 2 and stones 1..12, but got {kwargs!r}"
-        )
+    problem = _lookahead_problem(kwargs)
+    if problem:
+        raise PolicyFileError(problem)
     size = observation_of(meta).size
     if meta["observation_shape"] != [size] or meta["n_actions"] != N_PITS:
         raise PolicyFileError(
@@ -333,6 +332,8 @@ def load_policy(path: str | Path, *, device: str = "cpu", trust_pickle: bool = F
             if isinstance(err, PolicyFileError):
                 raise PolicyFileError(f"policy file {str(path)!r}: {err}") from None
             raise PolicyFileError(f"policy file {str(path)!r} is damaged: {err}") from None
+    # As the file says (an older Lookahead file's own observation range), then upgraded.
+    check_buildable(meta, str(path))
     return _build(_upgraded(meta), weights, device, str(path))
 
 
@@ -360,7 +361,6 @@ def _build(meta: dict[str, Any], weights: bytes, device: str, source: str) -> An
             normalize_images=meta["normalize_images"],
         )
 
-    check_buildable(meta, source)
     state = _load_weights(weights, device, source)
     check_network_size(network, state, source)  # before a single parameter is allocated
     policy = network()
@@ -389,7 +389,6 @@ def check_buildable(meta: dict[str, Any], source: str) -> None:
     observation range with ``low < high``, a non-empty trunk, lookahead plies 1 or 2
     and stones per pit the game allows (``stones: 0`` divides by zero at every move).
     """
-    from env.options import MAX_STONES, MIN_STONES
 
     def refuse(what: str) -> NoReturn:
         raise PolicyFileError(f"policy file {source!r}: {META_ENTRY}: {what}")
@@ -407,17 +406,29 @@ def check_buildable(meta: dict[str, Any], source: str) -> None:
     kwargs = meta["features_extractor_kwargs"]
     if meta["features_extractor"] == "SharedTrunk" and not kwargs.get("hidden", [64]):
         refuse("features_extractor_kwargs.hidden: expected at least one layer, but got []")
+    problem = _lookahead_problem(kwargs)
+    if problem:
+        refuse(problem)
+
+
+def _lookahead_problem(kwargs: dict[str, Any]) -> str | None:
+    """What is wrong with the lookahead settings of ``features_extractor_kwargs``, if
+    anything: plies 1 or 2, stones per pit the game allows (``stones: 0`` divides by
+    zero at every move)."""
+    from env.options import MAX_STONES, MIN_STONES
+
     plies = kwargs.get("plies", LOOKAHEAD_PLIES[-1])
     if plies not in LOOKAHEAD_PLIES or not _plain_int(plies):
-        refuse(f"features_extractor_kwargs.plies: expected 1 or 2, but got {plies!r}")
+        return f"features_extractor_kwargs.plies: expected 1 or 2, but got {plies!r}"
     for key in ("stones", "seeds"):  # seeds: the name in files saved before the rename
         if key in kwargs and (
             not _plain_int(kwargs[key]) or not MIN_STONES <= kwargs[key] <= MAX_STONES
         ):
-            refuse(
+            return (
                 f"features_extractor_kwargs.{key}: expected stones per pit "
                 f"{MIN_STONES}..{MAX_STONES}, but got {kwargs[key]!r}"
             )
+    return None
 
 
 def _load_weights(weights: bytes, device: str, source: str) -> dict[str, Any]:
