@@ -608,6 +608,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     report = write_report(study, out, top_k=args.top)
     drawn = [f.key for f in report.figures if f.png is not None]
     print(f"report written to {report.html} ({len(drawn)} figures: {', '.join(drawn) or 'none'})")
+    if report.effects is not None:
+        print(f"{report.effects.path.name}: {report.effects.summary}")
     for f in report.figures:
         if f.missing:
             print(f"  {f.title}: not drawn, {f.missing}")

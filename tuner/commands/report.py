@@ -7,7 +7,8 @@ the file opens anywhere, offline), the PNGs from
 does not draw: pruned trials marked in the intermediate-values plot, the table of
 the top trials with their rating (when the study rates) and score per opponent, and the share of compute that
 pruning saved (timesteps the pruned trials ran vs what finishing them would have
-cost).
+cost), and the effect of each parameter with its interval (``effects.md`` too; built by
+:mod:`tuner.commands.effects_report`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.base.runs import confined
+from tuner.commands.effects_report import EffectsSection, write_effects
 from tuner.commands.status import state_counts, top_trials
 from tuner.config.loading import stored_spec_data
 from tuner.storage.record import TrialAttr, shown_results
@@ -157,6 +159,7 @@ class Figure:
 class Report:
     html: Path
     figures: list[Figure] = field(default_factory=list)
+    effects: EffectsSection | None = None  # effects.md, its HTML and a one-line summary
 
     @property
     def pngs(self) -> list[Path]:
@@ -661,7 +664,9 @@ def _best_text(study: optuna.Study) -> str:
     return f"trial {b.number}, value {b.value:.4f} ({shown})"
 
 
-def _head_html(study: optuna.Study, figures: list[Figure], verification: str) -> list[str]:
+def _head_html(
+    study: optuna.Study, figures: list[Figure], verification: str, effects: str = ""
+) -> list[str]:
     """The document head and the study's summary, with a link to each section.
 
     plotly.js is inlined so that the one file opens anywhere, offline.
@@ -688,6 +693,7 @@ def _head_html(study: optuna.Study, figures: list[Figure], verification: str) ->
         f"<p><b>Best:</b> {e(_best_text(study))}</p>",
         "<nav>"
         + "".join(f'<a href="#{f.key}">{e(f.title)}</a>' for f in figures)
+        + ('<a href="#effects">Effects</a>' if effects else "")
         + '<a href="#top-trials">Top trials</a><a href="#pruning">Pruning</a>'
         + ('<a href="#verification">Verification</a>' if verification else "")
         + "</nav>",
@@ -762,23 +768,26 @@ def render_html(
     importances: dict[str, float],
     savings: PruningSavings | None,
     verification: str = "",
+    effects: str = "",
 ) -> str:
-    """The whole report as one HTML document: summary, figures, then tables."""
-    parts = _head_html(study, figures, verification)
+    """The whole report as one HTML document: summary, figures, effects, then tables."""
+    parts = _head_html(study, figures, verification, effects)
     parts += _figures_html(figures, importances)
+    parts += [effects] if effects else []
     parts += _tables_html(study, top_k, savings, verification)
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
-    """Write ``report.html`` and one PNG per drawn figure to ``out_dir``; return the paths."""
+    """Write ``report.html``, one PNG per drawn figure and ``effects.md`` to ``out_dir``."""
     from tuner.commands.verify.report_section import section_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     importances = param_importances(study)
     figures = build_figures(study, out, importances)
+    effects = write_effects(study, out)
     text = render_html(
         study,
         figures,
@@ -786,7 +795,8 @@ def write_report(study: optuna.Study, out_dir: Path | str, *, top_k: int = 10):
         importances=importances,
         savings=pruning_savings(study),
         verification=section_html(study, out),
+        effects=effects.html,
     )
     path = out / "report.html"
     path.write_text(text, encoding="utf-8")
-    return Report(path, figures)
+    return Report(path, figures, effects)
