@@ -277,9 +277,9 @@ class EvaluationSpec(_Strict):
       ``games`` games in all, played in ``rounds`` rounds against the members nearest
       the estimate. It does not saturate as a score against fixed opponents does.
 
-    - ``perfect``: the share of optimal moves on the committed solved set of Kalah(6,4)
-      positions (tuner/strength/perfect.py): no games, one forward pass, no sampling
-      noise for a given agent.
+    - ``perfect``: minus the mean regret (seeds given away per move against the best
+      move) on the committed solved set of Kalah(6,4) positions (tuner/strength/perfect.py):
+      no games, one forward pass, no sampling noise for a given agent.
 
     ``perfect`` records the perfect-play numbers (optimal share, regret, blunders) beside
     the value at every evaluation: ``None`` (the default) wherever the game is
@@ -543,10 +543,10 @@ class StudySpec(_Strict):
         checked with the bounds of each value: tuner.config.checks.check_bounds.)"""
         objective = self.evaluation.objective
         if objective in ("rating", "perfect") and self.direction != "maximize":
-            better = "rating" if objective == "rating" else "share of optimal moves"
+            better = "a higher rating" if objective == "rating" else "less regret, a higher value,"
             raise ValueError(
-                f"direction: expected maximize with evaluation.objective: {objective} (a "
-                f"higher {better} is a stronger agent), but got {self.direction}"
+                f"direction: expected maximize with evaluation.objective: {objective} "
+                f"({better} is a stronger agent), but got {self.direction}"
             )
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")

@@ -142,7 +142,7 @@ def create_study(
 
 def metric_name(spec: StudySpec) -> str:
     """What the study's value is, for optuna-dashboard's axes and best-trial card."""
-    names = {"rating": "rating (Elo)", "perfect": "optimal-move share"}
+    names = {"rating": "rating (Elo)", "perfect": "minus regret (seeds per move)"}
     return names.get(spec.evaluation.objective, "score")
 
 

@@ -18,7 +18,7 @@ Three measures, one per study objective:
   loses to. The rating does not saturate: beating greedy every time still leaves
   minimax:1 ... minimax:6 to climb.
 
-- ``perfect``: the share of optimal moves on the solved set (:mod:`tuner.strength.perfect`),
+- ``perfect``: minus the mean regret on the solved set (:mod:`tuner.strength.perfect`),
   no games; recorded beside a rating or score by default where the game allows.
 
 :func:`make_evaluator` builds the evaluation a study asks for; the training
@@ -327,7 +327,7 @@ def _belief_sd(rating: Rating) -> float:
 class Strength:
     """One evaluation: the value reported to the pruner, and what it came from."""
 
-    value: float  # the rating, the combined score or the optimal-move share
+    value: float  # the rating, the combined score or minus the mean regret
     results: dict[str, OpponentResult]
     rating: Rating | None = None
     # The network's moves on the solved set (tuner.strength.perfect), where recorded.

@@ -163,9 +163,11 @@ def perfect_scorer(solved: SolvedSet | None = None) -> Callable[[Opponent], Perf
 
 
 def perfect_value(score: PerfectScore) -> float:
-    """A trial's value under ``objective: perfect``: the share of optimal moves (README,
-    "Perfect play as the yardstick", says why this and not the regret)."""
-    return score.optimal.mean
+    """A trial's value under ``objective: perfect``: minus the mean regret, so that higher
+    is better as with every other objective. The regret, not the optimal share: between
+    two seeds of one configuration it moved much less against the spread between
+    configurations (``make bench-perfect-signal``; README, "Perfect play as the yardstick")."""
+    return -score.regret.mean
 
 
 def format_scores(scores: dict[str, PerfectScore]) -> list[str]:

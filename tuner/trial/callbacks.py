@@ -271,20 +271,21 @@ class EvaluationCallback(BaseCallback):
         """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``.
 
         TensorBoard sorts a group's charts by name: the ``eval`` group holds the value the
-        pruner sees (``eval/rating`` or ``eval/score``, first), the perfect-play numbers
-        (``eval/perfect_*``; the value itself under ``objective: perfect``) and its time; each
+        pruner sees (``eval/rating`` or ``eval/score``, first) and its time; the perfect-play
+        numbers have a group of their own (``eval_perfect/*``: under ``objective: perfect``
+        ``eval_perfect/optimal`` is the value); each
         opponent's score and games go to a group of their own, ``eval_opponents``.
         """
         if ev.rating is not None:
             self.logger.record("eval/rating", ev.rating.rating)
             self.logger.record("eval/rating_low", ev.rating.low)
             self.logger.record("eval/rating_high", ev.rating.high)
-        elif ev.results:
+        elif ev.results or ev.perfect is None:  # under objective: perfect, no games
             self.logger.record("eval/score", ev.value)
         if ev.perfect is not None:
-            self.logger.record("eval/perfect_optimal", ev.perfect.optimal.mean)
-            self.logger.record("eval/perfect_regret", ev.perfect.regret.mean)
-            self.logger.record("eval/perfect_blunders", ev.perfect.blunders.mean)
+            self.logger.record("eval_perfect/optimal", ev.perfect.optimal.mean)
+            self.logger.record("eval_perfect/regret", ev.perfect.regret.mean)
+            self.logger.record("eval_perfect/blunders", ev.perfect.blunders.mean)
         self.logger.record("eval/seconds", ev.seconds)
         for name, r in ev.results.items():
             self.logger.record(f"eval_opponents/{name}/score", r.score)

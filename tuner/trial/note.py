@@ -24,8 +24,9 @@ def trial_note(number: int, spec: StudySpec, run: TrainingRun) -> str:
     games = sum(r.games for r in last.results.values())
     if spec.evaluation.objective == "perfect" and last.perfect is not None:
         lines.append(
-            f"**Optimal moves {last.value:.3f}** (the share of the {last.perfect.positions:,} "
-            f"solved positions where the network plays a best move) at step {last.timestep:,}."
+            f"**Regret {last.perfect.regret.mean:.3f} seeds per move** (the value is minus "
+            f"it: seeds given away against the best move, over {last.perfect.positions:,} "
+            f"solved positions) at step {last.timestep:,}."
         )
     elif last.rating is not None:
         lines.append(
@@ -62,8 +63,9 @@ def _curve(evaluations: list[Evaluation]) -> list[str]:
     """The evaluations as a table: the value (a rating with its interval, a score), then
     the optimal share, regret and blunders where they were recorded."""
     last = evaluations[-1]
-    value = "rating" if last.rating else "score" if last.results else "optimal"
-    perfect = last.perfect is not None and (last.results or last.rating is not None)
+    alone = not last.results and last.perfect is not None  # objective: perfect
+    value = "rating" if last.rating else "optimal" if alone else "score"
+    perfect = last.perfect is not None and not alone
     head = f"| step | {value} |" + (" optimal | regret | blunders |" if perfect else "")
     lines = ["", head, "| --- " * (head.count("|") - 1) + "|"]
     for e in evaluations:

@@ -230,9 +230,10 @@ class ProgressDisplay(TrialHooks):
         perfect-play numbers follow the value where recorded (``score 0.381, optimal 0.553
         regret 3.09``), and are the value under ``objective: perfect``."""
         width = len(str(self.total))
+        spent = "evaluation" if ev.perfect is not None and not ev.results else "games"
         return (
             f"step {ev.timestep:>{width}d}/{self.total}  {ev.describe()}  "
-            f"({ev.seconds:.1f} s of {'games' if ev.results else 'evaluation'}, "
+            f"({ev.seconds:.1f} s of {spent}, "
             f"{self.steps_per_second:.0f} steps/s)"
         )
 

@@ -137,14 +137,17 @@ def test_a_short_trial_records_the_perfect_play_numbers_beside_its_score(
     assert "| step | score | optimal | regret | blunders |" in note, note
 
 
-def test_objective_perfect_makes_the_optimal_share_the_value(tiny_spec, tmp_path) -> None:
-    """No games: the value is the share of optimal moves, nothing per opponent is recorded."""
+def test_objective_perfect_makes_minus_the_regret_the_value(tiny_spec, tmp_path) -> None:
+    """No games: the value is minus the mean regret, nothing per opponent is recorded."""
+    from optuna_dashboard import get_note
+
     value, trial = _one_trial(tiny_spec(evaluation={"objective": "perfect"}), tmp_path)
     attrs = trial.user_attrs
-    assert value == round(attrs[TrialAttr.PERFECT]["optimal"], 4)
+    assert value == -attrs[TrialAttr.PERFECT]["regret"] < 0
     assert [e["value"] for e in attrs[TrialAttr.EVALUATIONS]] == [
-        round(e["perfect"]["optimal"], 4) for e in attrs[TrialAttr.EVALUATIONS]
+        -e["perfect"]["regret"] for e in attrs[TrialAttr.EVALUATIONS]
     ]
+    assert "**Regret " in get_note(trial)
     assert TrialAttr.SCORES not in attrs and TrialAttr.EVAL_RESULTS not in attrs
 
 
@@ -234,6 +237,7 @@ def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None
         tags = set(acc.Tags()["scalars"])
         assert {"train/loss", "train/entropy_loss", "rollout/ep_rew_mean"} <= tags, tags
         assert {"eval_opponents/random/score", "eval_opponents/greedy/games"} <= tags, tags
+        assert {"eval_perfect/optimal", "eval_perfect/regret", "eval_perfect/blunders"} <= tags
         # The value the pruner sees opens the eval group (TensorBoard sorts by name).
         assert sorted(t for t in tags if t.startswith("eval/"))[0] == "eval/score", tags
         logged = {e.step: e.value for e in acc.Scalars("eval/score")}
