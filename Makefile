@@ -140,6 +140,10 @@ bench-trial: install ## One selfplay trial (250k steps) split into collection, u
 bench-rating: install ## The rating evaluation's share of a trial, by the agent's strength and the trial budget
 	$(BIN)/python -m benchmarks.rating $(ARGS)
 
+.PHONY: bench-perfect-signal
+bench-perfect-signal: install ## Regret vs the ladder rating on 96 checkpoints (6 configs x 2 seeds): rank correlation and seed noise (ARGS="--fresh" retrains)
+	$(BIN)/python -m benchmarks.perfect_signal $(ARGS)
+
 .PHONY: bench-search
 bench-search: install ## Search at play time: score vs minimax:4/6 and ms per move by depth/simulations (ARGS="--games 400")
 	$(BIN)/python -m benchmarks.search $(ARGS)

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.pbt.summary import status_lines
 from tuner.storage.optuna_compat import RoutedRDBStorage, study_id, trial_id
-from tuner.storage.record import StudyAttr, TrialAttr, score_text, shown_results
+from tuner.storage.record import StudyAttr, TrialAttr, perfect_text, score_text, shown_results
 
 
 def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
@@ -35,7 +35,8 @@ def heartbeat_ages(storage: RoutedRDBStorage, study_id: int) -> dict[int, float]
 
 
 def _best_lines(study: optuna.Study, trials: list[FrozenTrial]) -> list[str]:
-    """The best trial: its value, parameters, rating (when the study rates) and scores."""
+    """The best trial: its value, parameters, rating (when the study rates), scores and
+    perfect-play numbers (where recorded)."""
     if not any(t.state == TrialState.COMPLETE for t in trials):
         return ["best: none yet (no completed trial)"]
     best = study.best_trial
@@ -51,6 +52,9 @@ def _best_lines(study: optuna.Study, trials: list[FrozenTrial]) -> list[str]:
     lines.extend(
         f"  score vs {k}: {score_text(r)}" for k, r in shown_results(best.user_attrs).items()
     )
+    perfect = best.user_attrs.get(TrialAttr.PERFECT)
+    if perfect:
+        lines.append(f"  perfect play: {perfect_text(perfect)}")
     return lines
 
 

@@ -5,7 +5,8 @@ needs pandas, which the tuner does not, and leaves nested user attrs (the rating
 the per-opponent results) as dicts in one cell. Here each becomes columns of its own:
 ``rating``, ``rating_low``, ``rating_high``; ``score_<opponent>`` with
 ``ci_low_<opponent>``, ``ci_high_<opponent>`` and ``games_<opponent>`` (a score is never
-without its game count). ``pandas.read_csv`` reads the file as it is.
+without its game count); ``perfect_optimal``, ``perfect_regret`` and ``perfect_blunders``
+where the perfect-play numbers were recorded. ``pandas.read_csv`` reads the file as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ATTRS = (
     ("prune_reason", TrialAttr.PRUNE_REASON),
 )
 RESULT_FIELDS = ("score", "ci_low", "ci_high", "games")
+PERFECT_FIELDS = ("optimal", "regret", "blunders")
 
 
 def _ordered(names: list[str], new: Any) -> None:
@@ -54,6 +56,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     for col, key in (("rating", "rating"), ("rating_low", "low"), ("rating_high", "high")):
         if key in rating:
             row[col] = rating[key]
+    perfect = trial.user_attrs.get(TrialAttr.PERFECT) or {}
+    row.update({f"perfect_{key}": perfect[key] for key in PERFECT_FIELDS if key in perfect})
     for opponent, result in (trial.user_attrs.get(TrialAttr.EVAL_RESULTS) or {}).items():
         row.update({f"{col}_{opponent}": result.get(col) for col in RESULT_FIELDS})
     row.update({col: trial.user_attrs.get(key) for col, key in ATTRS})
@@ -71,7 +75,8 @@ def trial_table(study: optuna.Study) -> tuple[list[str], list[dict[str, Any]]]:
         _ordered(opponents, [k.removeprefix("score_") for k in row if k.startswith("score_")])
     result_columns = [f"{col}_{o}" for o in opponents for col in RESULT_FIELDS]
     rated = [c for c in ("rating", "rating_low", "rating_high") if any(c in r for r in rows)]
-    columns = [*FIXED, *params, *rated, *result_columns, *(col for col, _ in ATTRS)]
+    perfect = [f"perfect_{k}" for k in PERFECT_FIELDS if any(f"perfect_{k}" in r for r in rows)]
+    columns = [*FIXED, *params, *rated, *perfect, *result_columns, *(col for col, _ in ATTRS)]
     return columns, rows
 
 

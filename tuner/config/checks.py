@@ -81,6 +81,8 @@ def check_study(spec: StudySpec) -> None:
     check_searched_names(spec)
     if spec.evaluation.objective == "rating":
         check_ladder_game(spec)
+    if spec.evaluation.perfect_required:
+        check_perfect_game(spec)
 
 
 def check_setting_names(spec: StudySpec) -> None:
@@ -212,4 +214,22 @@ def check_ladder_game(spec: StudySpec) -> None:
             f"env: expected stones {ladder.stones} and empty_capture false, not searched, "
             f"with evaluation.objective: rating (the reference ladder was measured on that "
             f"game), but got {found}; use objective: score for other variants"
+        )
+
+
+def check_perfect_game(spec: StudySpec) -> None:
+    """The solved set is of Kalah(6,4) with standard capture: a study that asks for
+    perfect-play numbers must train on that game."""
+    searched = {"stones", "empty_capture"} & set(spec.search_space)
+    if spec.env.stones != 4 or spec.env.empty_capture or searched:
+        found = f"stones {spec.env.stones}, empty_capture {spec.env.empty_capture}"
+        found += f", searched: {sorted(searched)}" if searched else ""
+        asked = (
+            "evaluation.objective: perfect"
+            if spec.evaluation.objective == "perfect"
+            else "evaluation.perfect: true"
+        )
+        raise ValueError(
+            f"env: expected stones 4 and empty_capture false, not searched, with {asked} "
+            f"(the solved set is Kalah(6,4) with standard capture), but got {found}"
         )

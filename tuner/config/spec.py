@@ -277,6 +277,15 @@ class EvaluationSpec(_Strict):
       ``games`` games in all, played in ``rounds`` rounds against the members nearest
       the estimate. It does not saturate as a score against fixed opponents does.
 
+    - ``perfect``: minus the mean regret (seeds given away per move against the best
+      move) on the committed solved set of Kalah(6,4) positions (tuner/strength/perfect.py):
+      no games, one forward pass, no sampling noise for a given agent.
+
+    ``perfect`` records the perfect-play numbers (optimal share, regret, blunders) beside
+    the value at every evaluation: ``None`` (the default) wherever the game is
+    Kalah(6,4) with standard capture and the network plays without ``search``; ``true``
+    insists (the study must fix that game); ``false`` never.
+
     ``value_from`` picks which evaluation becomes the value: the final one or the best.
 
     ``search`` (``ab:4``, ``mcts:100``; env/search.py) evaluates the network as the
@@ -285,7 +294,7 @@ class EvaluationSpec(_Strict):
     magnitude more per move (README, "Search at play time"); off by default.
     """
 
-    objective: Literal["score", "rating"] = "score"
+    objective: Literal["score", "rating", "perfect"] = "score"
     opponents: list[str] | None = None
     games: int = Field(
         default_factory=lambda: _game("DEFAULT_EVAL_GAMES"),
@@ -299,6 +308,7 @@ class EvaluationSpec(_Strict):
     rounds: int = Field(4, ge=1, le=20)
     value_from: Literal["final", "best"] = "final"
     search: str | None = None
+    perfect: bool | None = None
 
     @field_validator("search")
     @classmethod
@@ -322,24 +332,48 @@ class EvaluationSpec(_Strict):
             "combine": "mean" if combine is None else combine,
         }
 
+    @model_validator(mode="before")
+    @classmethod
+    def _perfect_plays_no_games(cls, data: Any) -> Any:
+        """``objective: perfect`` plays no games: settings of games are a mistake, said so."""
+        if not isinstance(data, dict) or data.get("objective") != "perfect":
+            return data
+        for key in ("games", "opening_plies", "rounds", "search"):
+            if key in data:
+                raise ValueError(
+                    f"expected no {key} with objective: perfect (it plays no games: the "
+                    f"network's moves on the solved set), but got {data[key]!r}; remove it"
+                )
+        if data.get("perfect") is False:
+            raise ValueError(
+                "expected perfect: true or no perfect with objective: perfect (the value is "
+                "the perfect-play score), but got perfect: false"
+            )
+        return data
+
     @field_validator("objective", mode="before")
     @classmethod
     def _objective(cls, v: Any) -> Any:
         if v in ("final", "best"):
             raise ValueError(
-                f"expected 'score' or 'rating', but got {v!r}; which evaluation becomes the "
-                f"trial's value is now value_from: {v}"
+                f"expected 'score', 'rating' or 'perfect', but got {v!r}; which evaluation "
+                f"becomes the trial's value is now value_from: {v}"
             )
         return v
 
     @field_validator("opponents", "combine", "weights")
     @classmethod
     def _score_only(cls, v: Any, info: ValidationInfo) -> Any:
-        if v is not None and info.data.get("objective") == "rating":
+        objective = info.data.get("objective")
+        if v is not None and objective in ("rating", "perfect"):
+            against = (
+                "the rating plays the reference ladder, env/ladder.yaml"
+                if objective == "rating"
+                else "it plays no games: the network's moves on the solved set"
+            )
             raise ValueError(
-                f"expected no {info.field_name} with objective: rating (the rating plays the "
-                f"reference ladder, env/ladder.yaml), but got {v!r}; remove it or use "
-                "objective: score"
+                f"expected no {info.field_name} with objective: {objective} ({against}), "
+                f"but got {v!r}; remove it or use objective: score"
             )
         if info.field_name == "opponents" and v is not None and not v:
             raise ValueError("expected at least one opponent, but got none")
@@ -365,6 +399,20 @@ class EvaluationSpec(_Strict):
     @classmethod
     def _plies(cls, v: int) -> int:
         return _check_opening_plies(v)
+
+    @model_validator(mode="after")
+    def _perfect_without_search(self) -> EvaluationSpec:
+        if self.perfect and self.search is not None:
+            raise ValueError(
+                "perfect: the perfect-play score is of the network's own moves, so expected "
+                f"no search with perfect: true, but got search {self.search!r}; remove one"
+            )
+        return self
+
+    @property
+    def perfect_required(self) -> bool:
+        """The study asks for the perfect-play numbers (not just where the game allows)."""
+        return self.objective == "perfect" or self.perfect is True
 
     @model_validator(mode="after")
     def _weights(self) -> EvaluationSpec:
@@ -493,10 +541,12 @@ class StudySpec(_Strict):
     def _check_budget(self) -> None:
         """The objective and pruner fit the budget. (The batch's fit to the rollout is
         checked with the bounds of each value: tuner.config.checks.check_bounds.)"""
-        if self.evaluation.objective == "rating" and self.direction != "maximize":
+        objective = self.evaluation.objective
+        if objective in ("rating", "perfect") and self.direction != "maximize":
+            better = "a higher rating" if objective == "rating" else "less regret, a higher value,"
             raise ValueError(
-                "direction: expected maximize with evaluation.objective: rating (a higher "
-                f"rating is a stronger agent), but got {self.direction}"
+                f"direction: expected maximize with evaluation.objective: {objective} "
+                f"({better} is a stronger agent), but got {self.direction}"
             )
         if self.budget.total_timesteps < self.budget.n_evaluations:
             raise ValueError("budget: expected total_timesteps >= n_evaluations")

@@ -142,7 +142,8 @@ def create_study(
 
 def metric_name(spec: StudySpec) -> str:
     """What the study's value is, for optuna-dashboard's axes and best-trial card."""
-    return "rating (Elo)" if spec.evaluation.objective == "rating" else "score"
+    names = {"rating": "rating (Elo)", "perfect": "minus regret (seeds per move)"}
+    return names.get(spec.evaluation.objective, "score")
 
 
 def _name_the_metric(study: optuna.Study, spec: StudySpec) -> None:

@@ -42,6 +42,7 @@ class TrialAttr:
     SCORES: Final = "scores"  # the last evaluation's score per opponent
     EVAL_RESULTS: Final = "eval_results"  # the same, with intervals and game counts
     RATING: Final = "rating"  # Elo on the reference ladder (objective: rating)
+    PERFECT: Final = "perfect"  # the last evaluation's optimal share, regret, blunders
     MODEL_ARTIFACT_ID: Final = "model_artifact_id"
     WORKER: Final = "worker"  # which worker ran it
     WORKER_SEED: Final = "worker_seed"
@@ -94,6 +95,23 @@ def score_text(result: Mapping[str, Any]) -> str:
     return (
         f"{result['score']:.3f} [95% {result['ci_low']:.3f}, {result['ci_high']:.3f}] "
         f"over {result['games']} games"
+    )
+
+
+def perfect_text(perfect: Mapping[str, Any], wide: bool = True) -> str:
+    """``optimal 0.804 ±0.011, regret 1.07 ±0.08, blunders 0.045 ±0.006 on 5010 solved
+    positions``: a trial's recorded ``perfect`` (``wide``: with the 95% half-widths).
+    Shorter without them: ``optimal 0.804 regret 1.07 blunders 0.045``."""
+    if not wide:
+        return (
+            f"optimal {perfect['optimal']:.3f} regret {perfect['regret']:.2f} "
+            f"blunders {perfect['blunders']:.3f}"
+        )
+    return (
+        f"optimal {perfect['optimal']:.3f} ±{perfect['optimal_half_width']:.3f}, "
+        f"regret {perfect['regret']:.2f} ±{perfect['regret_half_width']:.2f}, "
+        f"blunders {perfect['blunders']:.3f} ±{perfect['blunders_half_width']:.3f} "
+        f"on {perfect['positions']} solved positions"
     )
 
 

@@ -5,7 +5,7 @@ the policy makes one forward pass per ply, with action masks, for all live games
 Each random opening is played from both seats, and the opening pair is the unit
 of every interval.
 
-Two measures, one per study objective:
+Three measures, one per study objective:
 
 - ``score``: (wins + draws / 2) / games against each named opponent (a score, not a
   win rate: draws count half), combined by mean, minimum or weights.
@@ -17,6 +17,9 @@ Two measures, one per study objective:
   preferred), so no games are spent on opponents the agent always beats or always
   loses to. The rating does not saturate: beating greedy every time still leaves
   minimax:1 ... minimax:6 to climb.
+
+- ``perfect``: minus the mean regret on the solved set (:mod:`tuner.strength.perfect`),
+  no games; recorded beside a rating or score by default where the game allows.
 
 :func:`make_evaluator` builds the evaluation a study asks for; the training
 callback calls it with the model at each evaluation.
@@ -36,6 +39,7 @@ from env.opponents import Opponent, PolicyOpponent, make_opponent
 from env.options import DEFAULT_EVAL_GAMES, DEFAULT_OPENING_PLIES, DEFAULT_STONES, GameOptions
 from env.search import PolicyEvaluator, SearchAgent, parse_search
 from tuner.strength.ladder import Ladder, ladder_opponent, load_ladder
+from tuner.strength.perfect import SOLVED_STONES, PerfectScore, perfect_scorer, perfect_value
 from tuner.strength.rating import PairResults, Rating, expected_score, rate_against
 
 # The belief about an agent nobody has rated yet: wide enough to spread the first
@@ -323,16 +327,37 @@ def _belief_sd(rating: Rating) -> float:
 class Strength:
     """One evaluation: the value reported to the pruner, and what it came from."""
 
-    value: float  # the rating, or the combined score
+    value: float  # the rating, the combined score or minus the mean regret
     results: dict[str, OpponentResult]
     rating: Rating | None = None
+    # The network's moves on the solved set (tuner.strength.perfect), where recorded.
+    perfect: PerfectScore | None = None
 
     def describe(self) -> str:
-        """``rating 512 [480, 545]`` or ``score 0.381 over 600 games``: for progress lines."""
+        """``rating 512 [480, 545]``, ``score 0.381 over 600 games`` or ``optimal 0.553 regret
+        3.09``, with the perfect-play numbers beside a rating or score: for progress lines."""
         if self.rating is not None:
-            return f"rating {self.rating}"
-        games = sum(r.games for r in self.results.values())
-        return f"score {self.value:.3f}" + (f" over {games} games" if games else "")
+            shown = f"rating {self.rating}"
+        elif self.results or self.perfect is None:
+            games = sum(r.games for r in self.results.values())
+            shown = f"score {self.value:.3f}" + (f" over {games} games" if games else "")
+        else:
+            return self.perfect.describe()
+        return shown + (f", {self.perfect.describe()}" if self.perfect is not None else "")
+
+
+def perfect_applies(evaluation: Any, game: GameOptions) -> bool:
+    """Whether an evaluation records the perfect-play numbers on ``game``: asked for
+    (``perfect: true``, ``objective: perfect``; the spec checked the game), or by default
+    wherever the solved set's game is played by the bare network."""
+    if evaluation.perfect_required:
+        return True
+    return (
+        evaluation.perfect is None
+        and evaluation.search is None
+        and game.stones == SOLVED_STONES
+        and not game.empty_capture
+    )
 
 
 def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[Any], Strength]:
@@ -346,10 +371,15 @@ def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[A
     stones, empty_capture = game.stones, game.empty_capture
     state: dict[str, Any] = {"n": 0, "last": None}
     ladder = load_ladder() if evaluation.objective == "rating" else None
+    score_perfect = perfect_scorer() if perfect_applies(evaluation, game) else None
 
     def evaluate(model: Any) -> Strength:
         state["n"] += 1
         call_seed = seed * 1000 + state["n"]
+        perfect = score_perfect(as_agent(model, stones)) if score_perfect else None
+        if evaluation.objective == "perfect":
+            assert perfect is not None
+            return Strength(round(perfect_value(perfect), 4), {}, None, perfect)
         if ladder is not None:
             rated = rate_policy(
                 model,
@@ -366,7 +396,7 @@ def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[A
             state["last"] = rated.rating
             # Rounded: the dashboard, the pruner and the told value show what the interval
             # can tell apart (an Elo to 0.1, a score to 4 places), not 598.7401216150724.
-            return Strength(round(rated.rating.rating, 1), rated.results, rated.rating)
+            return Strength(round(rated.rating.rating, 1), rated.results, rated.rating, perfect)
         results = evaluate_policy(
             model,
             evaluation.opponents,
@@ -378,6 +408,6 @@ def make_evaluator(evaluation: Any, game: GameOptions, seed: int) -> Callable[[A
             search=evaluation.search,
         )
         score = combine_score(results, evaluation.combine, evaluation.weights)
-        return Strength(round(score, 4), results)
+        return Strength(round(score, 4), results, None, perfect)
 
     return evaluate

@@ -31,6 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from env.policy_files import save_model
 from tuner.strength.evaluate import OpponentResult, Strength
+from tuner.strength.perfect import PerfectScore
 from tuner.strength.rating import Rating
 
 EvaluateFn = Callable[[Any], Strength]
@@ -45,16 +46,21 @@ class Evaluation:
     results: dict[str, OpponentResult]
     seconds: float
     rating: Rating | None = None
+    perfect: PerfectScore | None = None
 
     def describe(self) -> str:
-        """``rating 512 [480, 545]`` or ``score 0.381``."""
-        return Strength(self.value, self.results, self.rating).describe()
+        """``rating 512 [480, 545]`` or ``score 0.381``, then ``optimal 0.553 regret 3.09``
+        where the perfect-play numbers were recorded."""
+        return Strength(self.value, self.results, self.rating, self.perfect).describe()
 
     def as_dict(self) -> dict[str, Any]:
         """The trial's user attr record of this evaluation."""
         out: dict[str, Any] = {"timestep": self.timestep, "value": round(self.value, 4)}
         if self.rating is not None:
             out["rating"] = self.rating.as_dict()
+        if self.perfect is not None:
+            p = self.perfect.as_dict()
+            out["perfect"] = {k: p[k] for k in ("optimal", "regret", "blunders")}
         out["seconds"] = round(self.seconds, 3)
         return out
 
@@ -250,6 +256,7 @@ class EvaluationCallback(BaseCallback):
             strength.results,
             time.perf_counter() - start,
             strength.rating,
+            strength.perfect,
         )
         self.state.evaluations.append(ev)
         self._log(ev)
@@ -264,15 +271,21 @@ class EvaluationCallback(BaseCallback):
         """The evaluation into TensorBoard, beside SB3's ``train/*`` and ``rollout/*``.
 
         TensorBoard sorts a group's charts by name: the ``eval`` group holds the value the
-        pruner sees (``eval/rating`` or ``eval/score``, first) and its time; each
+        pruner sees (``eval/rating`` or ``eval/score``, first) and its time; the perfect-play
+        numbers have a group of their own (``eval_perfect/*``: under ``objective: perfect``
+        ``eval_perfect/optimal`` is the value); each
         opponent's score and games go to a group of their own, ``eval_opponents``.
         """
         if ev.rating is not None:
             self.logger.record("eval/rating", ev.rating.rating)
             self.logger.record("eval/rating_low", ev.rating.low)
             self.logger.record("eval/rating_high", ev.rating.high)
-        else:
+        elif ev.results or ev.perfect is None:  # under objective: perfect, no games
             self.logger.record("eval/score", ev.value)
+        if ev.perfect is not None:
+            self.logger.record("eval_perfect/optimal", ev.perfect.optimal.mean)
+            self.logger.record("eval_perfect/regret", ev.perfect.regret.mean)
+            self.logger.record("eval_perfect/blunders", ev.perfect.blunders.mean)
         self.logger.record("eval/seconds", ev.seconds)
         for name, r in ev.results.items():
             self.logger.record(f"eval_opponents/{name}/score", r.score)

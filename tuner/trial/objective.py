@@ -2,7 +2,8 @@
 
 A trial records as user attrs the real values its model was built with, the
 score per opponent (with intervals over opening pairs and distinct-opening counts),
-the rating with its interval when the study's objective is the rating, timesteps,
+the rating with its interval when the study's objective is the rating, the
+perfect-play numbers (optimal share, regret, blunders) where recorded, timesteps,
 env-steps per second, time split between training and evaluation, and the
 device; its final model becomes an Optuna artifact. A trial that diverges or is
 stopped raises :class:`TrialFailed` with the reason, which the worker records.
@@ -198,14 +199,17 @@ def record_run(trial: optuna.Trial, run: TrainingRun) -> None:
     trial.set_user_attr(TrialAttr.EVALUATIONS, [e.as_dict() for e in state.evaluations])
     if state.evaluations:
         last_ev = state.evaluations[-1]
-        trial.set_user_attr(
-            TrialAttr.SCORES, {k: round(r.score, 4) for k, r in last_ev.results.items()}
-        )
-        trial.set_user_attr(
-            TrialAttr.EVAL_RESULTS, {k: r.as_dict() for k, r in last_ev.results.items()}
-        )
+        if last_ev.results:  # none under objective: perfect (no games)
+            trial.set_user_attr(
+                TrialAttr.SCORES, {k: round(r.score, 4) for k, r in last_ev.results.items()}
+            )
+            trial.set_user_attr(
+                TrialAttr.EVAL_RESULTS, {k: r.as_dict() for k, r in last_ev.results.items()}
+            )
         if last_ev.rating is not None:
             trial.set_user_attr(TrialAttr.RATING, last_ev.rating.as_dict())
+        if last_ev.perfect is not None:
+            trial.set_user_attr(TrialAttr.PERFECT, last_ev.perfect.as_dict())
 
 
 def run_value(spec: StudySpec, run: TrainingRun) -> float:

@@ -1,6 +1,7 @@
 """What a worker shows while it runs: a bar for the current trial, a line per finished trial.
 
-The bar (timesteps, latest evaluation: score or rating, steps per second) is drawn on
+The bar (timesteps, latest evaluation: score or rating, and the perfect-play numbers
+where recorded; steps per second) is drawn on
 stderr, and only when stderr is a terminal: piped into a file, a CI log or
 ``docker compose logs`` there is no bar and no carriage-return noise. The one
 summary line per finished trial (number, state, value, timesteps, duration,
@@ -218,16 +219,22 @@ class ProgressDisplay(TrialHooks):
             f"trial {number:4d}  {state:<8s}  value {shown:>6s}  {self._timesteps:>8d} steps"
             f"  {seconds:6.1f}s  {speed:6.0f} steps/s  best {best}"
         )
-        if self._last is not None and (value is None or self._last.rating is not None):
-            line += f"  (last {self._last.describe()} at step {self._last.timestep})"
+        last = self._last
+        behind = last is not None and (last.rating is not None or last.perfect is not None)
+        if last is not None and (value is None or behind):
+            line += f"  (last {last.describe()} at step {last.timestep})"
         return line
 
     def evaluation_line(self, ev: Evaluation) -> str:
-        """``step   40960/200000  score 0.381  (2.1 s of games, 4578 steps/s)``."""
+        """``step   40960/200000  score 0.381  (2.1 s of games, 4578 steps/s)``; the
+        perfect-play numbers follow the value where recorded (``score 0.381, optimal 0.553
+        regret 3.09``), and are the value under ``objective: perfect``."""
         width = len(str(self.total))
+        spent = "evaluation" if ev.perfect is not None and not ev.results else "games"
         return (
             f"step {ev.timestep:>{width}d}/{self.total}  {ev.describe()}  "
-            f"({ev.seconds:.1f} s of games, {self.steps_per_second:.0f} steps/s)"
+            f"({ev.seconds:.1f} s of {spent}, "
+            f"{self.steps_per_second:.0f} steps/s)"
         )
 
     def close(self) -> None:

@@ -75,7 +75,9 @@ def test_an_export_from_before_the_rating_is_a_clear_error():
         "evaluation": {"opponents": ["random"], "objective": "final"},
         "seed": 0,
     }
-    with pytest.raises(UserError, match=r"expected 'score' or 'rating'.*value_from: final"):
+    with pytest.raises(
+        UserError, match=r"expected 'score', 'rating' or 'perfect'.*value_from: final"
+    ):
         train_from_export(doc, device="cpu")
 
 
@@ -415,7 +417,10 @@ def test_an_older_export_with_bare_scores_still_trains():
     assert ExportDocument.model_validate(doc).scores == {"greedy": 0.75}
 
 
-@pytest.mark.parametrize("objective, name", [("score", "score"), ("rating", "rating (Elo)")])
+@pytest.mark.parametrize(
+    "objective, name",
+    [("score", "score"), ("rating", "rating (Elo)"), ("perfect", "minus regret (seeds per move)")],
+)
 def test_a_study_names_its_metric_for_the_dashboard(tmp_path, objective, name):
     """Named at creation, and on the next load of a study created before it was."""
     import optuna

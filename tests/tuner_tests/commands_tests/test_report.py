@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from support import run_cli
 
-from tuner.commands.report import pruning_savings, write_report
+from tuner.commands.report import pruning_savings, top_trials_table, write_report
 from tuner.commands.worker import Worker
 from tuner.config.loading import load_spec
 from tuner.storage.record import TrialAttr
@@ -270,3 +270,21 @@ def test_a_few_trials_keep_a_legend_entry_each(built_study) -> None:
 
     marks = report._highlight(built_study, built_study.get_trials(deepcopy=False))
     assert not marks.many and marks.top == ()
+
+
+def test_the_top_trials_table_has_a_perfect_play_column_where_recorded(
+    built_study, tmp_path: Path
+) -> None:
+    """Trials that recorded the perfect-play numbers show them in a column; one that did
+    not (an older trial) shows a dash; a study where none did has no such column."""
+    assert "perfect play" not in top_trials_table(built_study, 10)
+    perfect = {"positions": 5010, "optimal": 0.8042, "regret": 1.0691, "blunders": 0.0451}
+    perfect.update({f"{k}_half_width": 0.01 for k in ("optimal", "regret", "blunders")})
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize")
+    study.add_trial(create_trial(value=0.8, user_attrs={TrialAttr.PERFECT: perfect}))
+    study.add_trial(create_trial(value=0.5))
+    table = top_trials_table(study, 10)
+    assert "<th>perfect play (solved set)</th>" in table, table
+    rows = table.split("<tr>")[2:]
+    assert ">optimal 0.804 regret 1.07 blunders 0.045</td>" in rows[0], rows
+    assert re.search(r'<td class="[a-z]*">-</td>', rows[1]), rows

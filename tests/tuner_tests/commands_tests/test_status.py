@@ -95,6 +95,28 @@ def test_a_rated_best_trial_shows_its_rating_not_the_few_games_behind_it(storage
     assert not any("score vs" in line for line in lines), lines
 
 
+PERFECT = {
+    "positions": 5010,
+    "optimal": 0.8042,
+    "optimal_half_width": 0.011,
+    "regret": 1.0691,
+    "regret_half_width": 0.081,
+    "blunders": 0.0451,
+    "blunders_half_width": 0.0057,
+}
+
+
+def test_the_best_trial_shows_its_perfect_play_numbers_with_their_intervals(storage) -> None:
+    study = optuna.create_study(study_name="perfect", storage=storage, direction="maximize")
+    study.add_trial(create_trial(value=0.5))
+    study.add_trial(create_trial(value=0.8042, user_attrs={TrialAttr.PERFECT: PERFECT}))
+    lines = format_status(study, storage).splitlines()
+    assert (
+        "  perfect play: optimal 0.804 ±0.011, regret 1.07 ±0.08, blunders 0.045 ±0.006 "
+        "on 5010 solved positions"
+    ) in lines, lines
+
+
 def test_a_study_without_results_says_so(storage) -> None:
     study = optuna.create_study(study_name="empty", storage=storage)
     assert format_status(study, storage).splitlines() == [

@@ -15,6 +15,7 @@ from tuner.base.errors import UserError
 from tuner.cli import main
 from tuner.config.loading import load_spec, parse_spec, resolve_study_path
 from tuner.config.space import lookahead_plies, materialize, sample, to_config
+from tuner.config.spec import EvaluationSpec
 from tuner.trial.training import make_training_env
 
 STUDY_FILES = sorted((REPO_ROOT / "studies").glob("*.yaml"))
@@ -81,7 +82,7 @@ BROKEN = [
     (
         "evaluation: {objective: final}",
         "evaluation.objective",
-        "expected 'score' or 'rating'",
+        "expected 'score', 'rating' or 'perfect'",
         "value_from: final",
     ),
     (
@@ -227,6 +228,101 @@ def test_broken_study_file_is_one_clear_error(
     assert len(message.splitlines()) == 1, message
     assert str(path) in message and key in message and expected in message and found in message
     assert not db.exists(), "a bad study file must not touch storage"
+
+
+# The perfect-play numbers (issue 20): (evaluation section, other top-level keys, key,
+# expectation, finding). The evaluation section replaces the tiny study's whole.
+PERFECT_BROKEN = [
+    (
+        {"objective": "perfect", "games": 20},
+        {},
+        "evaluation",
+        "expected no games with objective: perfect (it plays no games",
+        "20",
+    ),
+    (
+        {"objective": "perfect", "opponents": ["random"]},
+        {},
+        "evaluation.opponents",
+        "expected no opponents with objective: perfect",
+        "['random']",
+    ),
+    (
+        {"objective": "perfect", "perfect": False},
+        {},
+        "evaluation",
+        "expected perfect: true or no perfect with objective: perfect",
+        "perfect: false",
+    ),
+    ({"perfect": "sometimes"}, {}, "evaluation.perfect", "valid boolean", "sometimes"),
+    (
+        {"perfect": True, "search": "ab:2"},
+        {},
+        "evaluation",
+        "expected no search with perfect: true",
+        "'ab:2'",
+    ),
+    (
+        {"objective": "perfect"},
+        {"env": {"opponents": ["random"], "stones": 5}},
+        "env",
+        "expected stones 4 and empty_capture false, not searched, with evaluation.objective: "
+        "perfect (the solved set is Kalah(6,4)",
+        "stones 5",
+    ),
+    (
+        {"perfect": True},
+        {"env": {"opponents": ["random"], "empty_capture": True}},
+        "env",
+        "with evaluation.perfect: true (the solved set is Kalah(6,4)",
+        "empty_capture True",
+    ),
+    (
+        {"objective": "perfect"},
+        {"search_space": {"stones": {"type": "int", "low": 3, "high": 5}}},
+        "env",
+        "not searched, with evaluation.objective: perfect",
+        "searched: ['stones']",
+    ),
+    (
+        {"objective": "perfect"},
+        {"direction": "minimize"},
+        "direction",
+        "expected maximize with evaluation.objective: perfect",
+        "minimize",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "evaluation,top,key,expected,found",
+    PERFECT_BROKEN,
+    ids=[f"{b[2]}:{sorted(b[0].items())}" for b in PERFECT_BROKEN],
+)
+def test_a_bad_perfect_play_setting_is_one_clear_error(
+    tmp_path, runs, capsys, tiny_spec, evaluation, top, key, expected, found
+):
+    """``objective: perfect`` and ``evaluation.perfect``: exit code 2, one line naming the
+    file, the key, the expectation and what was found; nothing written."""
+    path = write_study(tmp_path / "perfect.yaml", tiny_spec(evaluation=evaluation, **top))
+    db = tmp_path / "nothing.db"
+    code = main(["tune", str(path), "--storage", f"sqlite:///{db}"])
+    message = capsys.readouterr().err.strip()
+    assert code == 2, message
+    assert len(message.splitlines()) == 1, message
+    assert str(path) in message and key in message and expected in message and found in message
+    assert not db.exists(), "a bad study file must not touch storage"
+
+
+def test_the_perfect_play_settings_validate():
+    """``perfect`` is unset by default (on where the game allows); ``objective: perfect``
+    takes no games and keeps score's defaults out; ``perfect: true`` goes with a score."""
+    assert EvaluationSpec().perfect is None and not EvaluationSpec().perfect_required
+    perfect = EvaluationSpec(objective="perfect")
+    assert perfect.perfect_required and perfect.opponents is None and perfect.combine is None
+    assert EvaluationSpec(objective="perfect", perfect=True).perfect_required
+    assert EvaluationSpec(perfect=True, opponents=["random"]).perfect_required
+    assert not EvaluationSpec(perfect=False).perfect_required
 
 
 def test_the_readme_study_example_is_a_valid_study():

@@ -129,7 +129,30 @@ def test_an_evaluator_is_reproducible_from_its_seed():
     assert first == again
     assert first.value == min(r.score for r in first.results.values())
     assert first.rating is None
-    assert first.describe() == f"score {first.value:.3f} over 20 games", "2 opponents x 10"
+    assert first.describe().startswith(f"score {first.value:.3f} over 20 games, optimal "), (
+        "2 opponents x 10, then the perfect-play numbers (Kalah(6,4), no search)"
+    )
+
+
+def test_an_evaluator_scores_the_solved_set_where_the_game_allows():
+    """By default beside the score on Kalah(6,4); never on another game, with a search or
+    when told not to; as the value (minus the mean regret) with objective: perfect."""
+    from tuner.strength.perfect import perfect_scorer
+
+    exact = perfect_scorer()(GreedyOpponent())
+    scored = EvaluationSpec(opponents=["random"], games=2)
+    assert make_evaluator(scored, GameOptions(), seed=0)(GreedyOpponent()).perfect == exact
+    for evaluation, game in [
+        (scored, GameOptions(stones=5)),
+        (scored, GameOptions(empty_capture=True)),
+        (scored.model_copy(update={"perfect": False}), GameOptions()),
+        (scored.model_copy(update={"search": "ab:1"}), GameOptions()),
+    ]:
+        assert make_evaluator(evaluation, game, seed=0)(GreedyOpponent()).perfect is None
+    alone = make_evaluator(EvaluationSpec(objective="perfect"), GameOptions(), seed=0)
+    strength = alone(GreedyOpponent())
+    assert strength.value == round(-exact.regret.mean, 4) and strength.results == {}
+    assert strength.describe() == f"optimal {exact.optimal.mean:.3f} regret {exact.regret.mean:.2f}"
 
 
 @pytest.mark.parametrize(("pairs", "rounds"), [(100, 4), (10, 4), (3, 4), (1, 1)])

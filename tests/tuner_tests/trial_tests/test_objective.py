@@ -100,6 +100,69 @@ def test_a_trial_records_its_configuration_before_anything_trains(tiny_spec, tmp
     assert not (tmp_path / "artifacts").exists(), "no model, no artifact"
 
 
+# --- the perfect-play numbers (issue 20) ---------------------------------------------------
+
+PERFECT_KEYS = ("optimal", "regret", "blunders")
+
+
+def _one_trial(spec_data: dict, tmp_path: Path) -> tuple[float, optuna.Trial]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    value = objective(trial, parse_spec(spec_data), device="cpu", runs_dir=tmp_path)
+    return value, trial
+
+
+def test_a_short_trial_records_the_perfect_play_numbers_beside_its_score(
+    tiny_spec, tmp_path
+) -> None:
+    """Kalah(6,4), no search: every evaluation scores the network on the solved set too,
+    the trial keeps the last one with its intervals, and the score stays the value."""
+    from optuna_dashboard import get_note
+
+    value, trial = _one_trial(tiny_spec(), tmp_path)
+    attrs = trial.user_attrs
+    perfect = attrs[TrialAttr.PERFECT]
+    assert perfect["positions"] == 5010
+    assert 0.0 <= perfect["optimal"] <= 1.0 and perfect["regret"] >= 0.0
+    assert 0.0 <= perfect["blunders"] <= 1.0 - perfect["optimal"] + 1e-9
+    assert all(perfect[f"{k}_half_width"] > 0 for k in PERFECT_KEYS)
+    evaluations = attrs[TrialAttr.EVALUATIONS]
+    assert len(evaluations) == 3
+    assert all(set(e["perfect"]) == set(PERFECT_KEYS) for e in evaluations)
+    assert evaluations[-1]["perfect"] == {k: perfect[k] for k in PERFECT_KEYS}
+    assert value == evaluations[-1]["value"]
+    assert set(attrs[TrialAttr.SCORES]) == {"random", "greedy"}
+    note = get_note(trial)
+    assert f"Against perfect play: optimal {perfect['optimal']:.3f}" in note, note
+    assert "| step | score | optimal | regret | blunders |" in note, note
+
+
+def test_objective_perfect_makes_minus_the_regret_the_value(tiny_spec, tmp_path) -> None:
+    """No games: the value is minus the mean regret, nothing per opponent is recorded."""
+    from optuna_dashboard import get_note
+
+    value, trial = _one_trial(tiny_spec(evaluation={"objective": "perfect"}), tmp_path)
+    attrs = trial.user_attrs
+    assert value == -attrs[TrialAttr.PERFECT]["regret"] < 0
+    assert [e["value"] for e in attrs[TrialAttr.EVALUATIONS]] == [
+        -e["perfect"]["regret"] for e in attrs[TrialAttr.EVALUATIONS]
+    ]
+    assert "**Regret " in get_note(trial)
+    assert TrialAttr.SCORES not in attrs and TrialAttr.EVAL_RESULTS not in attrs
+
+
+def test_no_perfect_play_numbers_where_the_solved_set_does_not_apply(tiny_spec, tmp_path) -> None:
+    """Off when told (perfect: false), and by default on another game (5 stones per pit)."""
+    off = tiny_spec()
+    off["evaluation"]["perfect"] = False
+    five = tiny_spec()
+    five["env"]["stones"] = 5
+    for data in (off, five):
+        _, trial = _one_trial(data, tmp_path)
+        assert TrialAttr.PERFECT not in trial.user_attrs
+        assert all("perfect" not in e for e in trial.user_attrs[TrialAttr.EVALUATIONS])
+
+
 # --- the smoke study, tuned once through the CLI (slow) -------------------------------------
 
 
@@ -174,6 +237,7 @@ def test_tensorboard_logs_hold_eval_scores_beside_training_curves(smoke) -> None
         tags = set(acc.Tags()["scalars"])
         assert {"train/loss", "train/entropy_loss", "rollout/ep_rew_mean"} <= tags, tags
         assert {"eval_opponents/random/score", "eval_opponents/greedy/games"} <= tags, tags
+        assert {"eval_perfect/optimal", "eval_perfect/regret", "eval_perfect/blunders"} <= tags
         # The value the pruner sees opens the eval group (TensorBoard sorts by name).
         assert sorted(t for t in tags if t.startswith("eval/"))[0] == "eval/score", tags
         logged = {e.step: e.value for e in acc.Scalars("eval/score")}

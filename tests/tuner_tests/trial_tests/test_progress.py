@@ -127,6 +127,39 @@ def test_evaluation_lines_say_the_step_the_score_and_its_games() -> None:
     reporter.close()
 
 
+def test_the_perfect_play_numbers_follow_the_value_in_every_line() -> None:
+    """Recorded beside a score: the evaluation line, the bar and the trial's summary line
+    show them; as the value (``objective: perfect``) they are the value, with no games."""
+    from tuner.strength.evaluate import OpponentResult
+    from tuner.strength.perfect import Measure, PerfectScore
+
+    perfect = PerfectScore(
+        5010, Measure(0.8042, 0.011), Measure(1.0691, 0.08), Measure(0.045, 0.006)
+    )
+    out, bar = io.StringIO(), io.StringIO()
+    reporter = ProgressDisplay(
+        4096, stream=out, bar=True, bar_stream=bar, evaluation_lines=True, name="train"
+    )
+    reporter.on_step(2048)
+    result = OpponentResult("greedy", 200, 150, 10, 40, 0.775, 0.7, 0.84, 0.8, 0.75, 190, 95)
+    reporter.on_evaluation(Evaluation(2048, 0.775, {"greedy": result}, 1.5, None, perfect))
+    reporter.on_evaluation(Evaluation(4096, 0.8042, {}, 0.1, None, perfect))
+    scored, alone = out.getvalue().splitlines()
+    assert re.fullmatch(
+        r"step 2048/4096  score 0\.775 over 200 games, optimal 0\.804 regret 1\.07  "
+        r"\(1\.5 s of games, \d+ steps/s\)",
+        scored,
+    ), scored
+    assert re.fullmatch(
+        r"step 4096/4096  optimal 0\.804 regret 1\.07  \(0\.1 s of evaluation, \d+ steps/s\)",
+        alone,
+    ), alone
+    assert "optimal 0.804 regret 1.07" in reporter.postfix()
+    summary = reporter.summary_line(_study_with_best(0.8042), 0, "COMPLETE", 0.8042, 1.0)
+    assert "(last optimal 0.804 regret 1.07 at step 4096)" in summary, summary
+    reporter.close()
+
+
 def test_no_bar_when_output_is_not_a_terminal() -> None:
     out, bar = io.StringIO(), io.StringIO()
     display = ProgressDisplay(3072, stream=out, bar_stream=bar)  # StringIO is no terminal
@@ -185,7 +218,9 @@ def test_worker_on_a_terminal_draws_the_bar(runs: Path) -> None:
     # turns every "\n" into "\r\n", so a bare "\r" in the text would prove nothing).
     assert re.search(r"\r(?!\n)", text), text[-2000:]
     assert re.search(r"\d+/3072 steps \[", text), text[-2000:]
-    assert re.search(r"score \d\.\d{3} over \d+ games, \d+ steps/s", text), text[-2000:]
+    # The smoke study plays Kalah(6,4): the perfect-play numbers follow the score.
+    shown = r"score \d\.\d{3} over \d+ games, optimal \d\.\d{3} regret \d+\.\d{2}, \d+ steps/s"
+    assert re.search(shown, text), text[-2000:]
     lines = SUMMARY.findall(text.replace("\r", "\n"))
     assert [n for n, *_ in lines] == ["0", "1"], text[-2000:]
     assert all(state == "COMPLETE" for _, state, *_ in lines)
