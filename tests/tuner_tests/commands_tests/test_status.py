@@ -7,6 +7,7 @@ no training and no subprocess.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -136,7 +137,8 @@ def test_running_trials_show_their_worker_and_heartbeat_or_its_absence(study, st
     assert running[0].startswith(f"  trial {silent.number:4d}  running for ")
     assert "on host-a:101  no heartbeat yet" in running[0]
     assert running[1].startswith(f"  trial {beating.number:4d}")
-    assert "last heartbeat 0s ago" in running[1] and "STALE" not in running[1]
+    # A beat a moment ago: 0s, or 1s on a loaded machine; far from stale either way.
+    assert re.search(r"last heartbeat [01]s ago", running[1]) and "STALE" not in running[1]
 
 
 def test_connections_are_summed_per_tuner_process(study, storage) -> None:
