@@ -165,7 +165,7 @@ def test_bad_positions_are_refused_with_what_was_expected(board, player, message
 @pytest.mark.parametrize(("empty_capture", "expected"), [(False, 8), (True, 10)])
 def test_the_start_position_is_the_published_result(empty_capture: bool, expected: int) -> None:
     """Kalah(6,4): +8 for the first player (Rawlings 2015), +10 with empty capture (Irving et al. 2000)."""
-    solver = Solver(empty_capture=empty_capture, table_bits=24)
+    solver = Solver(empty_capture=empty_capture, table_bits=26)  # 2 GiB
     began = time.process_time()
     value = solver.value(initial_board(4), 0)
     print(
