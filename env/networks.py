@@ -113,7 +113,37 @@ def _flip(view: torch.Tensor) -> torch.Tensor:
     return torch.cat([view[..., side_of(1)], view[..., side_of(0)]], dim=-1)
 
 
-class Lookahead(BaseFeaturesExtractor):
+class _LookaheadFeatures(BaseFeaturesExtractor):
+    """What both lookahead extractors share: their settings, and an optional trunk over
+    the counts and features (``hidden``, as :class:`SharedTrunk`). They differ only in
+    where the features come from (:meth:`features`), so the weights of one load into
+    the other unchanged."""
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        n_features: int,
+        plies: int,
+        stones: int,
+        empty_capture: bool,
+        hidden: Sequence[int],
+    ) -> None:
+        hidden = list(hidden)
+        super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
+        self.trunk = _mlp(n_features, hidden) if hidden else None
+        self.plies = int(plies)
+        self.stones = int(stones)
+        self.empty_capture = bool(empty_capture)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.features(observations)
+        return self.trunk(features) if self.trunk is not None else features
+
+    def features(self, observations: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Lookahead(_LookaheadFeatures):
     """The board plus, for each of the six moves, what it leads to, computed in torch.
 
     Why the features: an MLP on 14 seed counts must learn sowing arithmetic (where
@@ -151,16 +181,7 @@ class Lookahead(BaseFeaturesExtractor):
         if plies not in self.PER_MOVE:
             raise ValueError(f"lookahead: expected 1 or 2 plies, but got {plies!r}")
         n_features = get_flattened_obs_dim(observation_space) + N_PITS * self.PER_MOVE[plies]
-        hidden = list(hidden)
-        super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
-        self.trunk = _mlp(n_features, hidden) if hidden else None
-        self.plies = int(plies)
-        self.stones = int(stones)
-        self.empty_capture = bool(empty_capture)
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        features = self.features(observations)
-        return self.trunk(features) if self.trunk is not None else features
+        super().__init__(observation_space, n_features, plies, stones, empty_capture, hidden)
 
     def features(self, observations: torch.Tensor) -> torch.Tensor:
         """The counts and each move's features, before the trunk (if any)."""
@@ -190,7 +211,7 @@ class Lookahead(BaseFeaturesExtractor):
         return torch.stack([sign * best / self.stones * live, sign * again * live], dim=-1)
 
 
-class PrecomputedLookahead(BaseFeaturesExtractor):
+class PrecomputedLookahead(_LookaheadFeatures):
     """Reads the counts and the lookahead features the env computed (no weights).
 
     Why: the features depend on the board alone, so they are computed once per
@@ -223,16 +244,7 @@ class PrecomputedLookahead(BaseFeaturesExtractor):
                 f"counts and each move's features), but got {found}; build the env with "
                 f"lookahead={plies}"
             )
-        hidden = list(hidden)
-        super().__init__(observation_space, features_dim=hidden[-1] if hidden else n_features)
-        self.trunk = _mlp(n_features, hidden) if hidden else None
-        self.plies = int(plies)
-        self.stones = int(stones)
-        self.empty_capture = bool(empty_capture)
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        features = self.features(observations)
-        return self.trunk(features) if self.trunk is not None else features
+        super().__init__(observation_space, n_features, plies, stones, empty_capture, hidden)
 
     def features(self, observations: torch.Tensor) -> torch.Tensor:
         """The counts and each move's features, as the env computed them."""
@@ -335,7 +347,7 @@ def _actor_chain(policy: Any) -> tuple[Any, list[nn.Module], tuple[str, ...]] | 
     """
     extractor = policy.pi_features_extractor
     first: Callable[[torch.Tensor], torch.Tensor]
-    if isinstance(extractor, Lookahead | PrecomputedLookahead):
+    if isinstance(extractor, _LookaheadFeatures):
         first, trunk = extractor.features, extractor.trunk
         key = f"{type(extractor).__name__}({extractor.plies},{extractor.stones},{extractor.empty_capture})"
     elif isinstance(extractor, SharedTrunk) or type(extractor).__name__ == "FlattenExtractor":
