@@ -201,6 +201,37 @@ def random_playouts(boards: np.ndarray, players: np.ndarray, choices: np.ndarray
 # --- the single-game API: a batch of one ------------------------------------------
 
 
+def random_positions(
+    n: int,
+    rng: np.random.Generator,
+    plies: tuple[int, int],
+    stones: int = DEFAULT_STONES,
+    empty_capture: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boards and movers of ``n`` games of uniformly random legal moves, each stopped
+    after a random number of plies in ``[plies[0], plies[1])``; the games that ended
+    first are left out, so fewer than ``n`` may come back.
+
+    One batch for all games (the ladder's timing positions, the tests' reachable boards):
+    the stopping points are drawn first, then one uniform per pit and game each ply.
+    """
+    boards = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n, 1))
+    players = np.zeros(n, dtype=np.int64)
+    stop = rng.integers(plies[0], plies[1], size=n)
+    live = np.ones(n, dtype=bool)
+    for ply in range(plies[1] - 1):
+        idx = np.flatnonzero(live & (stop > ply))
+        if idx.size == 0:
+            break
+        masks = legal_masks(boards[idx], players[idx])
+        pits = (rng.random(masks.shape) * masks).argmax(axis=1)
+        sub = boards[idx]
+        nxt, over = apply_moves(sub, players[idx], pits, empty_capture)
+        boards[idx], players[idx] = sub, nxt
+        live[idx[over]] = False
+    return boards[live], players[live]
+
+
 def initial_board(stones: int = DEFAULT_STONES) -> list[int]:
     """The starting board with ``stones`` stones in every pit and empty stores."""
     if (

@@ -130,20 +130,8 @@ def reachable_boards(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` distinct (board, mover) pairs of unfinished games, from batched random playouts."""
     rng = np.random.default_rng(seed)
-    m = 3 * n
-    boards = np.tile(np.asarray(rules.initial_board(stones), dtype=rules.BOARD_DTYPE), (m, 1))
-    players = np.zeros(m, dtype=np.int64)
-    plies = rng.integers(0, 50, size=m)
-    live = np.ones(m, dtype=bool)
-    for t in range(int(plies.max())):
-        idx = np.flatnonzero(live & (plies > t))
-        masks = rules.legal_masks(boards[idx], players[idx])
-        pits = (rng.random(masks.shape) * masks).argmax(axis=1)
-        sub = boards[idx]
-        nxt, over = rules.apply_moves(sub, players[idx], pits, empty_capture)
-        boards[idx], players[idx] = sub, nxt
-        live[idx[over]] = False
-    pairs = np.concatenate([boards, players[:, None].astype(boards.dtype)], axis=1)[live]
+    boards, players = rules.random_positions(3 * n, rng, (0, 50), stones, empty_capture)
+    pairs = np.concatenate([boards, players[:, None].astype(boards.dtype)], axis=1)
     distinct = np.unique(pairs, axis=0)
     assert len(distinct) >= n, f"expected {n} distinct boards, but got {len(distinct)}"
     pick = distinct[rng.permutation(len(distinct))[:n]]

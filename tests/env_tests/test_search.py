@@ -21,10 +21,9 @@ from env.opponents import PolicyOpponent, make_opponent
 from env.rules import (
     BOARD_DTYPE,
     apply_move,
-    apply_moves,
-    initial_board,
     legal_masks,
     legal_pits,
+    random_positions,
     store_of,
 )
 from env.search import (
@@ -60,22 +59,8 @@ class StandIn:
 
 def positions(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Boards and movers from random play: 2 to 40 plies in, unfinished games only."""
-    rng = np.random.default_rng(seed)
-    boards = np.tile(np.asarray(initial_board(4), dtype=BOARD_DTYPE), (4 * n, 1))
-    players = np.zeros(4 * n, dtype=np.int64)
-    stop = rng.integers(2, 40, 4 * n)
-    live = np.ones(4 * n, dtype=bool)
-    for ply in range(40):
-        idx = np.flatnonzero(live & (ply < stop))
-        if idx.size == 0:
-            break
-        masks = legal_masks(boards[idx], players[idx])
-        pits = (rng.random(masks.shape) * masks).argmax(axis=1)
-        sub = boards[idx]
-        nxt, over = apply_moves(sub, players[idx], pits, False)
-        boards[idx], players[idx] = sub, nxt
-        live[idx[over]] = False
-    return boards[live][:n], players[live][:n]
+    boards, players = random_positions(4 * n, np.random.default_rng(seed), (2, 40))
+    return boards[:n], players[:n]
 
 
 def negamax(board, player: int, depth: int, free_extra: bool, evaluate) -> float:

@@ -37,7 +37,7 @@ from env.options import (
     MAX_STONES,
     MIN_STONES,
 )
-from env.rules import BOARD_DTYPE, apply_moves, initial_board, legal_masks
+from env.rules import random_positions
 from tuner.base.errors import UserError
 from tuner.base.files import write_atomic
 from tuner.strength.rating import CONFIDENCE, Fit, PairResults, fit_ratings
@@ -157,21 +157,7 @@ def check_ladder(ladder: Ladder) -> str | None:
 
 def _positions(n: int, stones: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Mid-game positions (4 to 20 random plies in) to time the members on."""
-    boards = np.tile(np.asarray(initial_board(stones), dtype=BOARD_DTYPE), (n, 1))
-    players = np.zeros(n, dtype=np.int64)
-    stop = rng.integers(4, 21, size=n)
-    live = np.ones(n, dtype=bool)
-    for ply in range(20):
-        idx = np.flatnonzero(live & (stop > ply))
-        if idx.size == 0:
-            break
-        masks = legal_masks(boards[idx], players[idx])
-        pits = (rng.random(masks.shape) * masks).argmax(axis=1)
-        sub = boards[idx]
-        nxt, over = apply_moves(sub, players[idx], pits, False)
-        boards[idx], players[idx] = sub, nxt
-        live[idx[over]] = False
-    return boards[live], players[live]
+    return random_positions(n, rng, (4, 21), stones)
 
 
 def time_per_move(
