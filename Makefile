@@ -154,6 +154,10 @@ CPU_HOURS ?= 4
 bench-pbt: install ## PBT vs TPE+Hyperband on the exploration space, CPU_HOURS (4) each, 2 workers; winners retrained on 3 fresh seeds
 	$(BIN)/python -m benchmarks.pbt_vs_tpe --cpu-hours $(CPU_HOURS) $(ARGS)
 
+.PHONY: learning-curve
+learning-curve: install ## A retrained agent's rating and regret against steps, from MODEL's checkpoints (tuner train --save-every)
+	$(BIN)/python -m benchmarks.learning_curve $(MODEL) $(ARGS)
+
 .PHONY: bench-storage
 bench-storage: install ## Storage overhead per trial: SQLite, journal file, PostgreSQL; 1-8 worker processes
 	$(BIN)/python -m benchmarks.storage $(ARGS)

@@ -160,6 +160,40 @@ def verify(study_file: Path, out: Path, workers: int, seeds: list[int]) -> dict[
     }
 
 
+def recorded(study_file: Path, storage: str) -> dict[str, Any]:
+    """A study that already ran and was verified (``tuner verify``) in ``storage``.
+
+    Its curve is read from its trials and its fresh-seed values from its verified best
+    (the configuration ``tuner export`` picks), so a TPE study run once need not run again
+    to be compared; the CPU-hours it spent are what its trials took, as for a new run.
+    """
+    import optuna
+
+    from tuner.commands.verify.summary import summarize
+    from tuner.config.loading import load_spec
+
+    spec = load_spec(study_file)
+    study = optuna.load_study(study_name=spec.study_name, storage=storage)
+    verification = summarize(study)
+    ranked = [c for c in verification.configs if c.verified_rank] if verification else []
+    if not ranked:
+        raise SystemExit(f"error: study {spec.study_name!r} in {storage} has no verification; "
+                         f"run `tuner verify {spec.study_name}` first")  # fmt: skip
+    best = min(ranked, key=lambda c: c.verified_rank or 0)
+    curve = history(study)
+    return {
+        "study": spec.study_name,
+        "trials": len(study.get_trials(deepcopy=False)),
+        "cpu_hours": curve[-1][0] if curve else 0.0,
+        "best_value": curve[-1][1] if curve else None,
+        "fresh_seeds": best.seeds,
+        "fresh_values": best.values,
+        "mean": statistics.fmean(best.values),
+        "std": statistics.stdev(best.values) if len(best.values) > 1 else 0.0,
+        "curve": curve,
+    }
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -185,13 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pbt", type=Path, default=REPO / "studies" / "exploration_pbt.yaml")
     parser.add_argument("--steps-per-second", type=float, default=1700.0,
                         help="one worker's training rate, to size the PBT members' budget")  # fmt: skip
+    parser.add_argument("--tpe-storage", default=None,
+                        help="the TPE study already ran and was verified in this storage: "
+                        "read it from there instead of running it again")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs") / "bench-pbt")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [2026 + 1000 * i for i in range(args.fresh_seeds)]
     pbt = stretched_pbt(args.pbt, args.out, args.cpu_hours, args.steps_per_second)
-    results = []
-    for study in (args.tpe, pbt):
+    results = [recorded(args.tpe, args.tpe_storage)] if args.tpe_storage else []
+    for study in (args.tpe, pbt)[len(results) :]:
         print(
             f"tuning {study.name}: {args.workers} workers, {args.cpu_hours} CPU-hours", flush=True
         )
