@@ -146,9 +146,14 @@ def verify(study_file: Path, out: Path, workers: int, seeds: list[int]) -> dict[
                                [str(out / "runs")] * len(seeds)))  # fmt: skip
     storage = f"sqlite:///{out / 'runs' / 'optuna.db'}"
     study = optuna.load_study(study_name=spec.study_name, storage=storage)
+    return summary(study, seeds, values)
+
+
+def summary(study: Any, seeds: list[int], values: list[float]) -> dict[str, Any]:
+    """A study's row of the comparison: its spending, best value and fresh-seed values."""
     curve = history(study)
     return {
-        "study": spec.study_name,
+        "study": study.study_name,
         "trials": len(study.get_trials(deepcopy=False)),
         "cpu_hours": curve[-1][0] if curve else 0.0,
         "best_value": curve[-1][1] if curve else None,
@@ -180,18 +185,7 @@ def recorded(study_file: Path, storage: str) -> dict[str, Any]:
         raise SystemExit(f"error: study {spec.study_name!r} in {storage} has no verification; "
                          f"run `tuner verify {spec.study_name}` first")  # fmt: skip
     best = min(ranked, key=lambda c: c.verified_rank or 0)
-    curve = history(study)
-    return {
-        "study": spec.study_name,
-        "trials": len(study.get_trials(deepcopy=False)),
-        "cpu_hours": curve[-1][0] if curve else 0.0,
-        "best_value": curve[-1][1] if curve else None,
-        "fresh_seeds": best.seeds,
-        "fresh_values": best.values,
-        "mean": statistics.fmean(best.values),
-        "std": statistics.stdev(best.values) if len(best.values) > 1 else 0.0,
-        "curve": curve,
-    }
+    return summary(study, best.seeds, best.values)
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
