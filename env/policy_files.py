@@ -134,12 +134,16 @@ def policy_metadata(policy: Any) -> dict[str, Any]:
 
 
 def save_model(model: Any, path: str | Path) -> Path:
-    """Save a MaskablePPO model as SB3 does, plus the metadata :func:`load_policy` reads."""
+    """Save a MaskablePPO model as SB3 does, plus the metadata :func:`load_policy` reads.
+
+    The TensorBoard folder is left out: it is where the run that wrote the file logged, a
+    path of that machine, and a run that loads the file sets its own.
+    """
     path = Path(path)
     if path.suffix == "":
         path = Path(f"{path}.zip")  # where SB3 would write it
     meta = policy_metadata(model.policy)
-    model.save(path)
+    model.save(path, exclude=["tensorboard_log"])
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr(META_ENTRY, json.dumps(meta, indent=1))
     return path

@@ -132,6 +132,18 @@ def test_a_saved_policy_loads_from_metadata_and_plays_as_the_model(
     assert MaskablePPO.load(path, device="cpu").n_steps == 32
 
 
+def test_a_saved_model_holds_no_path_of_the_machine_that_wrote_it(tmp_path, one_torch_thread):
+    model = tiny()
+    model.tensorboard_log = str(tmp_path / "logs" / "study")  # as a trial's run sets it
+    path = save_model(model, tmp_path / "agent.zip")
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read("data").decode()
+    assert "tensorboard_log" not in json.loads(data)
+    assert str(tmp_path) not in data
+    loaded = MaskablePPO.load(path, device="cpu")  # SB3 still loads it: no log folder
+    assert loaded.tensorboard_log is None
+
+
 @pytest.mark.slow
 def test_a_planted_payload_never_runs(tmp_path, one_torch_thread):
     """The payload runs under SB3's loader, and not under the project's, nor the CLI's."""
