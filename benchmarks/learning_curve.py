@@ -19,6 +19,7 @@ import argparse
 import json
 import re
 from concurrent.futures import ProcessPoolExecutor
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,14 @@ def checkpoints(model: Path) -> list[tuple[int | None, Path]]:
     return [*found, (None, model)] if model.exists() else found
 
 
+@cache
+def _scorer() -> Any:
+    """The solved set read once per process, not once per checkpoint."""
+    from tuner.strength.perfect import perfect_scorer
+
+    return perfect_scorer()
+
+
 def measure(path: str, games: int, seed: int) -> dict[str, Any]:
     """One checkpoint's rating (``games`` adaptive games) and perfect-play score."""
     import torch
@@ -43,12 +52,11 @@ def measure(path: str, games: int, seed: int) -> dict[str, Any]:
     from env.opponents import PolicyOpponent
     from env.policy_files import load_policy
     from tuner.strength.evaluate import rate_policy
-    from tuner.strength.perfect import score_opponent
 
     torch.set_num_threads(1)
     policy = PolicyOpponent(load_policy(path, device="cpu"), stones=4, name=f"policy:{path}")
     rated = rate_policy(policy, games=games, seed=seed)
-    perfect = score_opponent(policy)["all"]
+    perfect = _scorer()(policy)
     return {
         "rating": rated.rating.rating,
         "low": rated.rating.low,
